@@ -1,0 +1,45 @@
+# One-command entry points. `make run` and `make test` bootstrap whatever is missing.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JARS_STAMP := .cache/jars/.fetched
+LANDING ?= demo/landing
+LAKE ?= demo/lake
+AS_OF ?= 2022-05-15T01:00:00
+SF ?= 0.002
+
+.PHONY: help setup run test lint java clean
+
+help:  ## list the commands
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+java:
+	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required (no 'java' on PATH): install OpenJDK 17, e.g. apt-get install openjdk-17-jre-headless"; exit 1; }
+	@v=$$(java -version 2>&1 | awk -F'"' '/version/{print $$2}' | cut -d. -f1); \
+	  [ "$$v" -ge 17 ] 2>/dev/null || { echo "Java 17+ is required, found Java $$v: install OpenJDK 17"; exit 1; }
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q uv==0.13.9
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+$(JARS_STAMP): $(STAMP)
+	$(BIN)/python -m jobs.spark --fetch-jars
+
+setup: java $(STAMP) $(JARS_STAMP)  ## create .venv, install the project, fetch the Delta jars once
+
+run: setup  ## generate a demo landing set, run a nightly screening, print the summary
+	$(BIN)/screening generate --landing $(LANDING) --sf $(SF) --start 2022-05-01 --days 14 --seed 7
+	$(BIN)/screening run --landing $(LANDING) --lake $(LAKE) --as-of $(AS_OF) --mode nightly
+
+test: setup  ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: setup  ## ruff
+	$(BIN)/ruff check jobs tests dags data_quality
+
+clean:  ## remove the demo lake and landing
+	rm -rf demo

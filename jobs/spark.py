@@ -1,0 +1,112 @@
+"""The one place a SparkSession is made.
+
+Local mode (`local[*]`) by default; `SCREENING_SPARK_MASTER` (or spark-submit's --master) points it at a
+cluster. Delta's jars are fetched once by `make setup` (`python -m jobs.spark --fetch-jars`) into
+`.cache/jars/`, after which every session starts without network access.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from jobs import ROOT
+
+SPARK_VERSION = "4.2"
+DELTA_VERSION = "4.4.0"
+SCALA = "2.13"
+JAR_DIR = Path(os.environ.get("SCREENING_JAR_DIR", ROOT / ".cache" / "jars"))
+# delta-spark needs only its storage module next to it; the rest of its Maven closure duplicates Spark's own jars.
+DELTA_JARS = (f"io.delta_delta-spark_{SPARK_VERSION}_{SCALA}-{DELTA_VERSION}.jar", f"io.delta_delta-storage-{DELTA_VERSION}.jar")
+
+
+def delta_jar_paths() -> list[Path]:
+    return [JAR_DIR / name for name in DELTA_JARS]
+
+
+def fetch_jars() -> None:
+    """Resolve Delta from Maven Central with Spark's own Ivy client, keep only the jars we need."""
+    if all(p.exists() for p in delta_jar_paths()):
+        (JAR_DIR / ".fetched").touch()
+        return
+    from pyspark.sql import SparkSession
+
+    ivy = ROOT / ".cache" / "ivy"
+    spark = (
+        SparkSession.builder.master("local[1]")
+        .appName("screening-fetch-jars")
+        .config("spark.jars.packages", f"io.delta:delta-spark_{SPARK_VERSION}_{SCALA}:{DELTA_VERSION}")
+        .config("spark.jars.ivy", str(ivy))
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.stop()
+    JAR_DIR.mkdir(parents=True, exist_ok=True)
+    for name in DELTA_JARS:
+        shutil.copy2(ivy / "jars" / name, JAR_DIR / name)
+    (JAR_DIR / ".fetched").touch()
+    print(f"Delta jars cached in {JAR_DIR}")
+
+
+def builder_config(app_name: str = "screening", *, testing: bool = False) -> dict[str, str]:
+    missing = [str(p) for p in delta_jar_paths() if not p.exists()]
+    if missing:
+        sys.exit(f"Delta jars missing ({', '.join(missing)}): run `make setup` once (it needs Maven Central).")
+    conf = {
+        "spark.app.name": app_name,
+        "spark.jars": ",".join(str(p) for p in delta_jar_paths()),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "Asia/Shanghai",
+        # 2 cores: a few shuffle partitions; AQE coalesces further.
+        "spark.sql.shuffle.partitions": os.environ.get("SCREENING_SHUFFLE_PARTITIONS", "4" if testing else "8"),
+        "spark.default.parallelism": "2" if testing else "4",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
+    }
+    if testing or os.environ.get("SCREENING_SPARK_UI", "0") != "1":
+        conf["spark.ui.enabled"] = "false"
+    if testing:
+        conf["spark.sql.adaptive.coalescePartitions.initialPartitionNum"] = "2"
+        conf["spark.rdd.compress"] = "false"
+    return conf
+
+
+def get_spark(app_name: str = "screening", *, testing: bool = False):
+    """Return the session (reuses an active one, e.g. under spark-submit)."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master comes from its command line
+        builder = builder.master(os.environ.get("SCREENING_SPARK_MASTER", "local[2]" if testing else "local[*]"))
+        builder = builder.config("spark.driver.memory", os.environ.get("SCREENING_DRIVER_MEMORY", "4g"))
+    for key, value in builder_config(app_name, testing=testing).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fetch-jars", action="store_true", help="fetch the Delta jars into .cache/jars once")
+    args = parser.parse_args(argv)
+    if args.fetch_jars:
+        fetch_jars()
+
+
+if __name__ == "__main__":
+    main()
