@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from jobs import ROOT
@@ -82,6 +83,9 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
 
 def get_spark(app_name: str = "screening", *, testing: bool = False):
     """Return the session (reuses an active one, e.g. under spark-submit)."""
+    # Python-side datetimes must mean local time too (PySpark converts naive datetimes with the process zone).
+    os.environ["TZ"] = "Asia/Shanghai"
+    time.tzset()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession

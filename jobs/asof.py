@@ -1,0 +1,45 @@
+"""Bronze as known at an as-of T.
+
+Versioned feeds keep every (key, knowledge time) version known at T, each with `_valid_to`: the effective
+knowledge time of the next version of the same key (null if none), so a rule can tell when a record it used
+stopped being the current truth (evidence_withdrawn). Two-event feeds (bindings, registrations) expose their
+end only once `_end_known_at <= T`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs import schemas
+from jobs.lake import Lake
+
+
+def ts(value: datetime) -> F.Column:
+    return F.lit(value.strftime("%Y-%m-%d %H:%M:%S.%f")).cast("timestamp")
+
+
+def as_of(df: DataFrame, feed: str, t: datetime) -> DataFrame:
+    spec = schemas.feed_spec(feed)
+    df = df.where(F.col("_known_at") <= ts(t))
+    if schemas.is_two_event(feed):
+        end = spec["end_knowledge_time"]
+        visible = F.col("_end_known_at").isNotNull() & (F.col("_end_known_at") <= ts(t))
+        return df.withColumn(end, F.when(visible, F.col(end))).withColumn(
+            "_end_known_at", F.when(visible, F.col("_end_known_at")))
+    order = [F.col("_source_known_at"), F.col("_file"), F.col("_line")]  # latest knowledge time wins
+    w = Window.partitionBy(*spec["key"]).orderBy(*order)
+    return (df.withColumn("_valid_to", F.lead("_known_at").over(w))
+              .withColumn("_is_current", F.col("_valid_to").isNull()))
+
+
+def current(df: DataFrame) -> DataFrame:
+    """Only the version current at T (for reference data such as persons and venues)."""
+    return df.where("_is_current")
+
+
+def load(spark: SparkSession, lake: Lake, t: datetime) -> dict[str, DataFrame]:
+    """Every feed as known at T, cached: each is read by several rules."""
+    return {feed: as_of(lake.read_bronze(spark, feed), feed, t).persist() for feed in schemas.FEEDS}

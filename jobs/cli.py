@@ -1,0 +1,95 @@
+"""The `screening` command: generate, ingest, run (and helpers). See README.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+
+def parse_as_of(text: str) -> datetime:
+    """ISO-8601; local (Asia/Shanghai) when no offset. Returned as naive local time (the Spark session's zone)."""
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"--as-of {text!r} is not an ISO-8601 timestamp (e.g. 2022-05-15T01:00:00)") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(LOCAL).replace(tzinfo=None)
+    return ts
+
+
+def cmd_generate(args) -> int:
+    from jobs.generate import generate
+
+    generate(args.landing, sf=args.sf, start=date.fromisoformat(args.start), days=args.days, seed=args.seed,
+             bad_share=args.bad_share)
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from jobs.run import ingest_only
+
+    ingest_only(args.landing, args.lake)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from jobs.run import run
+
+    return run(args.landing, args.lake, parse_as_of(args.as_of), mode=args.mode)
+
+
+def cmd_schemas(args) -> int:
+    from jobs.schemas import data_dictionary
+
+    text = data_dictionary()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening", description="Health-code popup screening pipeline")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write synthetic landing CSVs for every feed")
+    g.add_argument("--landing", required=True)
+    g.add_argument("--sf", type=float, default=0.01, help="scale factor: 1 = about 1 M persons")
+    g.add_argument("--start", default="2022-05-01", help="first day (YYYY-MM-DD)")
+    g.add_argument("--days", type=int, default=14)
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--bad-share", type=float, default=0.002, help="share of injected bad rows")
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("ingest", help="load new landing files into bronze Delta tables (bad rows → rejects)")
+    i.add_argument("--landing", required=True)
+    i.add_argument("--lake", required=True)
+    i.set_defaults(func=cmd_ingest)
+
+    r = sub.add_parser("run", help="ingest what is new, screen at --as-of, write the gold tables")
+    r.add_argument("--landing", required=True)
+    r.add_argument("--lake", required=True)
+    r.add_argument("--as-of", required=True, help="knowledge cut-off, ISO-8601 (local time if no offset)")
+    r.add_argument("--mode", choices=["nightly", "hourly"], default="nightly")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("schemas", help="print the data dictionary generated from schemas/")
+    s.add_argument("--dictionary", action="store_true", help="(default) Markdown data dictionary")
+    s.add_argument("--output", help="write to this file instead of stdout")
+    s.set_defaults(func=cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Popup ③ — risk areas and association (rules.md). Released only by a community verification
+(`jobs.rules.episodes`); aging out of W14 never releases.
+
+- 3a risk_area_visit: a venue scan inside a medium/high area (community/street/county code prefix, or the same
+  building_id for a building announcement) during the area's risk period and in W14. Retroactive upgrades
+  count from their announcement's knowledge time; a later retroactive `low` under the scan withdraws it.
+- 3b county_risk_area: presence in county C during the risk period of a medium/high announcement for exactly C.
+- 3c case_colocation: a scan at the same venue within ±30 min of a scan by a person with a local case report.
+- 3d companion: `jobs.rules.companion` (its own issue).
+- 3e declared_risk_county: `jobs.rules.trip_verification`.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.policy import Policy
+from jobs.rules.common import candidates, evidence_json, least_with_basis, plus_days, plus_hours
+
+RISKY = ("medium", "high")
+
+
+def announcement_cols(announcements: DataFrame) -> DataFrame:
+    return announcements.select(
+        F.col("announcement_id").alias("a_id"), F.col("area_code").alias("a_area"), F.col("building_id").alias("a_bldg"),
+        F.col("risk_level").alias("a_level"), F.col("effective_from").alias("a_eff"), F.col("announced_at").alias("a_ann"),
+        F.col("_known_at").alias("a_known"))
+
+
+def area_id() -> Column:
+    bldg = F.when(F.col("a_bldg").isNotNull(), F.concat(F.lit("/building="), F.col("a_bldg"))).otherwise(F.lit(""))
+    return F.concat(F.lit("area="), F.col("a_area"), bldg)
+
+
+def lifted_at(df: DataFrame, announcements: DataFrame, exposure_at: str) -> DataFrame:
+    """Add `lifted_known_at`: when a later-announced `low` for the same area covering `exposure_at` became known
+    (a retroactive lift under the exposure withdraws the evidence)."""
+    lows = announcements.where(F.col("risk_level") == "low").select(
+        F.col("area_code").alias("l_area"), F.col("building_id").alias("l_bldg"), F.col("effective_from").alias("l_eff"),
+        F.col("announced_at").alias("l_ann"), F.col("_known_at").alias("l_known"))
+    cond = ((F.col("l_area") == F.col("a_area")) & F.col("l_bldg").eqNullSafe(F.col("a_bldg"))
+            & (F.col("l_ann") > F.col("a_ann")) & (F.col("l_eff") <= F.col(exposure_at)))
+    return df.join(F.broadcast(lows), cond, "left").groupBy(*df.columns).agg(F.min("l_known").alias("lifted_known_at"))
+
+
+def visit_rule(venue_scans: DataFrame, venues: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
+    """3a."""
+    v = venues.where("_is_current").select("venue_id", F.col("name").alias("venue_name"), "county_code", "community_code",
+                                           F.col("building_id").alias("v_bldg"))
+    s = venue_scans.select("person_id", "scan_id", "venue_id", "scan_type", "scanned_at", F.col("_known_at").alias("s_known"),
+                           F.col("_valid_to").alias("s_valid_to")).join(v, "venue_id")
+    a = announcement_cols(announcements.where(F.col("risk_level").isin(*RISKY)))
+    match = F.when(F.col("a_bldg").isNotNull(), F.col("a_bldg") == F.col("v_bldg")).otherwise(
+        F.col("community_code").startswith(F.col("a_area")) | (F.col("county_code") == F.col("a_area")))
+    j = lifted_at(s.join(F.broadcast(a), match & (F.col("a_eff") <= F.col("scanned_at"))), announcements, "scanned_at")
+    start = F.greatest("s_known", "a_known", "scanned_at")
+    stop, basis = least_with_basis((F.col("lifted_known_at"), "evidence_withdrawn"), (F.col("s_valid_to"), "evidence_withdrawn"))
+    return candidates(
+        j.where(start <= plus_days(F.col("scanned_at"), policy.window_days)),
+        person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("risk_area_visit"), cause=area_id(),
+        start=start, stop=stop, stop_basis=basis, release_mode=F.lit("verify"), exposure_end=F.col("scanned_at"),
+        evidence_known_at=F.greatest("s_known", "a_known"),
+        evidence=evidence_json(feed=F.lit("venue_scans"), record_id=F.col("scan_id"), venue_id=F.col("venue_id"),
+                               venue=F.col("venue_name"), scan_type=F.col("scan_type"), scanned_at=F.col("scanned_at"),
+                               area=F.col("a_area"), building_id=F.col("a_bldg"), announcement_id=F.col("a_id"),
+                               risk_level=F.col("a_level"), effective_from=F.col("a_eff"), announced_at=F.col("a_ann"),
+                               retroactive=F.col("a_ann") > F.col("scanned_at")),
+    )
+
+
+def county_rule(presence: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
+    """3b."""
+    a = announcement_cols(announcements.where(
+        F.col("risk_level").isin(*RISKY) & (F.length("area_code") == 6) & F.col("building_id").isNull()))
+    j = presence.join(F.broadcast(a), F.col("county_code") == F.col("a_area"))
+    j = j.withColumn("lo", F.greatest("p_from", "a_eff")).where(F.col("lo") <= F.col("p_to"))
+    j = lifted_at(j, announcements, "lo")
+    start = F.greatest("known_at", "a_known", "lo")
+    stop, basis = least_with_basis((F.col("lifted_known_at"), "evidence_withdrawn"), (F.col("valid_to"), "evidence_withdrawn"))
+    return candidates(
+        j.where(start <= plus_days(F.col("p_to"), policy.window_days)),
+        person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("county_risk_area"),
+        cause=F.concat(F.lit("area="), F.col("county_code")), start=start, stop=stop, stop_basis=basis,
+        release_mode=F.lit("verify"), exposure_end=F.col("p_to"), registered_only=F.col("registered_only"),
+        evidence_known_at=F.greatest("known_at", "a_known"),
+        evidence=evidence_json(feed=F.col("source"), record_id=F.col("record_id"), county=F.col("county_code"),
+                               phone=F.col("phone_masked"), link_type=F.col("link_type"), present_from=F.col("p_from"),
+                               present_to=F.col("p_to"), announcement_id=F.col("a_id"), risk_level=F.col("a_level"),
+                               effective_from=F.col("a_eff"), announced_at=F.col("a_ann"),
+                               retroactive=F.col("a_ann") > F.col("p_to")),
+    )
+
+
+def colocation_rule(venue_scans: DataFrame, case_reports: DataFrame, policy: Policy) -> DataFrame:
+    """3c."""
+    cases = case_reports.where((F.col("case_type") == "local") & F.col("person_id").isNotNull()).select(
+        "case_id", F.col("person_id").alias("case_person"), F.col("_known_at").alias("c_known"))
+    case_scans = venue_scans.join(F.broadcast(cases), venue_scans.person_id == cases.case_person).select(
+        "case_id", "case_person", "c_known", "venue_id", F.col("scan_id").alias("c_scan_id"),
+        F.col("scanned_at").alias("c_at"), F.col("_known_at").alias("cs_known"), F.col("_valid_to").alias("cs_valid_to"))
+    m = policy.colocation_minutes / 60
+    j = venue_scans.join(F.broadcast(case_scans), "venue_id").where(
+        (F.col("person_id") != F.col("case_person"))
+        & (F.col("scanned_at") >= plus_hours(F.col("c_at"), -m)) & (F.col("scanned_at") <= plus_hours(F.col("c_at"), m)))
+    start = F.greatest("_known_at", "cs_known", "c_known", "scanned_at")
+    stop, basis = least_with_basis((F.col("_valid_to"), "evidence_withdrawn"), (F.col("cs_valid_to"), "evidence_withdrawn"))
+    return candidates(
+        j.where(start <= plus_days(F.col("scanned_at"), policy.window_days)),
+        person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("case_colocation"),
+        cause=F.concat(F.lit("case="), F.col("case_id")), start=start, stop=stop, stop_basis=basis,
+        release_mode=F.lit("verify"), exposure_end=F.col("scanned_at"),
+        evidence_known_at=F.greatest("_known_at", "cs_known", "c_known"),
+        evidence=evidence_json(feed=F.lit("venue_scans"), record_id=F.col("scan_id"), venue_id=F.col("venue_id"),
+                               scanned_at=F.col("scanned_at"), case_id=F.col("case_id"), case_scan_id=F.col("c_scan_id"),
+                               case_scanned_at=F.col("c_at")),
+    )

@@ -1,0 +1,99 @@
+"""One schema per table, kept as JSON under schemas/ and used both to read and to write.
+
+schemas/feeds/<feed>.json describes a landing feed (columns, key, knowledge time, checks) and its bronze table;
+schemas/gold/<table>.json describes a gold (or lake bookkeeping) table.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from pyspark.sql import types as T
+
+from jobs import ROOT
+
+SCHEMA_DIR = ROOT / "schemas"
+FEEDS = tuple(sorted(p.stem for p in (SCHEMA_DIR / "feeds").glob("*.json")))
+GOLD = tuple(sorted(p.stem for p in (SCHEMA_DIR / "gold").glob("*.json")))
+
+# Columns every bronze row carries besides the feed's own.
+BRONZE_META = [
+    {"name": "_known_at", "type": "timestamp", "nullable": False,
+     "description": "Effective knowledge time (of the start event for two-event rows); late rows count from the previous run's as-of"},
+    {"name": "_source_known_at", "type": "timestamp", "nullable": False, "description": "Knowledge time as delivered"},
+    {"name": "_end_known_at", "type": "timestamp", "nullable": True,
+     "description": "Two-event rows only: effective knowledge time of the end event"},
+    {"name": "_file", "type": "string", "nullable": False, "description": "Landing file (relative path) the row came from"},
+    {"name": "_line", "type": "int", "nullable": False, "description": "1-based line in that file"},
+    {"name": "_run_id", "type": "string", "nullable": False, "description": "Run that ingested the row"},
+]
+
+_TYPES = {
+    "string": T.StringType(),
+    "timestamp": T.TimestampType(),
+    "date": T.DateType(),
+    "int": T.IntegerType(),
+    "boolean": T.BooleanType(),
+    "array<string>": T.ArrayType(T.StringType()),
+}
+
+
+@cache
+def feed_spec(feed: str) -> dict:
+    return json.loads((SCHEMA_DIR / "feeds" / f"{feed}.json").read_text(encoding="utf-8"))
+
+
+@cache
+def gold_spec(table: str) -> dict:
+    return json.loads((SCHEMA_DIR / "gold" / f"{table}.json").read_text(encoding="utf-8"))
+
+
+def is_two_event(feed: str) -> bool:
+    return "end_knowledge_time" in feed_spec(feed)
+
+
+def _struct(columns: list[dict]) -> T.StructType:
+    return T.StructType([T.StructField(c["name"], _TYPES[c["type"]], c["nullable"]) for c in columns])
+
+
+def bronze_columns(feed: str) -> list[dict]:
+    meta = [m for m in BRONZE_META if m["name"] != "_end_known_at" or is_two_event(feed)]
+    return feed_spec(feed)["columns"] + meta
+
+
+def bronze_schema(feed: str) -> T.StructType:
+    return _struct(bronze_columns(feed))
+
+
+def gold_schema(table: str) -> T.StructType:
+    return _struct(gold_spec(table)["columns"])
+
+
+def data_dictionary() -> str:
+    """Markdown of every table and column (docs/data_dictionary.md is this, checked by a test)."""
+    out = ["# Data dictionary", "", "Generated from `schemas/` by `screening schemas --dictionary`; do not edit by hand.", ""]
+    out += ["## Bronze tables (`<lake>/bronze/<feed>`)", ""]
+    for feed in FEEDS:
+        spec = feed_spec(feed)
+        kt = spec["knowledge_time"] + (f" (end: {spec['end_knowledge_time']})" if "end_knowledge_time" in spec else "")
+        out += [f"### {feed}", "", spec["description"], "", f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}.", ""]
+        out += _column_table(bronze_columns(feed))
+    out += ["## Gold and lake tables (`<lake>/gold/<table>`, `<lake>/rejects`, `<lake>/ingested_files`)", ""]
+    for table in GOLD:
+        spec = gold_spec(table)
+        out += [f"### {table}", "", spec["description"], "", f"Key: {', '.join(spec['key'])}.", ""]
+        out += _column_table(spec["columns"])
+    return "\n".join(out)
+
+
+def _column_table(columns: list[dict]) -> list[str]:
+    rows = ["| column | type | nullable | description |", "|---|---|---|---|"]
+    for c in columns:
+        extra = ""
+        if "enum" in c:
+            extra = " One of: " + ", ".join(f"`{v}`" for v in c["enum"]) + "."
+        if c.get("check"):
+            extra += f" Checked: {c['check']}."
+        rows.append(f"| {c['name']} | {c['type']} | {'yes' if c['nullable'] else 'no'} | {c['description']}.{extra} |".replace("..", "."))
+    return rows + [""]

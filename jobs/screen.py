@@ -1,0 +1,143 @@
+"""Screening at an as-of T: bronze as known at T → candidates of every rule → reason episodes → gold tables.
+
+`screen(...)` is the pure part (DataFrames in, DataFrames out); `screen_and_publish` is the thin Delta layer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs import asof, schemas
+from jobs.asof import ts
+from jobs.keys import person_key
+from jobs.lake import Lake
+from jobs.policy import Policy, policy_at
+from jobs.rules import (border_county, case_county, companion, inbound_quarantine, risk_areas, triggers,
+                        trip_verification)
+from jobs.rules.episodes import episodes, release_events
+from jobs.rules.links import linked_phones
+from jobs.rules.presence import presence
+
+
+def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:
+    """Every rule's candidates (see jobs.rules) for the popup kinds the policy has switched on."""
+    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+    pres = presence(b["telecom_stays"], b["tickets"], links, t)
+    ann = b["risk_announcements"]
+    entries = triggers.entry_events(b["telecom_stays"], b["tickets"], links, policy, t)
+    t_cands, e3, no_nat = trip_verification.rule(pres, b["trip_declarations"], ann, entries, policy, t)
+    parts = {
+        "1": [case_county.rule(pres, b["case_reports"], ann, policy)],
+        "2": [inbound_quarantine.rule(b["inbound_entries"], policy)],
+        "3": [risk_areas.visit_rule(b["venue_scans"], b["venues"], ann, policy),
+              risk_areas.county_rule(pres, ann, policy),
+              risk_areas.colocation_rule(b["venue_scans"], b["case_reports"], policy),
+              companion.rule(spark, b["grid_dwells"], links, b["case_reports"], policy),
+              e3],
+        "4": [triggers.entry_triggers(entries, policy), triggers.drug_triggers(b["drug_purchases"], policy),
+              triggers.clinic_triggers(b["clinic_visits"], policy), no_nat],
+        "5": [border_county.rule(pres, b["border_port_counties"], policy)],
+        "T": [t_cands],
+    }
+    out = None
+    for code, dfs in parts.items():
+        if not policy.enabled(code):
+            continue
+        for df in dfs:
+            out = df if out is None else out.unionByName(df)
+    return out.distinct()
+
+
+def with_keys(eps: DataFrame) -> DataFrame:
+    pk = person_key(F.col("person_id"))
+    rk = F.substring(F.sha2(F.concat_ws("|", pk, "popup_code", "reason_type", "cause",
+                                        F.date_format("raised_at", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")), 256), 1, 32)
+    return eps.withColumn("person_key", pk).withColumn("reason_key", rk)
+
+
+def screen(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:
+    """Reasons as of T (all episodes ever raised up to T), keyed; no run ids."""
+    cands = candidates(spark, b, t, policy)
+    events = release_events(b["verifications"], b["nat_results"])
+    return with_keys(episodes(cands, events, t, policy)).drop("person_id")
+
+
+def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> DataFrame:
+    """popup_status: people with an active reason or released in the last 14 days."""
+    order = F.create_map(*[x for i, c in enumerate(policy.display_order) for x in (F.lit(c), F.lit(i))])
+    keep_from = ts(t - timedelta(days=policy.status_keep_released_days))
+    r = reasons.where((F.col("status") == "active") | (F.col("released_at") >= keep_from))
+    active = F.col("status") == "active"
+    g = r.groupBy("person_key").agg(
+        F.array_sort(F.collect_set(F.when(active, F.col("popup_code")))).alias("codes"),
+        F.min(F.when(active, F.col("raised_at"))).alias("first_active"),
+        F.max("released_at").alias("last_release"))
+    codes_sorted = F.transform(
+        F.array_sort(F.transform("codes", lambda c: F.struct(order[c].alias("o"), c.alias("c")))), lambda s: s["c"])
+    return g.select(
+        "person_key", codes_sorted.alias("active_codes"), F.element_at(codes_sorted, 1).alias("display_code"),
+        (F.size("codes") == 0).alias("green"), F.coalesce("first_active", "last_release").alias("since"),
+        F.lit(run_id).alias("updated_run_id")).withColumn(
+        "display_code", F.when(F.size("active_codes") > 0, F.col("display_code")))
+
+
+def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str, mode: str, log=print) -> dict:
+    policy = policy_at(t)
+    b = asof.load(spark, lake, t)
+    reasons = screen(spark, b, t, policy).persist()
+    reasons_path = lake.gold("popup_reasons")
+    schema = schemas.gold_schema("popup_reasons")
+    src = reasons.withColumn("first_run_id", F.lit(run_id)).withColumn(
+        "release_run_id", F.when(F.col("status") == "released", F.lit(run_id)))
+    # Published facts stay: a released reason is never rewritten; an active one takes its new state.
+    update = {c: f"s.`{c}`" for c in ("evidence", "status", "last_evidence_at", "release_rule", "release_eligible_at",
+                                      "released_at", "release_basis", "release_detail")}
+    update["release_run_id"] = f"CASE WHEN s.status = 'released' THEN '{run_id}' ELSE NULL END"
+    lake.merge(spark, reasons_path, schema, src, ["person_key", "reason_key"], update_when="t.status = 'active'",
+               update_set=update)
+    gold = lake.read_gold(spark, "popup_reasons")
+    # An active reason the rules no longer produce (a popup kind switched off, evidence gone) is released.
+    gone = gold.where("status = 'active'").join(reasons.select("person_key", "reason_key"), ["person_key", "reason_key"], "left_anti")
+    n_gone = gone.count()
+    if n_gone:
+        lake.merge(spark, reasons_path, schema, gone.withColumn("status", F.lit("released")).withColumn(
+            "released_at", ts(t)).withColumn("release_basis", F.lit("evidence_withdrawn")).withColumn(
+            "release_detail", F.lit(f"no longer produced under policy {policy.id}")).withColumn(
+            "release_rule", F.lit(None).cast("string")).withColumn("release_eligible_at", F.lit(None).cast("timestamp")).withColumn(
+            "release_run_id", F.lit(run_id)), ["person_key", "reason_key"], update_when="t.status = 'active'",
+            update_set={c: f"s.`{c}`" for c in ("status", "released_at", "release_basis", "release_detail", "release_rule",
+                                                 "release_eligible_at", "release_run_id")}, insert=False)
+        gold = lake.read_gold(spark, "popup_reasons")
+    gold = gold.persist()
+    st = status(gold, t, policy, run_id)
+    lake.overwrite(spark, lake.gold("popup_status"), schemas.gold_schema("popup_status"), st)
+    green = gold.groupBy("person_key").agg(F.max(F.when(F.col("status") == "active", 1).otherwise(0)).alias("_a"))
+    summary = F.substring(F.concat_ws(" ", F.col("reason_type"), F.col("cause"),
+                                      F.get_json_object("evidence", "$.items[0].record_id")), 1, 200)
+    assigned = gold.where(F.col("first_run_id") == run_id).select(
+        F.lit(run_id).alias("run_id"), ts(t).alias("as_of"), "person_key", "popup_code", "reason_type", "reason_key",
+        "raised_at", summary.alias("evidence_summary"))
+    released = gold.where(F.col("release_run_id") == run_id).join(green, "person_key").select(
+        F.lit(run_id).alias("run_id"), ts(t).alias("as_of"), "person_key", "popup_code", "reason_key", "released_at",
+        "release_basis", (F.col("_a") == 0).alias("person_green"))
+    lake.merge(spark, lake.gold("assignment_list"), schemas.gold_schema("assignment_list"), assigned,
+               ["run_id", "reason_key"], update_when="never")
+    lake.merge(spark, lake.gold("release_list"), schemas.gold_schema("release_list"), released,
+               ["run_id", "reason_key"], update_when="never")
+    counts = {
+        "assigned": assigned.count(), "released": released.count(),
+        "active": gold.where("status = 'active'").count(),
+        "green_again": released.where("person_green").select("person_key").distinct().count(),
+    }
+    by_code = gold.where("status = 'active'").groupBy("popup_code", "reason_type").count().orderBy("popup_code", "reason_type").collect()
+    log(f"screened at {t:%Y-%m-%d %H:%M:%S} with policy {policy.id}: {counts['active']} active reasons, "
+        f"{counts['assigned']} assigned and {counts['released']} released in this run, {counts['green_again']} people green again")
+    for r in by_code:
+        log(f"  popup {r['popup_code']:<2} {r['reason_type']:<24}{r['count']:>8}")
+    log(f"gold tables: {lake.root / 'gold'}")
+    reasons.unpersist()
+    gold.unpersist()
+    return {"policy_version": policy.id, "rows_out": counts}

@@ -1,0 +1,19 @@
+"""One Spark session (with Delta) for the whole test run: local[2], few partitions, UI off."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("SCREENING_SHUFFLE_PARTITIONS", "2")
+os.environ.setdefault("SCREENING_PII_KEY", "test-key")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from jobs.spark import get_spark
+
+    session = get_spark("screening-tests", testing=True)
+    yield session
+    session.stop()

@@ -1,0 +1,28 @@
+"""Helpers to write small hand-made landing files for tests."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from jobs.schemas import feed_spec
+
+W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def resident_id(first17: str) -> str:
+    """A valid 18-character ID from its first 17 digits (GB 11643 check digit)."""
+    return first17 + "10X98765432"[sum(int(a) * b for a, b in zip(first17, W, strict=True)) % 11]
+
+
+def write_feed(landing: Path, feed: str, rows: list[dict], name: str = "part-001.csv",
+               columns: list[str] | None = None) -> Path:
+    cols = columns or [c["name"] for c in feed_spec(feed)["columns"]]
+    path = Path(landing) / feed / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+    return path
