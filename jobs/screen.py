@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import asof, schemas
@@ -15,8 +15,15 @@ from jobs.asof import ts
 from jobs.keys import person_key
 from jobs.lake import Lake
 from jobs.policy import Policy, policy_at
-from jobs.rules import (border_county, case_county, companion, inbound_quarantine, risk_areas, triggers,
-                        trip_verification)
+from jobs.rules import (
+    border_county,
+    case_county,
+    companion,
+    inbound_quarantine,
+    risk_areas,
+    triggers,
+    trip_verification,
+)
 from jobs.rules.episodes import episodes, release_events
 from jobs.rules.links import linked_phones
 from jobs.rules.presence import presence
@@ -78,7 +85,7 @@ def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> Data
     codes_sorted = F.transform(
         F.array_sort(F.transform("codes", lambda c: F.struct(order[c].alias("o"), c.alias("c")))), lambda s: s["c"])
     return g.select(
-        "person_key", codes_sorted.alias("active_codes"), F.element_at(codes_sorted, 1).alias("display_code"),
+        "person_key", codes_sorted.alias("active_codes"), F.try_element_at(codes_sorted, F.lit(1)).alias("display_code"),
         (F.size("codes") == 0).alias("green"), F.coalesce("first_active", "last_release").alias("since"),
         F.lit(run_id).alias("updated_run_id")).withColumn(
         "display_code", F.when(F.size("active_codes") > 0, F.col("display_code")))

@@ -67,6 +67,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.default.parallelism": "2" if testing else "4",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        "spark.log.level": os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"),
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",

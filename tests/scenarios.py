@@ -24,6 +24,7 @@ PEOPLE = {
     "ticket_kept": 6, "shop_payer": 7, "inbound": 8, "nat_late": 9, "old_phone": 10, "quiet": 11, "lowered": 12,
     "entrant": 13, "entrant_late_known": 14, "clinic": 15, "case_person": 16, "colocated": 17, "not_colocated": 18,
     "cleared": 19, "kept": 20, "starred": 21, "short_stay": 22, "no_nat": 23, "new_owner": 24,
+    "refunded_later": 25, "future_ticket": 26, "lifted": 27,
 }
 P = {k: pid(v) for k, v in PEOPLE.items()}
 PH = {k: phone(v) for k, v in PEOPLE.items()}
@@ -74,7 +75,15 @@ def build(landing: Path) -> None:
          "depart_at": "2022-05-03T06:00:00", "arrive_at": "2022-05-03T10:00:00", "status": "issued", "status_at": "2022-05-01T09:00:00"},
         {"ticket_id": "t-kept", "person_id": P["ticket_kept"], "mode": "train", "origin_county": BJ, "dest_county": "150102",
          "depart_at": "2022-05-03T06:00:00", "arrive_at": "2022-05-03T10:00:00", "status": "issued", "status_at": "2022-05-01T09:00:00"},
+        {"ticket_id": "t-later", "person_id": P["refunded_later"], "mode": "train", "origin_county": BJ, "dest_county": "150102",
+         "depart_at": "2022-05-03T06:00:00", "arrive_at": "2022-05-03T10:00:00", "status": "issued", "status_at": "2022-05-01T09:00:00"},
+        {"ticket_id": "t-future", "person_id": P["future_ticket"], "mode": "flight", "origin_county": BJ, "dest_county": "150102",
+         "depart_at": "2022-05-20T06:00:00", "arrive_at": "2022-05-20T09:00:00", "status": "issued", "status_at": "2022-05-02T09:00:00"},
     ])
+    write_feed(landing, "tickets", [
+        {"ticket_id": "t-later", "person_id": P["refunded_later"], "mode": "train", "origin_county": BJ, "dest_county": "150102",
+         "depart_at": "2022-05-03T06:00:00", "arrive_at": "2022-05-03T10:00:00", "status": "refunded", "status_at": "2022-05-08T09:00:00"},
+    ], name="part-003.csv")
     write_feed(landing, "tickets", [
         {"ticket_id": "t-ref", "person_id": P["refunded"], "mode": "train", "origin_county": BJ, "dest_county": "150102",
          "depart_at": "2022-05-03T06:00:00", "arrive_at": "2022-05-03T10:00:00", "status": "refunded", "status_at": "2022-05-02T09:00:00"},
@@ -91,11 +100,14 @@ def build(landing: Path) -> None:
         {"announcement_id": "a-up2", "area_code": "110108002001", "risk_level": "high", "effective_from": "2022-05-02T00:00:00", "announced_at": "2022-05-08T09:00:00"},
         {"announcement_id": "a-bldg", "area_code": "110105002003", "building_id": "B77", "risk_level": "high", "effective_from": "2022-05-05T00:00:00", "announced_at": "2022-05-05T08:00:00"},
         {"announcement_id": "a-140106-low", "area_code": "140106", "risk_level": "low", "effective_from": "2022-05-06T10:00:00", "announced_at": "2022-05-06T10:00:00"},
+        {"announcement_id": "a-lift-up", "area_code": "110108003001", "risk_level": "medium", "effective_from": "2022-05-01T00:00:00", "announced_at": "2022-05-04T00:00:00"},
+        {"announcement_id": "a-lift-low", "area_code": "110108003001", "risk_level": "low", "effective_from": "2022-05-01T00:00:00", "announced_at": "2022-05-07T00:00:00"},
         {"announcement_id": "a-1301", "area_code": "130102001001", "risk_level": "medium", "effective_from": "2022-05-01T00:00:00", "announced_at": "2022-05-01T00:00:00"},
     ])
     write_feed(landing, "venues", [
         {"venue_id": "v-up1", "name": "超市甲", "county_code": "110108", "community_code": "110108001001", "grid_id": "G1", "updated_at": "2022-01-01T00:00:00"},
         {"venue_id": "v-up2", "name": "餐厅乙", "county_code": "110108", "community_code": "110108002001", "grid_id": "G2", "updated_at": "2022-01-01T00:00:00"},
+        {"venue_id": "v-lift", "name": "书店", "county_code": "110108", "community_code": "110108003001", "grid_id": "G5", "updated_at": "2022-01-01T00:00:00"},
         {"venue_id": "v-shop", "name": "便利店", "county_code": BJ, "community_code": "110105002099", "building_id": "B77", "grid_id": "G3", "updated_at": "2022-01-01T00:00:00"},
         {"venue_id": "v-cafe", "name": "咖啡馆", "county_code": BJ, "community_code": "110105003001", "grid_id": "G4", "updated_at": "2022-01-01T00:00:00"},
     ])
@@ -106,6 +118,7 @@ def build(landing: Path) -> None:
     for who in ("cleared", "kept"):
         scans.append({"scan_id": f"sc-{who}", "person_id": P[who], "venue_id": "v-up1", "scan_type": "payment", "scanned_at": "2022-05-02T10:00:00"})
     scans += [
+        {"scan_id": "sc-lift", "person_id": P["lifted"], "venue_id": "v-lift", "scan_type": "checkin", "scanned_at": "2022-05-03T10:00:00"},
         {"scan_id": "sc-shop", "person_id": P["shop_payer"], "venue_id": "v-shop", "scan_type": "payment", "scanned_at": "2022-05-05T10:00:00"},
         {"scan_id": "sc-case", "person_id": P["case_person"], "venue_id": "v-cafe", "scan_type": "checkin", "scanned_at": "2022-05-04T10:00:00"},
         {"scan_id": "sc-near", "person_id": P["colocated"], "venue_id": "v-cafe", "scan_type": "payment", "scanned_at": "2022-05-04T10:20:00"},

@@ -93,6 +93,17 @@ def test_refunded_ticket_is_not_presence(at):
     assert at(MAY10)["refunded"] == []
 
 
+def test_ticket_refunded_after_the_fact_withdraws_the_reason(at):
+    r = at(MAY10)["refunded_later"]
+    assert brief(r) == [("1", "case_county", "county=150102", "released", dt("2022-05-04T12:00:00"), dt("2022-05-08T09:00:00"),
+                         "evidence_withdrawn")]
+    assert "t-later" in r[0]["release_detail"]
+
+
+def test_ticket_for_a_future_trip_is_not_presence(at):
+    assert at(MAY10)["future_ticket"] == []
+
+
 def test_kept_ticket_to_case_county_raises_1_and_releases_left_14d(at):
     assert brief(at(MAY10)["ticket_kept"]) == [
         ("1", "case_county", "county=150102", "active", dt("2022-05-04T12:00:00"), None, None)]
@@ -141,6 +152,12 @@ def test_verification_before_an_upgrade_was_known_cannot_release_it(at):
         ("3", "risk_area_visit", "area=110108001001", "released", dt("2022-05-06T12:00:00"), dt("2022-05-07T10:00:00"),
          "verified_not_exposed"),
         ("3", "risk_area_visit", "area=110108002001", "active", dt("2022-05-08T09:00:00"), None, None)]
+
+
+def test_retroactive_low_under_the_scan_withdraws_3(at):
+    assert brief(at(MAY10)["lifted"]) == [
+        ("3", "risk_area_visit", "area=110108003001", "released", dt("2022-05-04T00:00:00"), dt("2022-05-07T00:00:00"),
+         "evidence_withdrawn")]
 
 
 def test_payment_scan_at_shop_in_controlled_building_raises_3(at):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from jobs import schemas
 from jobs.ingest.validate import validate

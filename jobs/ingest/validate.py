@@ -119,7 +119,7 @@ def checks(feed: str, raw: dict[str, Column], typed: dict[str, Column]) -> list[
     for c in cols:
         if "enum" in c:
             n, v, allowed = c["name"], typed[c["name"]], c["enum"]
-            bad = F.exists(v, lambda x: ~x.isin(*allowed)) if c["type"] == "array<string>" else ~v.isin(*allowed)
+            bad = F.exists(v, lambda x, allowed=allowed: ~x.isin(*allowed)) if c["type"] == "array<string>" else ~v.isin(*allowed)
             out.append(("unknown_enum", v.isNotNull() & bad, detail(n, "not one of " + "/".join(allowed))))
     for start, end in spec.get("end_after_start", []):
         out.append(("end_before_start", typed[end] < typed[start], F.concat(

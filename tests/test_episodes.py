@@ -1,0 +1,90 @@
+"""Release logic of reasons (jobs.rules.episodes), on tiny pandas inputs: fast and exact."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+
+from jobs.policy import load_versions
+from jobs.rules.common import CANDIDATE_COLUMNS
+from jobs.rules.episodes import build_episodes
+
+POLICY = load_versions()[0]
+D = datetime
+
+
+def cand(**kw) -> dict:
+    base = {"person_id": "p", "popup_code": "3", "reason_type": "risk_area_visit", "cause": "area=1", "start": D(2022, 5, 2),
+            "stop": None, "stop_basis": None, "release_mode": "verify", "nat_from": None, "exposure_end": D(2022, 5, 1),
+            "registered_only": False, "evidence_known_at": D(2022, 5, 2), "evidence": json.dumps({"feed": "venue_scans", "record_id": "s1"})}
+    base.update(kw)
+    return base
+
+
+def verif(vid, at, outcome, signed=False, known=None) -> dict:
+    return {"person_id": "p", "kind": "verification", "event_id": vid, "event_at": at, "known_at": known or at,
+            "outcome": outcome, "commitment_signed": signed}
+
+
+def nat(sid, sampled, known) -> dict:
+    return {"person_id": "p", "kind": "nat", "event_id": sid, "event_at": sampled, "known_at": known, "outcome": None,
+            "commitment_signed": None}
+
+
+def run(cands, events, as_of):
+    out = build_episodes(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS),
+                         pd.DataFrame(events, columns=["person_id", "kind", "event_id", "event_at", "known_at", "outcome",
+                                                       "commitment_signed"]), as_of, POLICY)
+    def py(x):
+        return None if x is None or pd.isna(x) else pd.Timestamp(x).to_pydatetime()
+
+    return [(r.status, py(r.raised_at), py(r.released_at), r.release_basis) for r in out.itertuples()]
+
+
+def test_later_keep_cancels_a_pending_cleared():
+    events = [verif("v1", D(2022, 5, 3), "cleared"), verif("v2", D(2022, 5, 4), "keep")]
+    assert run([cand()], events, D(2022, 5, 20)) == [("active", D(2022, 5, 2), None, None)]
+
+
+def test_cleared_releases_at_last_exposure_plus_14_days():
+    assert run([cand()], [verif("v1", D(2022, 5, 3), "cleared")], D(2022, 5, 20)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 15), "verified_cleared")]
+
+
+def test_older_verification_delivered_late_does_not_govern():
+    events = [verif("v2", D(2022, 5, 4), "keep"), verif("v1", D(2022, 5, 3), "not_exposed", known=D(2022, 5, 5))]
+    assert run([cand()], events, D(2022, 5, 20)) == [("active", D(2022, 5, 2), None, None)]
+
+
+def test_not_exposed_through_registered_link_needs_commitment_letter():
+    c = cand(registered_only=True)
+    assert run([c], [verif("v1", D(2022, 5, 3), "not_exposed")], D(2022, 5, 9)) == [("active", D(2022, 5, 2), None, None)]
+    assert run([c], [verif("v1", D(2022, 5, 3), "not_exposed", signed=True)], D(2022, 5, 9)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 3), "verified_not_exposed")]
+
+
+def test_new_evidence_after_release_raises_a_new_reason_old_evidence_does_not():
+    cands = [cand(), cand(start=D(2022, 5, 2, 12), evidence_known_at=D(2022, 5, 2, 12)),
+             cand(start=D(2022, 5, 6), evidence_known_at=D(2022, 5, 6))]
+    assert run(cands, [verif("v1", D(2022, 5, 3), "not_exposed")], D(2022, 5, 9)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 3), "verified_not_exposed"), ("active", D(2022, 5, 6), None, None)]
+
+
+def test_negative_nat_known_before_the_trigger_would_be_raised_prevents_it():
+    c = cand(popup_code="4", reason_type="drug_purchase", release_mode="nat", nat_from=D(2022, 5, 2), exposure_end=None,
+             start=D(2022, 5, 3))
+    assert run([c], [nat("n1", D(2022, 5, 2, 1), D(2022, 5, 2, 20))], D(2022, 5, 9)) == []
+
+
+def test_positive_or_earlier_nat_releases_nothing():
+    c = cand(popup_code="4", reason_type="drug_purchase", release_mode="nat", nat_from=D(2022, 5, 2), exposure_end=None)
+    assert run([c], [nat("n0", D(2022, 5, 1), D(2022, 5, 3))], D(2022, 5, 9)) == [("active", D(2022, 5, 2), None, None)]
+
+
+def test_touching_holds_merge_into_one_episode():
+    a = cand(popup_code="1", reason_type="case_county", release_mode="auto", stop=D(2022, 5, 4), stop_basis="evidence_withdrawn")
+    b = cand(popup_code="1", reason_type="case_county", release_mode="auto", start=D(2022, 5, 4), stop=D(2022, 5, 16),
+             stop_basis="left_14d")
+    assert run([a, b], [], D(2022, 5, 20)) == [("released", D(2022, 5, 2), D(2022, 5, 16), "left_14d")]
