@@ -36,6 +36,10 @@ _DATE_RE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
+def _not_in(values: list[str]):
+    return lambda x: ~x.isin(*values)
+
+
 def _blank(c: Column) -> Column:
     return c.isNull() | (F.trim(c) == "")
 
@@ -119,7 +123,7 @@ def checks(feed: str, raw: dict[str, Column], typed: dict[str, Column]) -> list[
     for c in cols:
         if "enum" in c:
             n, v, allowed = c["name"], typed[c["name"]], c["enum"]
-            bad = F.exists(v, lambda x, allowed=allowed: ~x.isin(*allowed)) if c["type"] == "array<string>" else ~v.isin(*allowed)
+            bad = F.exists(v, _not_in(allowed)) if c["type"] == "array<string>" else ~v.isin(*allowed)
             out.append(("unknown_enum", v.isNotNull() & bad, detail(n, "not one of " + "/".join(allowed))))
     for start, end in spec.get("end_after_start", []):
         out.append(("end_before_start", typed[end] < typed[start], F.concat(
