@@ -24,7 +24,7 @@ from jobs.rules import (
     triggers,
     trip_verification,
 )
-from jobs.rules.episodes import episodes, release_events
+from jobs.rules.episodes import CANDIDATE_SCHEMA, episodes, release_events
 from jobs.rules.links import linked_phones
 from jobs.rules.presence import presence
 
@@ -49,12 +49,11 @@ def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy
         "5": [border_county.rule(pres, b["border_port_counties"], policy)],
         "T": [t_cands],
     }
-    out = None
+    out = spark.createDataFrame([], CANDIDATE_SCHEMA)
     for code, dfs in parts.items():
-        if not policy.enabled(code):
-            continue
-        for df in dfs:
-            out = df if out is None else out.unionByName(df)
+        if policy.enabled(code):
+            for df in dfs:
+                out = out.unionByName(df)
     return out.distinct()
 
 
