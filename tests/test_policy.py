@@ -14,7 +14,7 @@ from jobs.run import run
 from tests.landing import resident_id, write_feed
 
 BASE = (ROOT / "policy.toml").read_text(encoding="utf-8")
-V2 = BASE.split("[[version]]", 1)[1].replace('id = "2022-01-v1"', 'id = "2022-07-16-no-popup-1"').replace(
+V2 = BASE.split("\n[[version]]\n", 1)[1].replace('id = "2022-01-v1"', 'id = "2022-07-16-no-popup-1"').replace(
     "effective_from = 2021-01-01T00:00:00", "effective_from = 2022-05-12T00:00:00").replace(
     'popups_enabled = ["1", "2", "3", "4", "5", "T"]', 'popups_enabled = ["2", "3", "4", "5", "T"]').replace(
     "quarantine_days = 21", "quarantine_days = 14")
@@ -22,7 +22,7 @@ V2 = BASE.split("[[version]]", 1)[1].replace('id = "2022-01-v1"', 'id = "2022-07
 
 def test_policy_version_in_force_at_as_of_is_used(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text(BASE + "\n[[version]]" + V2, encoding="utf-8")
+    path.write_text(BASE + "\n[[version]]\n" + V2, encoding="utf-8")
     assert policy_at(datetime(2022, 5, 11, 23, 59), path).id == "2022-01-v1"
     p2 = policy_at(datetime(2022, 5, 12), path)
     assert (p2.id, p2.quarantine_days, p2.enabled("1")) == ("2022-07-16-no-popup-1", 14, False)
@@ -39,7 +39,7 @@ def test_policy_file_holds_every_rules_md_number():
 @pytest.mark.slow
 def test_switching_popup_1_off_between_two_runs_releases_active_1_reasons(spark, tmp_path, monkeypatch):
     path = tmp_path / "policy.toml"
-    path.write_text(BASE + "\n[[version]]" + V2, encoding="utf-8")
+    path.write_text(BASE + "\n[[version]]\n" + V2, encoding="utf-8")
     monkeypatch.setenv("SCREENING_POLICY", str(path))
     who = resident_id("11010519800101001")
     land = tmp_path / "landing"
