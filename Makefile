@@ -39,7 +39,7 @@ test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
 lint: setup  ## ruff
-	$(BIN)/ruff check jobs tests dags data_quality
+	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)
 
 clean:  ## remove the demo lake and landing
 	rm -rf demo
