@@ -22,6 +22,8 @@ from jobs.generate import generate
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
 
+pytestmark = pytest.mark.slow  # minutes of Spark: deselect with -m "not slow"
+
 START = date(2022, 5, 1)
 DAYS = 2
 SF = 0.001

@@ -30,6 +30,8 @@ from jobs.policy import policy_at
 from jobs.run import run
 from tests.landing import resident_id, write_feed
 
+pytestmark = pytest.mark.slow  # minutes of Spark: deselect with -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2022, 5, 1)
 T = datetime(2022, 5, 3, 1, 0)  # start + 2 days, 01:00
