@@ -10,10 +10,10 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test lint java clean
+.PHONY: help setup run test lint java clean bench cluster-test airflow
 
 help:  ## list the commands
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 java:
 	@command -v java >/dev/null 2>&1 || { echo "Java 17+ is required (no 'java' on PATH): install OpenJDK 17, e.g. apt-get install openjdk-17-jre-headless"; exit 1; }
@@ -40,6 +40,18 @@ test: setup  ## run the whole test suite
 
 lint: setup  ## ruff
 	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)
+
+BENCH_SF ?= 0.01
+REPEAT ?= 3
+
+bench: setup  ## time initial load, nightly, hourly, companion (BENCH_SF=0.01 REPEAT=3); JSON in bench/results
+	$(BIN)/screening bench --sf $(BENCH_SF) --repeat $(REPEAT)
+
+cluster-test: setup  ## run nightly + hourly on a local standalone cluster, compare gold with local mode
+	$(BIN)/python scripts/cluster_test.py
+
+airflow: setup  ## Airflow locally (UI, scheduler) with the screening DAGs on demo/landing, demo/lake
+	scripts/airflow.sh standalone
 
 clean:  ## remove the demo lake and landing
 	rm -rf demo

@@ -1,13 +1,16 @@
-"""The `screening` command: generate, ingest, run (and helpers). See README.md."""
+"""The `screening` command: generate, ingest, run, stage (and the modules in COMMAND_MODULES). See README.md."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 LOCAL = ZoneInfo("Asia/Shanghai")
+# Modules that add a subcommand of their own via add_parser(subparsers) (explain, sql, bench, ...).
+COMMAND_MODULES: list[str] = ["jobs.explain", "jobs.sql", "jobs.bench"]
 
 
 def parse_as_of(text: str) -> datetime:
@@ -25,7 +28,7 @@ def cmd_generate(args) -> int:
     from jobs.generate import generate
 
     generate(args.landing, sf=args.sf, start=date.fromisoformat(args.start), days=args.days, seed=args.seed,
-             bad_share=args.bad_share)
+             bad_share=args.bad_share, grid_split=args.grid_split)
     return 0
 
 
@@ -36,10 +39,34 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def overrides(args) -> dict[str, str]:
+    gates = args.override_gate or []
+    if gates and not (args.reason or "").strip():
+        raise SystemExit("--override-gate needs --reason TEXT (it is recorded in run_log with your user name)")
+    return {g: args.reason.strip() for g in gates}
+
+
 def cmd_run(args) -> int:
     from jobs.run import run
 
-    return run(args.landing, args.lake, parse_as_of(args.as_of), mode=args.mode)
+    return run(args.landing, args.lake, parse_as_of(args.as_of), mode=args.mode, overrides=overrides(args))
+
+
+def cmd_stage(args) -> int:
+    from jobs.run import run_stage
+
+    return run_stage(args.stage.replace("-", "_"), args.landing, args.lake, parse_as_of(args.as_of), mode=args.mode,
+                     overrides=overrides(args))
+
+
+def run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--landing", required=True)
+    p.add_argument("--lake", required=True)
+    p.add_argument("--as-of", required=True, help="knowledge cut-off, ISO-8601 (local time if no offset)")
+    p.add_argument("--mode", choices=["nightly", "hourly"], default="nightly")
+    p.add_argument("--override-gate", action="append", metavar="NAME",
+                   help="let this tripped data-quality gate through (repeatable; needs --reason)")
+    p.add_argument("--reason", help="why the gate is overridden (recorded in run_log)")
 
 
 def cmd_schemas(args) -> int:
@@ -65,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=14)
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--bad-share", type=float, default=0.002, help="share of injected bad rows")
+    g.add_argument("--grid-split", type=int, default=1,
+                   help="report each grid dwell in N consecutive records (denser grid_dwells, e.g. 8 = ~20/phone/day)")
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("ingest", help="load new landing files into bronze Delta tables (bad rows → rejects)")
@@ -73,16 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_ingest)
 
     r = sub.add_parser("run", help="ingest what is new, screen at --as-of, write the gold tables")
-    r.add_argument("--landing", required=True)
-    r.add_argument("--lake", required=True)
-    r.add_argument("--as-of", required=True, help="knowledge cut-off, ISO-8601 (local time if no offset)")
-    r.add_argument("--mode", choices=["nightly", "hourly"], default="nightly")
+    run_args(r)
     r.set_defaults(func=cmd_run)
+
+    st = sub.add_parser("stage", help="one stage of a run (what each Airflow task runs)")
+    st.add_argument("stage", choices=["ingest", "dq-feeds", "screen", "dq-results", "publish", "maintain"])
+    run_args(st)
+    st.set_defaults(func=cmd_stage)
 
     s = sub.add_parser("schemas", help="print the data dictionary generated from schemas/")
     s.add_argument("--dictionary", action="store_true", help="(default) Markdown data dictionary")
     s.add_argument("--output", help="write to this file instead of stdout")
     s.set_defaults(func=cmd_schemas)
+
+    for name in COMMAND_MODULES:  # each adds its own subcommand; imports stay light (no Spark at parse time)
+        importlib.import_module(name).add_parser(sub)
     return p
 
 

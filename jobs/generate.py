@@ -344,6 +344,8 @@ class _File:
 
 
 class _Generator:
+    grid_split = 1  # grid dwell records per stretch in one cell (generate(grid_split=...))
+
     def __init__(self, landing: Path, sf: float, start: date, days: int, seed: int, bad_share: float, log) -> None:
         if sf < 0 or days < 1 or not (0 <= bad_share < 1):
             raise ValueError("need sf >= 0, days >= 1 and 0 <= bad_share < 1")
@@ -1234,7 +1236,14 @@ class _Generator:
             ea = b - (30 + int(r() * 270) if b == d1 else int(r() * 300))
             if ea - sa < 5 * MIN:
                 continue
-            write([self.nid("GD"), num, grid(comm), ts(sa), ts(ea), ts(min(ea + 60 + int(r() * 1740), d1 - 1))])
+            rep = min(ea + 60 + int(r() * 1740), d1 - 1)
+            # --grid-split: base stations report a long dwell in consecutive pieces (no extra random draws, so
+            # the default of 1 writes exactly what it always did)
+            k = max(1, min(self.grid_split, (ea - sa) // (5 * MIN)))
+            for i in range(k - 1):
+                a, b = sa + (ea - sa) * i // k, sa + (ea - sa) * (i + 1) // k
+                write([self.nid("GD"), num, grid(comm), ts(a), ts(b), ts(min(b + 60, d1 - 1))])
+            write([self.nid("GD"), num, grid(comm), ts(sa + (ea - sa) * (k - 1) // k), ts(ea), ts(rep)])
 
     def person_events(self, p: _Person, segs: list[tuple], d0: int, rng: random.Random) -> None:
         r = rng.random
@@ -1457,7 +1466,7 @@ class _Generator:
 
 
 def generate(landing: str | Path, sf: float, start: date, days: int, seed: int, bad_share: float = 0.002,
-             log=print) -> dict:
+             log=print, grid_split: int = 1) -> dict:
     """Write a deterministic synthetic landing set; return {feed: {"files", "rows", "bad_rows"}}.
 
     `rows` counts every data row written (good and bad), `bad_rows` the injected ones listed in
@@ -1467,4 +1476,6 @@ def generate(landing: str | Path, sf: float, start: date, days: int, seed: int, 
         start = start.date()
     elif isinstance(start, str):
         start = date.fromisoformat(start)
-    return _Generator(Path(landing), float(sf), start, int(days), int(seed), float(bad_share), log).run()
+    gen = _Generator(Path(landing), float(sf), start, int(days), int(seed), float(bad_share), log)
+    gen.grid_split = max(1, int(grid_split))
+    return gen.run()

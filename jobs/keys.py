@@ -14,13 +14,23 @@ DEV_KEY = "screening-development-key-not-for-production"
 _warned = False
 
 
+MIN_PRODUCTION_KEY_CHARS = 32
+
+
 def pii_key() -> bytes:
+    """The HMAC key. The `production` profile (SCREENING_PROFILE=production) refuses to start without a real
+    key; anywhere else a missing key falls back to the documented development key, with a loud warning."""
     global _warned
-    key = os.environ.get("SCREENING_PII_KEY")
-    if not key:
+    key = os.environ.get("SCREENING_PII_KEY", "")
+    if os.environ.get("SCREENING_PROFILE", "development") == "production":
+        if not key or key == DEV_KEY or len(key) < MIN_PRODUCTION_KEY_CHARS:
+            raise SystemExit("SCREENING_PROFILE=production needs SCREENING_PII_KEY set to a secret of at least "
+                             f"{MIN_PRODUCTION_KEY_CHARS} characters (not the development key); refusing to start")
+    if not key or key == DEV_KEY:
         if not _warned:
             logging.getLogger("screening").warning(
-                "SCREENING_PII_KEY is not set: using the documented development key (never in production)")
+                "!!! SCREENING_PII_KEY is not set: person keys use the PUBLIC development key, so anyone can "
+                "re-identify people from them. Never run production data like this. !!!")
             _warned = True
         key = DEV_KEY
     return key.encode("utf-8")

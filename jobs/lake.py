@@ -21,7 +21,15 @@ class Lake:
             return str(self.root / "rejects")
         if table == "ingested_files":
             return str(self.root / "bronze" / "_ingested_files")
+        if table == "dq_results":
+            return str(self.root / "dq" / "results")
         return str(self.root / "gold" / table)
+
+    def restrict_personal(self) -> None:
+        """Bronze and rejects hold raw ID numbers and phones: only the pipeline's user may enter them."""
+        for d in (self.root / "bronze", self.root / "rejects"):
+            if d.is_dir():
+                d.chmod(0o700)
 
     def exists(self, path: str) -> bool:
         return (Path(path) / "_delta_log").is_dir()

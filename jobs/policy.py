@@ -30,6 +30,7 @@ class Policy:
     trip_window_days: int
     trip_min_stay_hours: float
     status_keep_released_days: int
+    audit_window_days: int
     drug_categories: tuple[str, ...]
     symptom_categories: tuple[str, ...]
     extra: dict = field(default_factory=dict, compare=False)

@@ -1,12 +1,21 @@
-"""A screening run end to end: ingest → screen at as-of → publish gold tables → run_log.
+"""A screening run as stages: ingest → dq_feeds → screen → dq_results → publish (→ maintain, nightly).
 
-This is the thin I/O layer around the pure jobs; the Airflow DAGs call the same functions.
+`screening run` runs them all in one process; the Airflow DAGs run each as its own spark-submit
+(`screening stage NAME ...`). Stages hand over through the lake only: the ingest counts are in the
+`_ingested_files` register (by run id), the screened reasons in `<lake>/staging/<run_id>/popup_reasons`.
+Nothing under gold/ changes before `publish`, so a gate that halts leaves the published tables as they were.
+`run_log.status` is written last: a run whose status is not `completed` never happened for consumers.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import shutil
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyspark.sql import functions as F
@@ -16,13 +25,112 @@ from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
 from jobs.spark import get_spark
 
+STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
+EXIT_HALTED = 3   # a data-quality gate stopped the run
+EXIT_LOCKED = 75  # another run holds the lake (EX_TEMPFAIL: try again later)
 
+
+class GateHalted(Exception):
+    """A data-quality gate stopped the run before publishing; str() is the one line an operator reads."""
+
+    def __init__(self, gate: str, message: str, details: dict | None = None):
+        super().__init__(f"halted by gate {gate}: {message}")
+        self.gate, self.message, self.details = gate, message, details or {}
+
+
+class LakeBusy(Exception):
+    pass
+
+
+@dataclass
+class RunContext:
+    """What every stage needs; built the same way by `screening run` and by each `screening stage`."""
+
+    spark: object
+    lake: Lake
+    landing: str
+    as_of: datetime
+    mode: str
+    overrides: dict[str, str] = field(default_factory=dict)  # gate name → operator's reason
+    log: object = print
+    affected: object = None  # hourly: person keys screened (None = everyone)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.mode}-{self.as_of:%Y%m%dT%H%M%S}"
+
+    @property
+    def staging(self) -> str:
+        return str(self.lake.root / "staging" / self.run_id / "popup_reasons")
+
+    @property
+    def policy(self):
+        from jobs.policy import policy_at
+
+        return policy_at(self.as_of)
+
+
+# -- run_log -------------------------------------------------------------------------------------------------
 def last_completed_as_of(spark, lake: Lake) -> datetime | None:
     runs = lake.read_gold(spark, "run_log").where(F.col("status") == "completed")
     row = runs.orderBy(F.col("finished_at").desc()).select("as_of").first()
     return row["as_of"] if row else None
 
 
+def run_log_row(ctx: RunContext) -> dict | None:
+    row = ctx.lake.read_gold(ctx.spark, "run_log").where(F.col("run_id") == ctx.run_id).first()
+    return row.asDict() if row else None
+
+
+def write_run_log(ctx: RunContext, **fields) -> None:
+    """Upsert this run's run_log row, keeping what earlier stages wrote."""
+    row = run_log_row(ctx) or {"run_id": ctx.run_id, "mode": ctx.mode, "as_of": ctx.as_of,
+                               "started_at": datetime.now(), "status": "running"}
+    row.update(fields)
+    schema = schemas.gold_schema("run_log")
+    ctx.lake.merge(ctx.spark, ctx.lake.gold("run_log"), schema,
+                   ctx.spark.createDataFrame([{c.name: row.get(c.name) for c in schema.fields}], schema), ["run_id"])
+
+
+def record_override(ctx: RunContext, gate: str, message: str) -> None:
+    """Who let which tripped gate through and why (SCREENING_OPERATOR, else the OS user)."""
+    prev = json.loads((run_log_row(ctx) or {}).get("overrides") or "[]")
+    who = os.environ.get("SCREENING_OPERATOR") or getpass.getuser()
+    prev.append({"gate": gate, "tripped": message, "reason": ctx.overrides[gate], "by": who,
+                 "at": datetime.now().isoformat(timespec="seconds")})
+    write_run_log(ctx, overrides=json.dumps(prev, ensure_ascii=False))
+
+
+# -- the lake lock -------------------------------------------------------------------------------------------
+@contextmanager
+def lake_lock(lake: Lake, run_id: str):
+    """One writer per lake: a second run refuses at once with who holds it (Airflow retries later)."""
+    import fcntl
+
+    lake.root.mkdir(parents=True, exist_ok=True)
+    path = lake.root / "_lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another run"
+        f.close()
+        raise LakeBusy(f"lake {lake.root} is busy: {holder} is writing it; try again when it has finished") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{run_id} (pid {os.getpid()})\n")
+    f.flush()
+    try:
+        yield
+    finally:
+        f.seek(0)
+        f.truncate()
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()
+
+
+# -- stages --------------------------------------------------------------------------------------------------
 def print_ingest(reports, log=print) -> None:
     log(f"{'feed':<22}{'files':>6}{'skipped':>8}{'rows':>9}{'loaded':>9}{'rejected':>9}{'late':>6}")
     for feed, r in sorted(reports.items()):
@@ -31,38 +139,170 @@ def print_ingest(reports, log=print) -> None:
     log(f"{'total':<22}" + "".join(f"{v:>{w}}" for v, w in zip(tot, (6, 8, 9, 9, 9, 6), strict=True)))
 
 
+def ingest_counts(ctx: RunContext) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows loaded and rejected per feed by this run id (a re-run of the stage counts the same files)."""
+    files = ctx.lake.read_gold(ctx.spark, "ingested_files").where(F.col("run_id") == ctx.run_id)
+    got = {r["feed"]: (r["rows"] or 0, r["rejected"] or 0)
+           for r in files.groupBy("feed").agg(F.sum("rows").alias("rows"), F.sum("rejected").alias("rejected")).collect()}
+    return ({f: got.get(f, (0, 0))[0] - got.get(f, (0, 0))[1] for f in schemas.FEEDS},
+            {f: got.get(f, (0, 0))[1] for f in schemas.FEEDS})
+
+
+def stage_ingest(ctx: RunContext) -> None:
+    floor = last_completed_as_of(ctx.spark, ctx.lake)
+    write_run_log(ctx, status="running", finished_at=None)
+    ctx.log(f"run {ctx.run_id}: ingesting {ctx.landing}")
+    reports = Ingestor(ctx.spark, ctx.lake, ctx.landing, ctx.run_id, floor, log=ctx.log).run()
+    ctx.lake.restrict_personal()
+    print_ingest(reports, ctx.log)
+    loaded, rejected = ingest_counts(ctx)
+    late = sum(r.late for r in reports.values())
+    write_run_log(ctx, rows_in=json.dumps(loaded), rows_rejected=json.dumps(rejected),
+                  input_versions=json.dumps({f: ctx.lake.version(ctx.spark, ctx.lake.bronze(f)) for f in schemas.FEEDS}),
+                  dq_summary=json.dumps({"late_rows": late}))
+
+
+def halt(ctx: RunContext, trips: list) -> None:
+    """Stop on the first gate that tripped and was not overridden (recorded in run_log)."""
+    for gate, message, details in trips:
+        if gate in ctx.overrides:
+            ctx.log(f"gate {gate} tripped ({message}) and was overridden: {ctx.overrides[gate]}")
+            record_override(ctx, gate, message)
+            continue
+        summary = json.loads((run_log_row(ctx) or {}).get("dq_summary") or "{}")
+        summary["halted_by"] = {"gate": gate, "message": message, **details}
+        write_run_log(ctx, status="halted", finished_at=datetime.now(), dq_summary=json.dumps(summary, default=str))
+        raise GateHalted(gate, message, details)
+
+
+def stage_dq_feeds(ctx: RunContext) -> None:
+    from jobs.dq import feed_gates
+
+    halt(ctx, feed_gates(ctx))
+
+
+def stage_screen(ctx: RunContext) -> None:
+    from jobs import asof
+    from jobs.screen import screen
+
+    b = asof.load(ctx.spark, ctx.lake, ctx.as_of)
+    reasons = screen(ctx.spark, incremental_inputs(ctx, b), ctx.as_of, ctx.policy)
+    if ctx.affected is not None:
+        reasons = reasons.join(ctx.affected, "person_key", "left_semi")
+    reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
+    for df in b.values():
+        df.unpersist()
+    write_run_log(ctx, policy_version=ctx.policy.id)
+
+
+def incremental_inputs(ctx: RunContext, b: dict) -> dict:
+    """Hourly with SCREENING_HOURLY_INCREMENTAL=1: only the people whose reasons may have changed since the
+    previous run (jobs/incremental.py; opt-in until the hourly = nightly test has proved it). A full recompute
+    when there is no earlier run to build on, the as-of goes back in time or the policy version changed."""
+    from jobs import incremental
+    from jobs.policy import policy_at
+
+    ctx.affected = None
+    floor = last_completed_as_of(ctx.spark, ctx.lake)
+    if (ctx.mode != "hourly" or floor is None or floor > ctx.as_of or os.environ.get("SCREENING_HOURLY_INCREMENTAL") != "1"
+            or policy_at(floor).id != ctx.policy.id):
+        return b
+    active = ctx.lake.read_gold(ctx.spark, "popup_reasons").where("status = 'active'").select("person_key")
+    ctx.affected = incremental.affected(b, active, floor, ctx.as_of, ctx.policy.home_prefix).persist()
+    ctx.log(f"hourly: {ctx.affected.count()} people to screen (changes since {floor:%Y-%m-%d %H:%M:%S})")
+    return incremental.restrict(b, ctx.affected)
+
+
+def staged(ctx: RunContext):
+    if not ctx.lake.exists(ctx.staging):
+        raise SystemExit(f"run {ctx.run_id}: nothing screened yet ({ctx.staging} is missing); run the screen stage first")
+    return ctx.spark.read.format("delta").load(ctx.staging)
+
+
+def stage_dq_results(ctx: RunContext) -> None:
+    from jobs.dq import result_gates
+
+    halt(ctx, result_gates(ctx, staged(ctx)))
+
+
+def stage_publish(ctx: RunContext) -> None:
+    from jobs.faults import point
+    from jobs.screen import publish
+
+    policy = ctx.policy
+    counts = publish(ctx.spark, ctx.lake, staged(ctx), ctx.as_of, ctx.run_id, policy, log=ctx.log)
+    from jobs import dispatch
+
+    counts.update(dispatch.publish(ctx.spark, ctx.lake, ctx.as_of, ctx.run_id, policy, log=ctx.log))
+    write_run_log(ctx, rows_out=json.dumps(counts), policy_version=policy.id)
+    from jobs.dq import validate_published
+
+    validate_published(ctx)
+    if ctx.mode == "nightly":
+        from jobs import report
+
+        report.write(ctx.spark, ctx.lake, ctx.run_id, log=ctx.log)
+    point("publish:before_status")
+    write_run_log(ctx, status="completed", finished_at=datetime.now())  # last: the run now exists for consumers
+    shutil.rmtree(ctx.lake.root / "staging" / ctx.run_id, ignore_errors=True)
+
+
+def stage_maintain(ctx: RunContext) -> None:
+    from jobs import maintenance
+
+    maintenance.run(ctx.spark, ctx.lake, ctx.policy, log=ctx.log)
+
+
+STAGE_FUNCS = {"ingest": stage_ingest, "dq_feeds": stage_dq_feeds, "screen": stage_screen,
+               "dq_results": stage_dq_results, "publish": stage_publish, "maintain": stage_maintain}
+RUN_STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish")  # `screening run`; maintain is the DAG's
+
+
+def execute(ctx: RunContext, stages) -> int:
+    from jobs.faults import point
+
+    try:
+        with lake_lock(ctx.lake, ctx.run_id):
+            for name in stages:
+                STAGE_FUNCS[name](ctx)
+                point(f"{name}:done")
+    except LakeBusy as e:
+        ctx.log(f"run {ctx.run_id} not started: {e}")
+        return EXIT_LOCKED
+    except GateHalted as e:
+        ctx.log(f"run {ctx.run_id} {e}. Nothing was published. To publish anyway, rerun with "
+                f"--override-gate {e.gate} --reason TEXT")
+        return EXIT_HALTED
+    return 0
+
+
+def context(landing: str, lake_dir: str, as_of: datetime, mode: str, overrides=None, log=print, app=None) -> RunContext:
+    from jobs.keys import pii_key
+
+    pii_key()  # the production profile refuses to start without a real key, before any work
+    spark = get_spark(app or f"screening-{mode}")
+    return RunContext(spark, Lake(lake_dir), landing, as_of, mode, dict(overrides or {}), log)
+
+
+def run(landing: str, lake_dir: str, as_of: datetime, mode: str = "nightly", log=print,
+        overrides: dict[str, str] | None = None) -> int:
+    """`screening run`: every stage but maintenance, in this process. Returns the exit code."""
+    return execute(context(landing, lake_dir, as_of, mode, overrides, log), RUN_STAGES)
+
+
+def run_stage(name: str, landing: str, lake_dir: str, as_of: datetime, mode: str = "nightly", log=print,
+              overrides: dict[str, str] | None = None) -> int:
+    """`screening stage NAME`: one stage (what each Airflow task runs)."""
+    return execute(context(landing, lake_dir, as_of, mode, overrides, log, app=f"screening-{mode}-{name}"), [name])
+
+
 def ingest_only(landing: str, lake_dir: str, log=print) -> dict:
     spark = get_spark("screening-ingest")
     lake = Lake(lake_dir)
     floor = last_completed_as_of(spark, lake)
     run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S")  # operational id only; results never depend on it
     reports = Ingestor(spark, lake, landing, run_id, floor, log=log).run()
+    lake.restrict_personal()
     print_ingest(reports, log)
     log(f"rejects: {lake.gold('rejects')}  bronze: {lake.root / 'bronze'}")
     return reports
-
-
-def run(landing: str, lake_dir: str, as_of: datetime, mode: str = "nightly", log=print) -> int:
-    from jobs.screen import screen_and_publish
-
-    spark = get_spark(f"screening-{mode}")
-    lake = Lake(lake_dir)
-    run_id = f"{mode}-{as_of:%Y%m%dT%H%M%S}"
-    started = datetime.now()
-    floor = last_completed_as_of(spark, lake)
-    log(f"run {run_id}: ingesting {landing}")
-    reports = Ingestor(spark, lake, landing, run_id, floor, log=log).run()
-    print_ingest(reports, log)
-    result = screen_and_publish(spark, lake, as_of, run_id, mode, log=log)
-    row = {
-        "run_id": run_id, "mode": mode, "as_of": as_of, "started_at": started, "finished_at": datetime.now(),
-        "status": "completed", "policy_version": result["policy_version"],
-        "input_versions": json.dumps({f: lake.version(spark, lake.bronze(f)) for f in schemas.FEEDS}),
-        "rows_in": json.dumps({f: r.loaded for f, r in reports.items()}),
-        "rows_rejected": json.dumps({f: r.rejected for f, r in reports.items()}),
-        "rows_out": json.dumps(result["rows_out"]),
-        "dq_summary": json.dumps({"late_rows": sum(r.late for r in reports.values())}),
-    }
-    lake.merge(spark, lake.gold("run_log"), schemas.gold_schema("run_log"),
-               spark.createDataFrame([row], schemas.gold_schema("run_log")), ["run_id"])
-    return 0

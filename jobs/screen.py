@@ -1,6 +1,6 @@
 """Screening at an as-of T: bronze as known at T → candidates of every rule → reason episodes → gold tables.
 
-`screen(...)` is the pure part (DataFrames in, DataFrames out); `screen_and_publish` is the thin Delta layer.
+`screen(...)` is the pure part (DataFrames in, DataFrames out); `publish` is the thin Delta layer.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import asof, schemas
+from jobs import schemas
 from jobs.asof import ts
+from jobs.faults import point
 from jobs.keys import person_key
 from jobs.lake import Lake
-from jobs.policy import Policy, policy_at
+from jobs.policy import Policy
 from jobs.rules import (
     border_county,
     case_county,
@@ -90,10 +91,21 @@ def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> Data
         "display_code", F.when(F.size("active_codes") > 0, F.col("display_code")))
 
 
-def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str, mode: str, log=print) -> dict:
-    policy = policy_at(t)
-    b = asof.load(spark, lake, t)
-    reasons = screen(spark, b, t, policy).persist()
+def changes(gold: DataFrame, staged: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """What publishing `staged` would do to `gold`: (reasons to assign, active reasons to release). Used by the
+    result gates before anything is written; publish() applies the same two rules."""
+    keys = ["person_key", "reason_key"]
+    assign = staged.join(gold.select(*keys), keys, "left_anti")
+    active = gold.where("status = 'active'")
+    released_now = staged.where("status = 'released'").select(*keys)
+    release = active.join(released_now, keys, "left_semi").unionByName(
+        active.join(staged.select(*keys), keys, "left_anti"))
+    return assign, release
+
+
+def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, run_id: str, policy: Policy,
+            log=print) -> dict:
+    """MERGE the screened reasons into popup_reasons, rewrite popup_status, add this run's lists."""
     reasons_path = lake.gold("popup_reasons")
     schema = schemas.gold_schema("popup_reasons")
     src = reasons.withColumn("first_run_id", F.lit(run_id)).withColumn(
@@ -104,6 +116,7 @@ def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str
     update["release_run_id"] = f"CASE WHEN s.status = 'released' THEN '{run_id}' ELSE NULL END"
     lake.merge(spark, reasons_path, schema, src, ["person_key", "reason_key"], update_when="t.status = 'active'",
                update_set=update)
+    point("publish:reasons")
     gold = lake.read_gold(spark, "popup_reasons")
     # An active reason the rules no longer produce (a popup kind switched off, evidence gone) is released.
     gone = gold.where("status = 'active'").join(reasons.select("person_key", "reason_key"), ["person_key", "reason_key"], "left_anti")
@@ -120,6 +133,7 @@ def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str
     gold = gold.persist()
     st = status(gold, t, policy, run_id)
     lake.overwrite(spark, lake.gold("popup_status"), schemas.gold_schema("popup_status"), st)
+    point("publish:status")
     green = gold.groupBy("person_key").agg(F.max(F.when(F.col("status") == "active", 1).otherwise(0)).alias("_a"))
     summary = F.substring(F.concat_ws(" ", F.col("reason_type"), F.col("cause"),
                                       F.get_json_object("evidence", "$.items[0].record_id")), 1, 200)
@@ -131,8 +145,10 @@ def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str
         "release_basis", (F.col("_a") == 0).alias("person_green"))
     lake.merge(spark, lake.gold("assignment_list"), schemas.gold_schema("assignment_list"), assigned,
                ["run_id", "reason_key"], update_when="never")
+    point("publish:assignments")
     lake.merge(spark, lake.gold("release_list"), schemas.gold_schema("release_list"), released,
                ["run_id", "reason_key"], update_when="never")
+    point("publish:lists")
     counts = {
         "assigned": assigned.count(), "released": released.count(),
         "active": gold.where("status = 'active'").count(),
@@ -144,6 +160,5 @@ def screen_and_publish(spark: SparkSession, lake: Lake, t: datetime, run_id: str
     for r in by_code:
         log(f"  popup {r['popup_code']:<2} {r['reason_type']:<24}{r['count']:>8}")
     log(f"gold tables: {lake.root / 'gold'}")
-    reasons.unpersist()
     gold.unpersist()
-    return {"policy_version": policy.id, "rows_out": counts}
+    return counts

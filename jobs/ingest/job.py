@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs import schemas
+from jobs.faults import point
 from jobs.ingest.validate import validate
 from jobs.lake import Lake
 
@@ -74,7 +75,16 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
     lines = text.join(F.broadcast(slices.select("_uri", "_pid", "_min", "_offset")), ["_uri", "_pid"])
     lines = lines.withColumn("_line", (F.col("_offset") + F.col("_mid") - F.col("_min") + 1).cast("int"))
     lines = lines.where((F.col("_line") > 1) & (F.trim(F.col("value")) != ""))
-    parsed = lines.withColumn("_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}))
+    # RFC 4180 quoting (a quote inside a quoted field is doubled, as Excel and Python's csv write it).
+    parsed = lines.withColumn("_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt",
+                                                             "escape": '"'}))
+    # Spark pads a short row and drops extra fields silently: count the fields ourselves (commas outside
+    # quoted sections); a quote left outside them is broken quoting.
+    # (unrolled, possessive: a 200k-character field must not overflow Java's regex stack)
+    unquoted = F.regexp_replace("value", r'"[^"]*+(?:""[^"]*+)*+"', "")
+    broken = (F.size(F.split(unquoted, ",")) != len(fields)) | (F.instr(unquoted, '"') > 0)
+    parsed = parsed.withColumn("_p", F.col("_p").withField(
+        "_corrupt", F.coalesce(F.col("_p._corrupt"), F.when(broken, F.col("value")))))
     prefix = str(landing.resolve()) + "/"
     path = F.url_decode(F.regexp_replace(F.col("_uri"), "^file:(//)?", ""))
     rel = F.when(path.startswith(prefix), F.substring(path, len(prefix) + 1, 100000)).otherwise(path)
@@ -115,6 +125,7 @@ class Ingestor:
                 todo.append((p, digest))
             if todo:
                 self.ingest_feed(feed, todo, rep)
+        point("ingest:bronze")
         # One commit each for all feeds' rejects and file records (files last: a crash before re-takes them).
         if self.rejects:
             allrej = self.rejects[0]
@@ -169,7 +180,7 @@ class Ingestor:
             good = validated.where(F.col("_reject_reason").isNull())
             bad = validated.where(F.col("_reject_reason").isNotNull()).select(
                 F.lit(feed).alias("feed"), F.col("_file").alias("file"), F.col("_line").alias("line"),
-                F.col("_raw").alias("raw_row"), F.col("_reject_reason").alias("reason"),
+                F.make_valid_utf8("_raw").alias("raw_row"), F.col("_reject_reason").alias("reason"),
                 F.col("_reject_detail").alias("detail"), F.lit(self.run_id).alias("run_id"))
             rejects.append(bad)
             stats = validated.groupBy("_file").agg(F.count("*").alias("n"),

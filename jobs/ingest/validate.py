@@ -15,7 +15,7 @@ from jobs.schemas import feed_spec
 
 # Reject reasons, in the order they are checked (the first one that fails is reported).
 REASONS = (
-    "malformed_row",            # wrong number of fields / broken quoting
+    "malformed_row",            # not UTF-8, wrong number of fields, broken quoting
     "missing_key",              # a key column is empty
     "missing_value",            # a required (non-nullable) column is empty
     "bad_type",                 # not a timestamp / date / int / boolean
@@ -154,7 +154,8 @@ def validate(raw_df: DataFrame, feed: str) -> DataFrame:
     parsed = raw_df.select("*", *[typed[n].alias(f"__t_{n}") for n in typed])
     t = {n: F.col(f"__t_{n}") for n in typed}
     r = {n: F.when(~_blank(F.col(n)), F.trim(F.col(n))) for n in typed}
-    triples = [("malformed_row", F.col("_corrupt").isNotNull(), F.lit("wrong number of fields or broken quoting"))]
+    triples = [("malformed_row", ~F.is_valid_utf8("_raw"), F.lit("not valid UTF-8 (files must be UTF-8)")),
+               ("malformed_row", F.col("_corrupt").isNotNull(), F.lit("wrong number of fields or broken quoting"))]
     triples += checks(feed, r, t)
     reason = F.coalesce(*[F.when(bad, F.lit(name)) for name, bad, _ in triples])
     det = F.coalesce(*[F.when(bad, d) for _, bad, d in triples])

@@ -1,15 +1,156 @@
-"""Popup ③ reason 3d — spatio-temporal companion (时空伴随). Not built yet (its own issue): the seam returns no
-candidates, so the rest of the engine already carries 3d reasons end to end once this produces them."""
+"""Popup ③ reason 3d — spatio-temporal companion (时空伴随), rules.md.
+
+A linked phone of p and a phone of a `local` case (the case report's `phone`, or a phone linked to the case's
+person, inside that link) dwelt in the same grid cell with one overlapping stretch of >= 10 minutes, and one
+of the two phones accumulated >= 30 hours of dwell in that cell (p's phone counted only inside its link).
+Both must hold at one instant x on what was known at x: the overlap's last 10 minutes inside [x - 14 d, x],
+the 30 hours inside [x - 14 d, x]. The reason is raised at the first such x; a dwell is known only once it is
+reported (after it ends), so that x is the latest knowledge time behind the overlap or a later dwell report.
+
+Scale: grid_dwells is ~1 G rows a day against a few hundred case phones. Never pair dwells with dwells: the
+case dwells (small) are cut into hour slots per cell and broadcast; a person dwell is kept only if its cell
+was touched by a case (broadcast semi-join), then cut into slots and joined on (cell, slot). A pair is kept in
+the slot where its overlap starts, so it is found once; then the exact interval overlap is checked. The dwell
+hours are summed only for the (phone, cell) pairs that survived.
+
+Evidence names the cell, the overlap window and minutes, the person's phone masked with its link type and the
+case by its report id (`case_id`), never the case's person or phone.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.policy import Policy
 
+FEED_GRID_M = 800  # feeds.md: grid_dwells are on the carriers' 800 m grid; the policy cannot ask for another
+SLOT_SECONDS = 3600  # bucket width for the cell/time pre-join (tuning only: results do not depend on it)
+FAR = "9999-12-31 00:00:00"
+
+
+def _epoch(c: Column) -> Column:
+    return F.unix_timestamp(c)
+
+
+def _slots(start: str, stop: str) -> Column:
+    return F.explode(F.sequence(F.floor(_epoch(F.col(start)) / SLOT_SECONDS), F.floor(_epoch(F.col(stop)) / SLOT_SECONDS)))
+
+
+def _seconds(lo: Column, hi: Column) -> Column:
+    return F.greatest(F.lit(0), _epoch(hi) - _epoch(lo))
+
+
+def case_phones(case_reports: DataFrame, links: DataFrame) -> DataFrame:
+    """case_id, c_person, c_known, c_valid_to, c_phone, c_from, c_to (null = unbounded), c_link_known."""
+    cases = case_reports.where(F.col("case_type") == "local").select(
+        "case_id", F.col("person_id").alias("c_person"), F.col("phone").alias("c_direct"),
+        F.col("_known_at").alias("c_known"), F.col("_valid_to").alias("c_valid_to"))
+    none = F.lit(None).cast("timestamp")
+    direct = cases.where(F.col("c_direct").isNotNull()).select(
+        "case_id", "c_person", "c_known", "c_valid_to", F.col("c_direct").alias("c_phone"),
+        none.alias("c_from"), none.alias("c_to"), none.alias("c_link_known"))
+    linked = cases.join(links, F.col("c_person") == links.person_id).select(
+        "case_id", "c_person", "c_known", "c_valid_to", F.col("phone").alias("c_phone"),
+        F.col("link_from").alias("c_from"), F.col("link_to").alias("c_to"), F.col("link_known_at").alias("c_link_known"))
+    return direct.unionByName(linked).distinct()
+
+
+def _clip(lo: Column, hi: Column, frm: Column, to: Column) -> tuple[Column, Column]:
+    far = F.lit(FAR).cast("timestamp")
+    return F.greatest(lo, F.coalesce(frm, lo)), F.least(hi, F.coalesce(to, far))
+
+
+def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, policy: Policy) -> DataFrame:
+    """One row per (person link, case phone, pair of dwells) overlapping >= the policy minutes in one cell."""
+    d = grid_dwells.select("record_id", "phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("d_known"),
+                           F.col("_valid_to").alias("d_valid_to"))
+    cd = d.join(F.broadcast(cphones), d.phone == cphones.c_phone).drop("phone")
+    c_lo, c_hi = _clip(F.col("start_at"), F.col("end_at"), F.col("c_from"), F.col("c_to"))
+    cd = cd.select(F.col("record_id").alias("c_record_id"), "grid_id", c_lo.alias("c_lo"), c_hi.alias("c_hi"),
+                   F.col("d_known").alias("cd_known"), F.col("d_valid_to").alias("cd_valid_to"), *cphones.columns)
+    cd = cd.where(F.col("c_lo") < F.col("c_hi"))
+    cslots = cd.withColumn("slot", _slots("c_lo", "c_hi"))
+    # person side: only dwells in cells a case touched, then only in the hours it was there
+    pd_ = d.join(F.broadcast(cd.select("grid_id").distinct()), "grid_id", "left_semi")
+    pd_ = pd_.withColumn("slot", _slots("start_at", "end_at"))
+    j = pd_.join(F.broadcast(cslots), ["grid_id", "slot"])
+    lo = F.greatest("start_at", "c_lo")
+    j = j.where((F.floor(_epoch(lo) / SLOT_SECONDS) == F.col("slot")) & (F.col("phone") != F.col("c_phone")))
+    j = j.withColumn("o_lo", lo).withColumn("o_hi", F.least("end_at", "c_hi")).drop("slot")
+    need = policy.companion_overlap_minutes * 60
+    j = j.where(_seconds(F.col("o_lo"), F.col("o_hi")) >= need)
+    # the person's phone counts only inside its link
+    j = j.join(links, "phone").where(F.col("person_id") != F.coalesce(F.col("c_person"), F.lit("")))
+    p_lo, p_hi = _clip(F.col("o_lo"), F.col("o_hi"), F.col("link_from"), F.col("link_to"))
+    j = j.withColumn("o_lo", p_lo).withColumn("o_hi", p_hi).where(_seconds(F.col("o_lo"), F.col("o_hi")) >= need)
+    reg_only = links.groupBy("person_id", "phone").agg(F.bool_and(F.col("link_type") == "registered").alias("registered_only"))
+    j = j.join(reg_only, ["person_id", "phone"])
+    base = F.greatest("d_known", "cd_known", "c_known", "link_known_at", "c_link_known")  # greatest skips nulls
+    # the overlap's last `need` seconds must still be inside W14 at x
+    limit = F.col("o_hi") + F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0),
+                                            F.lit(float(-need)))
+    pair_key = F.sha2(F.concat_ws("|", "person_id", "phone", "link_type", "link_from", "record_id", "case_id", "c_phone",
+                                  "c_from", "c_record_id", "c_known"), 256)
+    return j.withColumn("x0", base).withColumn("x_limit", limit).where(F.col("x0") <= F.col("x_limit")).withColumn(
+        "pair_key", pair_key)
+
+
+def side_dwells(grid_dwells: DataFrame, pairs: DataFrame, window_days: int) -> DataFrame:
+    """Every dwell that can count towards the hours of either phone of a pair: pair_key, side, lo, hi, known, valid_to."""
+    sides = pairs.select("pair_key", F.lit("person").alias("side"), "grid_id", "phone", F.col("link_from").alias("s_from"),
+                         F.col("link_to").alias("s_to"), "x0", "x_limit").unionByName(
+        pairs.select("pair_key", F.lit("case").alias("side"), "grid_id", F.col("c_phone").alias("phone"),
+                     F.col("c_from").alias("s_from"), F.col("c_to").alias("s_to"), "x0", "x_limit"))
+    d = grid_dwells.select("phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("known"),
+                           F.col("_valid_to").alias("valid_to"))
+    # semi-join on the few (phone, cell) keys first so the big table is filtered map-side, never shuffled
+    d = d.join(F.broadcast(sides.select("phone", "grid_id").distinct()), ["phone", "grid_id"], "left_semi")
+    j = d.join(sides, ["phone", "grid_id"]).where(
+        (F.col("end_at") >= F.col("x0") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(window_days)))
+        & (F.col("known") <= F.col("x_limit")))
+    lo, hi = _clip(F.col("start_at"), F.col("end_at"), F.col("s_from"), F.col("s_to"))
+    return j.select("pair_key", "side", lo.alias("lo"), hi.alias("hi"), "known", "valid_to").where(F.col("lo") < F.col("hi"))
+
+
+def hours_reached(pairs: DataFrame, dwells: DataFrame, policy: Policy) -> DataFrame:
+    """pair_key, x (first instant the hours hold), hours_side, hours: the earliest x in [x0, x_limit] among x0 and the
+    later dwell reports (the hours only step up when a dwell becomes known) where one side has >= the policy hours
+    within [x - 14 d, x], counting dwell versions current at x."""
+    xs = pairs.select("pair_key", F.col("x0").alias("x"), "x0", "x_limit").unionByName(
+        pairs.select("pair_key", "x0", "x_limit").join(dwells.select("pair_key", F.col("known").alias("x")), "pair_key")
+        .where((F.col("x") > F.col("x0")) & (F.col("x") <= F.col("x_limit"))).select("pair_key", "x", "x0", "x_limit")
+    ).select("pair_key", "x").distinct()
+    win_lo = F.col("x") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days))
+    j = xs.join(dwells, "pair_key").where(
+        (F.col("known") <= F.col("x")) & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("x"))))
+    secs = _seconds(F.greatest("lo", win_lo), F.least("hi", "x"))
+    h = j.groupBy("pair_key", "x", "side").agg(F.sum(secs).alias("secs")).where(
+        F.col("secs") >= policy.companion_dwell_hours * 3600)
+    first = h.groupBy("pair_key").agg(F.min_by(F.struct("x", "side", "secs"), F.struct("x", F.col("side") != "case")).alias("m"))
+    return first.select("pair_key", F.col("m.x").alias("x"), F.col("m.side").alias("hours_side"),
+                        F.round(F.col("m.secs") / 3600, 2).alias("hours"))
+
 
 def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_reports: DataFrame, policy: Policy) -> DataFrame:
-    from jobs.rules.common import CANDIDATE_COLUMNS
-    from jobs.rules.episodes import CANDIDATE_SCHEMA
+    from jobs.keys import mask_phone
+    from jobs.rules.common import candidates, evidence_json, least_with_basis
 
-    return spark.createDataFrame([], CANDIDATE_SCHEMA).select(*CANDIDATE_COLUMNS)
+    if policy.companion_grid_m != FEED_GRID_M:
+        raise ValueError(f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid")
+    pairs = overlaps(grid_dwells, links, case_phones(case_reports, links), policy)
+    hit = pairs.join(hours_reached(pairs, side_dwells(grid_dwells, pairs, policy.window_days), policy), "pair_key")
+    stop, basis = least_with_basis((F.col("d_valid_to"), "evidence_withdrawn"), (F.col("cd_valid_to"), "evidence_withdrawn"),
+                                   (F.col("c_valid_to"), "evidence_withdrawn"))
+    minutes = F.floor(_seconds(F.col("o_lo"), F.col("o_hi")) / 60)
+    return candidates(
+        hit, person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("companion"),
+        cause=F.concat(F.lit("case="), F.col("case_id")), start=F.col("x"), stop=stop, stop_basis=basis,
+        release_mode=F.lit("verify"), exposure_end=F.col("o_hi"), registered_only=F.col("registered_only"),
+        evidence_known_at=F.col("x"),
+        evidence=evidence_json(feed=F.lit("grid_dwells"), record_id=F.col("record_id"), grid_id=F.col("grid_id"),
+                               grid_m=F.lit(policy.companion_grid_m), phone=mask_phone(F.col("phone")),
+                               link_type=F.col("link_type"), overlap_from=F.col("o_lo"), overlap_to=F.col("o_hi"),
+                               overlap_minutes=minutes, case_id=F.col("case_id"), case_record_id=F.col("c_record_id"),
+                               dwell_hours=F.col("hours"), dwell_hours_of=F.col("hours_side")),
+    )

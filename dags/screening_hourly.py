@@ -1,0 +1,32 @@
+"""screening_hourly: an hourly screening run at :10 past every hour (Asia/Shanghai), no maintenance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+from screening_common import PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
+
+with DAG(
+    dag_id="screening_hourly",
+    schedule=CronDataIntervalTimetable("10 * * * *", timezone=TZ),
+    start_date=start_date(),
+    catchup=False,  # each run takes in everything new since the last one: a missed hour needs no run of its own
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args=default_args(retries=2, retry_delay=timedelta(minutes=2), max_retry_delay=timedelta(minutes=15)),
+    params=PARAMS,
+    on_failure_callback=log_run_failure,
+    tags=["screening", "hourly", "spark"],
+    doc_md=doc("Hourly screening (every hour at :10, Asia/Shanghai)",
+               "Runs at 10 past every hour and screens everyone as of that instant, so new assignments and "
+               "releases reach the lists within the hour. A missed hour is not caught up: the next run takes in "
+               "everything that landed meanwhile. Table maintenance is the nightly DAG's."),
+):
+    stage_tasks("hourly", {
+        "ingest": timedelta(minutes=20),
+        "dq_feeds": timedelta(minutes=10),
+        "screen": timedelta(minutes=30),
+        "dq_results": timedelta(minutes=10),
+        "publish": timedelta(minutes=20),
+    })

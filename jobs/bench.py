@@ -1,0 +1,302 @@
+"""`screening bench --sf X`: time the runs that matter for sizing (docs/scaling.md). Not a test.
+
+Scenarios, each on its own copy of a prepared lake (preparation is not timed):
+- initial:   14 days landed on an empty lake, one nightly run (ingest + screen + publish);
+- nightly:   day 14 landed on a lake that already screened days 1-13, one nightly run (full screen);
+- hourly:    the first hour of day 15 landed on the lake after `initial`, one hourly run;
+- companion: reason 3d alone (`jobs.rules.companion.rule`) on bronze as known after `initial`, counted.
+Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
+JVM (its VmHWM, reset before each run). Results go to bench/results/<commit>-sf<X>.json to compare commits.
+The landing set is generated once per (sf, days, grid split, seed) under --work and reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from jobs import ROOT
+
+SCENARIOS = ("initial", "nightly", "hourly", "companion")
+START = date(2022, 5, 1)
+DAYS = 14
+GRID_SPLIT = 8  # ~20 grid dwells per phone per day, the issue's SF=1 density (the generator's default is ~2.5)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time initial load, steady nightly, hourly and the companion rule; print a table")
+    p.add_argument("--sf", type=float, default=0.01, help="scale factor of the generated landing set")
+    p.add_argument("--repeat", type=int, default=3, help="runs per scenario (median reported)")
+    p.add_argument("--days", type=int, default=DAYS, help="days in the lake (the initial load)")
+    p.add_argument("--grid-split", type=int, default=GRID_SPLIT, help="grid dwell records per stretch in one cell")
+    p.add_argument("--work", default=str(ROOT / "bench" / "cache"), help="cached landing sets and scratch lakes")
+    p.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the JSON results go")
+    p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    result = bench(args.sf, args.repeat, args.grid_split, Path(args.work), Path(args.results), args.only or SCENARIOS,
+                   days=args.days)
+    print(table(result))
+    print(f"results: {result['path']}")
+    return 0
+
+
+# -- landing sets --------------------------------------------------------------------------------------------
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def landing_set(work: Path, sf: float, grid_split: int, days: int = DAYS) -> Path:
+    """Generate days + 1 days once (the extra day feeds the hourly scenario)."""
+    from jobs.generate import generate
+
+    path = work / f"landing-sf{sf:g}-d{days + 1}-g{grid_split}"
+    if not (path / "_generated" / "manifest.json").exists():
+        shutil.rmtree(path, ignore_errors=True)
+        generate(path, sf=sf, start=START, days=days + 1, seed=7, bad_share=0.0, grid_split=grid_split,
+                 log=lambda *_: None)
+    return path
+
+
+def day_of(name: str) -> date | None:
+    stem = Path(name).stem.rsplit("_", 1)[-1]
+    return datetime.strptime(stem, "%Y%m%d").date() if stem.isdigit() and len(stem) == 8 else None
+
+
+def link_days(src: Path, dst: Path, last_day: date) -> int:
+    """Hard-link (same content, no copy) every landing file of days <= last_day into dst; return its data rows."""
+    rows = 0
+    for f in sorted(src.glob("*/*.csv")):
+        d = day_of(f.name)
+        if d is None or d > last_day:
+            continue
+        target = dst / f.parent.name / f.name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(f, target)
+        except OSError:
+            shutil.copy2(f, target)
+        rows += data_rows(f)
+    return rows
+
+
+def data_rows(f: Path) -> int:
+    with open(f, "rb") as fh:
+        return max(0, sum(1 for _ in fh) - 1)
+
+
+def hour_slice(src: Path, dst: Path, day: date, cut: datetime) -> int:
+    """Rows of `day`'s files whose knowledge time is <= cut, as new files (the delivery of one hour)."""
+    from jobs import schemas
+
+    rows = 0
+    for f in sorted(src.glob("*/*.csv")):
+        if day_of(f.name) != day:
+            continue
+        spec = schemas.feed_spec(f.parent.name)
+        cols = [spec["knowledge_time"]] + ([spec["end_knowledge_time"]] if "end_knowledge_time" in spec else [])
+        with open(f, encoding="utf-8-sig", newline="") as fh:
+            r = csv.reader(fh)
+            header = next(r)
+            idx = [header.index(c) for c in cols]
+            keep = [row for row in r if all(not row[i] or datetime.fromisoformat(row[i][:19]) <= cut for i in idx)]
+        out = dst / f.parent.name / f"{f.stem}_h{cut:%H}.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(keep)
+        rows += len(keep)
+    return rows
+
+
+# -- measuring -----------------------------------------------------------------------------------------------
+class DriverMemory:
+    """Peak RSS of the driver JVM: reset its high-water mark (clear_refs 5), read VmHWM after."""
+
+    def __init__(self, spark):
+        self.pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+
+    def reset(self) -> None:
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            pass  # not Linux: the peak then covers the whole process lifetime
+
+    def peak_mb(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        import psutil
+
+        return psutil.Process(self.pid).memory_info().rss / 2**20
+
+
+def gold_rows(spark, lake_dir: Path) -> int:
+    from jobs.lake import Lake
+
+    return Lake(lake_dir).read_gold(spark, "popup_reasons").count()
+
+
+def prepare(work: Path, src: Path, name: str, last_day: date, as_of: datetime | None) -> tuple[Path, Path]:
+    """A landing of days <= last_day and, when as_of is given, a lake that has run nightly on it."""
+    from jobs.run import run
+
+    base = work / "scratch" / name
+    shutil.rmtree(base, ignore_errors=True)
+    landing, lake = base / "landing", base / "lake"
+    link_days(src, landing, last_day)
+    if as_of is not None:
+        code = run(str(landing), str(lake), as_of, mode="nightly", log=lambda *_: None)
+        if code:
+            raise SystemExit(f"bench: preparing {name} failed with exit code {code}")
+    return landing, lake
+
+
+def restore(base: Path, tag: str) -> tuple[Path, Path]:
+    """A fresh copy of a prepared (landing, lake) pair for one timed run."""
+    dst = base.parent / f"{base.name}-{tag}"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(base / "landing", dst / "landing", copy_function=os.link)  # landing files are immutable
+    if (base / "lake").exists():
+        shutil.copytree(base / "lake", dst / "lake")  # a real copy: runs rewrite files in the lake (the lock, ...)
+    return dst / "landing", dst / "lake"
+
+
+def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, scenarios=SCENARIOS,
+          days: int = DAYS) -> dict:
+    from jobs import asof
+    from jobs.lake import Lake
+    from jobs.policy import policy_at
+    from jobs.rules import companion
+    from jobs.rules.links import linked_phones
+    from jobs.run import run
+    from jobs.spark import get_spark
+
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    src = landing_set(work, sf, grid_split, days)
+    gen_s = time.time() - t0
+    spark = get_spark("screening-bench")
+    mem = DriverMemory(spark)
+    last = START + timedelta(days=days - 1)
+    t_initial = datetime.combine(last + timedelta(days=1), datetime.min.time())  # midnight after the last day
+    t_prev = t_initial - timedelta(days=1)
+    t_hour = t_initial + timedelta(hours=1)  # the next day's first hour
+    rows: list[dict] = []
+    quiet = lambda *_: None  # noqa: E731
+
+    def timed(name: str, rows_in: int, fn, rows_out) -> None:
+        walls, peaks, outs = [], [], []
+        for i in range(repeat):
+            mem.reset()
+            t = time.perf_counter()
+            out_ctx = fn(i)
+            walls.append(time.perf_counter() - t)
+            peaks.append(mem.peak_mb())
+            outs.append(rows_out(out_ctx))
+        wall = statistics.median(walls)
+        rows.append({"stage": name, "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
+                     "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
+                     "runs_s": [round(w, 2) for w in walls]})
+
+    def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
+        code = run(str(landing), str(lake), t, mode=mode, log=quiet)
+        if code:
+            raise SystemExit(f"bench: {mode} run at {t} failed with exit code {code}")
+        return lake
+
+    initial_base = work / "scratch" / "initial"
+    rows_14 = None
+    if "initial" in scenarios or "hourly" in scenarios or "companion" in scenarios:
+        landing14, _ = prepare(work, src, "initial", last, None)
+        rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
+    if "initial" in scenarios:
+        timed(f"initial ({days} days, nightly)", rows_14,
+              lambda i: run_on(*restore(initial_base, f"r{i}"), t_initial, "nightly"), lambda lk: gold_rows(spark, lk))
+    if "hourly" in scenarios or "companion" in scenarios:
+        done = initial_base.parent / f"initial-r{repeat - 1}" / "lake"
+        if "initial" in scenarios and done.exists():
+            shutil.copytree(done, initial_base / "lake")  # the timed initial run already made this state
+        else:
+            run_on(initial_base / "landing", initial_base / "lake", t_initial, "nightly")
+    if "nightly" in scenarios:
+        base = work / "scratch" / "nightly"
+        prepare(work, src, "nightly", last - timedelta(days=1), t_prev)
+        day14 = sum(data_rows(f) for f in src.glob(f"*/*_{last:%Y%m%d}.csv"))
+
+        def nightly(i: int) -> Path:
+            landing, lake = restore(base, f"r{i}")
+            link_days(src, landing, last)
+            return run_on(landing, lake, t_initial, "nightly")
+
+        timed("steady nightly (+1 day)", day14, nightly, lambda lk: gold_rows(spark, lk))
+    if "hourly" in scenarios:
+        def hourly(i: int) -> Path:
+            landing, lake = restore(initial_base, f"h{i}")
+            hour_slice(src, landing, last + timedelta(days=1), t_hour)
+            return run_on(landing, lake, t_hour, "hourly")
+
+        probe = work / "scratch" / "hour-probe"
+        shutil.rmtree(probe, ignore_errors=True)
+        hour_rows = hour_slice(src, probe, last + timedelta(days=1), t_hour)
+        timed("hourly (+1 hour)", hour_rows, hourly, lambda lk: gold_rows(spark, lk))
+    if "companion" in scenarios:
+        lake = Lake(initial_base / "lake")
+        b = asof.load(spark, lake, t_initial)
+        dwells = b["grid_dwells"].count()
+        links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+
+        def comp(_i: int) -> int:
+            return companion.rule(spark, b["grid_dwells"], links, b["case_reports"], policy_at(t_initial)).count()
+
+        timed("companion rule (3d) alone", dwells, comp, lambda n: n)
+        for df in b.values():
+            df.unpersist()
+    for d in (work / "scratch").glob("*-[rh][0-9]*"):
+        shutil.rmtree(d, ignore_errors=True)
+    result = {
+        "commit": commit(), "sf": sf, "days": days, "grid_split": grid_split, "repeat": repeat,
+        "landing": str(src), "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
+                    "spark_master": spark.sparkContext.master,
+                    "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+                    "driver_memory": spark.conf.get("spark.driver.memory", "default")},
+        "rows": rows,
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{result['commit']}-sf{sf:g}-d{days}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    result["path"] = str(path)
+    return result
+
+
+def table(result: dict) -> str:
+    head = f"{'stage':<28}{'rows in':>12}{'rows out':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}"
+    lines = [f"bench sf={result['sf']:g} commit={result['commit']} repeat={result['repeat']} "
+             f"(median wall; peak = driver JVM max RSS; load avg {result['machine']['load_avg_1m']:.1f})", head]
+    for r in result["rows"]:
+        lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
+                     f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Hourly runs: screen only the people whose reasons can have changed since the previous run (rules.md,
+"Hourly equals nightly").
+
+A person's reasons depend on their own rows, their linked phones' rows, and shared context (announcements,
+case reports, border counties, venues, and the cases' own scans and dwells). So between the previous run's
+as-of F and this run's T, a person's outcome can change only if one of these holds; the union is `affected`:
+
+1. a row about them or a phone linked to them became known in [F, T] (late rows count from F);
+2. a ticket of theirs departs or arrives, or a declared Beijing entry falls, in [F, T] (scheduled times count
+   only once they have come);
+3. they have an active reason (releases fall due, evidence is withdrawn);
+4. new context touches a place they were: a county or city of a new announcement, case, border county or venue
+   (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case phone dwelt in.
+
+Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
+cases' rows, and only the affected people's reasons are published. tests/test_run.py proves hourly = nightly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.asof import ts
+from jobs.keys import person_key
+from jobs.rules.links import linked_phones
+
+PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
+                "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
+PHONE_FEEDS = ("telecom_stays", "grid_dwells")
+LINK_FEEDS = ("kit_bindings", "phone_registrations")
+
+
+def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
+    """Rows whose start or end became known at or after the previous run's as-of (late rows are set to it)."""
+    cond = F.col("_known_at") >= ts(floor)
+    if "_end_known_at" in df.columns:
+        cond = cond | (F.col("_end_known_at") >= ts(floor))
+    return df.where(cond)
+
+
+def _persons_of_phones(phones: DataFrame, links: DataFrame) -> DataFrame:
+    return links.join(phones.select("phone").distinct(), "phone", "left_semi").select("person_id")
+
+
+def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t: datetime, home_prefix: str) -> DataFrame:
+    """person_key of everyone whose reasons may differ from the previous run's (see the module docstring)."""
+    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+    ids = [new_rows(b[f], floor).select("person_id") for f in PERSON_FEEDS]
+    ids.append(_persons_of_phones(
+        new_rows(b["telecom_stays"], floor).select("phone")
+        .unionByName(new_rows(b["grid_dwells"], floor).select("phone"))
+        .unionByName(new_rows(b["kit_bindings"], floor).select("phone"))
+        .unionByName(new_rows(b["phone_registrations"], floor).select("phone")), links))
+    tk = b["tickets"]
+    due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
+    ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
+    ids.append(b["trip_declarations"].where(due("entered_beijing_at")).select("person_id"))  # a declared future entry
+    ids.extend(context_persons(b, links, floor, home_prefix))
+    out = ids[0]
+    for df in ids[1:]:
+        out = out.unionByName(df)
+    keys = out.where(F.col("person_id").isNotNull()).distinct().select(person_key(F.col("person_id")).alias("person_key"))
+    return keys.unionByName(active_keys.select("person_key")).distinct()
+
+
+def context_persons(b: dict[str, DataFrame], links: DataFrame, floor: datetime, home_prefix: str) -> list[DataFrame]:
+    ann = new_rows(b["risk_announcements"], floor)
+    cases_new = new_rows(b["case_reports"], floor)
+    venues_new = new_rows(b["venues"], floor)
+    c6 = (ann.select(F.substring("area_code", 1, 6).alias("c"))
+          .unionByName(cases_new.select(F.col("county_code").alias("c")))
+          .unionByName(new_rows(b["border_port_counties"], floor).select(F.col("county_code").alias("c")))
+          .unionByName(venues_new.select(F.col("county_code").alias("c"))).distinct())
+    c4 = ann.where(~F.col("area_code").startswith(home_prefix)).select(F.substring("area_code", 1, 4).alias("c")).distinct()
+    c6b, c4b = F.broadcast(c6), F.broadcast(c4)
+
+    def present(df: DataFrame, col: str) -> DataFrame:
+        return (df.join(c6b, F.col(col) == F.col("c"), "left_semi")
+                .unionByName(df.join(c4b, F.substring(col, 1, 4) == F.col("c"), "left_semi")))
+
+    stays = b["telecom_stays"]
+    out = [_persons_of_phones(present(stays, "county_code"), links)]
+    tk = b["tickets"]
+    out += [present(tk, "origin_county").select("person_id"), present(tk, "dest_county").select("person_id")]
+    venues = b["venues"]
+    touched_venues = venues.join(c6b, F.col("county_code") == F.col("c"), "left_semi").select("venue_id")
+    decl = b["trip_declarations"].select("person_id", F.explode_outer("counties").alias("county"))
+    out.append(decl.join(c6b, F.col("county") == F.col("c"), "left_semi").select("person_id"))
+
+    # Cases: venues they scanned and cells their phones dwelt in, when the case or those rows are new.
+    cases = b["case_reports"]
+    case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
+    new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
+    case_phones = case_phone_set(cases, links)
+    new_case_phones = case_phone_set(cases_new, links)
+    scans = b["venue_scans"]
+    case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
+                   .unionByName(new_rows(scans, floor).join(case_ids, "person_id", "left_semi").select("venue_id")))
+    dwells = b["grid_dwells"]
+    case_cells = (dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
+                  .unionByName(new_rows(dwells, floor).join(case_phones, "phone", "left_semi").select("grid_id")))
+    venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
+    out.append(scans.join(venues_all, "venue_id", "left_semi").select("person_id"))
+    out.append(_persons_of_phones(dwells.join(case_cells.distinct(), "grid_id", "left_semi"), links))
+    return out
+
+
+def case_phone_set(cases: DataFrame, links: DataFrame) -> DataFrame:
+    """Phones of cases: the reported phone and every phone linked to a case's ID."""
+    reported = cases.where(F.col("phone").isNotNull()).select("phone")
+    linked = links.join(cases.where(F.col("person_id").isNotNull()).select("person_id"), "person_id", "left_semi").select("phone")
+    return reported.unionByName(linked).distinct()
+
+
+def restrict(b: dict[str, DataFrame], keys: DataFrame) -> dict[str, DataFrame]:
+    """The bronze frames the rules need for the people in `keys`, plus the cases' own rows (the co-location
+    and companion rules read them); shared context (announcements, cases, venues, persons) stays whole."""
+    cases = b["case_reports"].where(F.col("person_id").isNotNull())
+    wanted = keys.select("person_key").unionByName(
+        cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct().persist()
+    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+    phones = (by_person(links, wanted).select("phone")
+              .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct().persist())
+    out = dict(b)
+    for f in PERSON_FEEDS:
+        out[f] = by_person(b[f], wanted)
+    for f in PHONE_FEEDS:
+        out[f] = b[f].join(phones, "phone", "left_semi")
+    return out
+
+
+def by_person(df: DataFrame, keys: DataFrame) -> DataFrame:
+    pk = keys.select(F.col("person_key").alias("_pk"))
+    return df.withColumn("_pk", person_key(F.col("person_id"))).join(pk, "_pk", "left_semi").drop("_pk")

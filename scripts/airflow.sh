@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Airflow for this project, locally: `make airflow` runs `scripts/airflow.sh standalone`.
+#
+#   scripts/airflow.sh init         metadata DB (SQLite) in $AIRFLOW_HOME and the pool screening_lake (1 slot)
+#   scripts/airflow.sh standalone   init, then `airflow standalone` (API server + UI, scheduler, DAG processor,
+#                                   triggerer) with this project's DAGs; prints the URL and the login
+#   scripts/airflow.sh CMD ...      any `airflow` subcommand in the same environment (e.g. dags list)
+#
+# Everything is configuration (env), nothing is edited in the DAGs:
+#   AIRFLOW_HOME                       .airflow/ in the project (SQLite DB, logs, generated password)
+#   AIRFLOW_CONN_SCREENING_SPARK       the Spark connection; local[*] here. For a cluster e.g.
+#                                      '{"conn_type": "spark", "host": "spark://host", "port": 7077}'
+#   AIRFLOW_VAR_SCREENING_LANDING/LAKE demo/landing and demo/lake (as `make run` makes them)
+#   SCREENING_START_DATE               first night the nightly DAG schedules (today here: no years of catch-up)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$ROOT/.venv/bin"
+
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"  # a 2-core machine: few task processes (the pool runs one anyway)
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-True}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+LOCAL_SPARK='{"conn_type": "spark", "host": "local[*]"}'
+export AIRFLOW_CONN_SCREENING_SPARK="${AIRFLOW_CONN_SCREENING_SPARK:-$LOCAL_SPARK}"
+export AIRFLOW_VAR_SCREENING_LANDING="${AIRFLOW_VAR_SCREENING_LANDING:-$ROOT/demo/landing}"
+export AIRFLOW_VAR_SCREENING_LAKE="${AIRFLOW_VAR_SCREENING_LAKE:-$ROOT/demo/lake}"
+export SCREENING_START_DATE="${SCREENING_START_DATE:-$(TZ=Asia/Shanghai date +%F)}"
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+export PATH="$BIN:$PATH"  # airflow, spark-submit and the python with the jobs package
+
+POOL=screening_lake
+PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+
+init() {
+  mkdir -p "$AIRFLOW_HOME"
+  airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { tail -20 "$AIRFLOW_HOME/db-migrate.log"; echo "airflow db migrate failed (log: $AIRFLOW_HOME/db-migrate.log)"; exit 1; }
+  airflow pools set "$POOL" 1 "one writer of the screening lake at a time (both screening DAGs)" >/dev/null
+  if [ ! -s "$PASSWORDS" ]; then  # a password of our own, kept across restarts
+    "$BIN/python" -c 'import json,secrets,sys; json.dump({"admin": secrets.token_urlsafe(12)}, open(sys.argv[1], "w"))' "$PASSWORDS"
+  fi
+}
+
+case "${1:-standalone}" in
+  init)
+    init
+    ;;
+  standalone)
+    init
+    [ -d "$AIRFLOW_VAR_SCREENING_LANDING" ] || echo "note: $AIRFLOW_VAR_SCREENING_LANDING does not exist yet: run 'make run' first for demo data"
+    password=$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$PASSWORDS")
+    cat <<MSG
+
+  Airflow UI:  http://localhost:$AIRFLOW__API__PORT
+  Login:       admin / $password   (kept in $PASSWORDS)
+  DAGs:        screening_nightly (01:00 Asia/Shanghai), screening_hourly (:10), paused at first:
+               unpause screening_nightly and press Trigger to screen the demo data
+  Landing:     $AIRFLOW_VAR_SCREENING_LANDING
+  Lake:        $AIRFLOW_VAR_SCREENING_LAKE
+  Ctrl-C stops it.
+
+MSG
+    exec airflow standalone
+    ;;
+  *)
+    exec airflow "$@"
+    ;;
+esac

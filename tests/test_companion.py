@@ -1,0 +1,186 @@
+"""Reason 3d, the grid companion (时空伴随): one tiny lake of hand-made dwells, screened once, many stories.
+
+Cells: G10 overlap minutes and a late link; G20 the 30 hours; G30/G31/G32 the 14-day edges and a case known
+after the overlap; G40 a case phone known only through its registration; G50 an imported case."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from jobs import asof
+from jobs.ingest.job import Ingestor
+from jobs.keys import person_key_py
+from jobs.lake import Lake
+from jobs.policy import policy_at
+from jobs.screen import screen
+from tests.landing import resident_id, write_feed
+
+NAMES = ["o9", "o10", "o11", "late_bind", "h29", "h31", "out14", "in14", "retro", "h_edge", "via_reg", "shared", "imp",
+         "case_c"]
+P = {n: resident_id(f"11010519850101{i:03d}") for i, n in enumerate(NAMES, 1)}
+PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
+CA, CB, CR, CD = "13800000001", "13800000002", "13800000003", "13800000004"
+T = "2022-05-20T00:00:00"
+
+_seq = iter(range(1, 1000))
+
+
+def dwell(phone: str, grid: str, start: str, end: str, reported: str) -> dict:
+    return {"record_id": f"gd-{next(_seq):03d}", "phone": phone, "grid_id": grid, "start_at": start, "end_at": end,
+            "reported_at": reported}
+
+
+def build(landing) -> None:
+    bindings = [{"person_id": P[n], "phone": PH[n], "bound_at": "2021-01-01T00:00:00"}
+                for n in NAMES if n not in ("late_bind", "shared", "case_c")]
+    bindings += [{"person_id": P["late_bind"], "phone": PH["late_bind"], "bound_at": "2022-05-08T10:55:00"},
+                 {"person_id": P["shared"], "phone": CR, "bound_at": "2021-01-01T00:00:00"}]
+    write_feed(landing, "kit_bindings", bindings)
+    write_feed(landing, "phone_registrations", [
+        {"phone": CR, "person_id": P["case_c"], "registered_at": "2020-01-01T00:00:00"}])
+    write_feed(landing, "case_reports", [
+        {"case_id": "c-A", "phone": CA, "county_code": "110105", "case_type": "local", "case_date": "2022-05-08",
+         "reported_at": "2022-05-08T09:00:00"},
+        {"case_id": "c-B", "phone": CB, "county_code": "110105", "case_type": "local", "case_date": "2022-05-16",
+         "reported_at": "2022-05-16T08:00:00"},
+        {"case_id": "c-C", "person_id": P["case_c"], "county_code": "110105", "case_type": "local",
+         "case_date": "2022-05-09", "reported_at": "2022-05-09T10:00:00"},
+        {"case_id": "c-D", "phone": CD, "county_code": "110105", "case_type": "imported", "case_date": "2022-05-08",
+         "reported_at": "2022-05-08T09:00:00"},
+    ])
+    d = "2022-05-0"
+    write_feed(landing, "grid_dwells", [
+        # G10: the case 31 h; 9, 10, 11 minutes of overlap; a phone bound only 5 minutes before its dwell ends
+        dwell(CA, "G10", f"{d}8T00:00:00", f"{d}9T07:00:00", f"{d}9T08:00:00"),
+        dwell(PH["o9"], "G10", f"{d}8T10:00:00", f"{d}8T10:09:00", f"{d}8T10:30:00"),
+        dwell(PH["o10"], "G10", f"{d}8T10:00:00", f"{d}8T10:10:00", f"{d}8T10:30:00"),
+        dwell(PH["o11"], "G10", f"{d}8T10:00:00", f"{d}8T10:11:00", f"{d}8T10:30:00"),
+        dwell(PH["late_bind"], "G10", f"{d}8T10:00:00", f"{d}8T11:00:00", f"{d}8T11:30:00"),
+        # G20: the case only 1 h; the person 28.5 h + 0.5 h (29) vs 30.5 h + 0.5 h (31)
+        dwell(CA, "G20", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+        dwell(PH["h29"], "G20", f"{d}7T00:00:00", f"{d}8T04:30:00", f"{d}8T05:00:00"),
+        dwell(PH["h29"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
+        dwell(PH["h31"], "G20", f"{d}7T00:00:00", f"{d}8T06:30:00", f"{d}8T07:00:00"),
+        dwell(PH["h31"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
+        # G30: case B (known 05-16 08:00) overlaps on 05-02 until 08:00 (last 10 min leave W14 at 05-16 07:50)
+        # or until 08:11 (still inside at 08:00); its 32 h in the cell are on 05-10
+        dwell(CB, "G30", f"{d}1T20:00:00", f"{d}2T09:00:00", f"{d}2T09:30:00"),
+        dwell(CB, "G30", "2022-05-10T00:00:00", "2022-05-11T08:00:00", "2022-05-11T09:00:00"),
+        dwell(PH["out14"], "G30", f"{d}2T07:00:00", f"{d}2T08:00:00", f"{d}2T08:30:00"),
+        dwell(PH["in14"], "G30", f"{d}2T07:00:00", f"{d}2T08:11:00", f"{d}2T08:30:00"),
+        # G31: overlap on 05-06, the case reported ten days later (retroactive)
+        dwell(CB, "G31", f"{d}5T00:00:00", f"{d}6T08:00:00", f"{d}6T09:00:00"),
+        dwell(PH["retro"], "G31", f"{d}6T07:00:00", f"{d}6T08:00:00", f"{d}6T08:30:00"),
+        # G32: the person's 32 h are mostly before W14 of the case's report (21 h + 0.5 h inside)
+        dwell(CB, "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T11:00:00"),
+        dwell(PH["h_edge"], "G32", f"{d}1T21:00:00", f"{d}3T05:00:00", f"{d}3T06:00:00"),
+        dwell(PH["h_edge"], "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T10:45:00"),
+        # G40: case C has no phone on its report; CR is registered to it (and bound to `shared`)
+        dwell(CR, "G40", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
+        dwell(PH["via_reg"], "G40", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+        # G50: an imported case is not a companion source
+        dwell(CD, "G50", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
+        dwell(PH["imp"], "G50", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+    ])
+    write_feed(landing, "verifications", [
+        {"verification_id": "vf-o11", "person_id": P["o11"], "community_code": "110105001001",
+         "verified_at": "2022-05-10T10:00:00", "outcome": "not_exposed", "commitment_signed": "false", "operator_id": "op1"},
+    ])
+
+
+@pytest.fixture(scope="module")
+def reasons(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("companion")
+    build(root / "landing")
+    lake = Lake(root / "lake")
+    Ingestor(spark, lake, root / "landing", "test", None, log=lambda *_: None).run()
+    t = datetime.fromisoformat(T)
+    names = {person_key_py(p): n for n, p in P.items()}
+    out: dict[str, list[dict]] = {n: [] for n in P}
+    for r in screen(spark, asof.load(spark, lake, t), t, policy_at(t)).collect():
+        d = r.asDict()
+        d["items"] = json.loads(d["evidence"])["items"]
+        out[names[r["person_key"]]].append(d)
+    return out
+
+
+def brief(rows: list[dict]) -> list[tuple]:
+    return [(r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"].isoformat(),
+             r["release_basis"]) for r in rows]
+
+
+def raised(cause: str, at: str) -> list[tuple]:
+    return [("3", "companion", cause, "active", at, None)]
+
+
+def test_overlap_of_9_minutes_is_not_a_companion(reasons):
+    assert reasons["o9"] == []
+
+
+def test_overlap_of_exactly_10_minutes_is_a_companion_raised_when_the_case_hours_are_known(reasons):
+    assert brief(reasons["o10"]) == raised("case=c-A", "2022-05-09T08:00:00")
+    (item,) = reasons["o10"][0]["items"]
+    assert item == {"feed": "grid_dwells", "record_id": "gd-003", "grid_id": "G10", "grid_m": 800,
+                    "phone": "137****0002", "link_type": "bound", "overlap_from": "2022-05-08T10:00:00.000+08:00",
+                    "overlap_to": "2022-05-08T10:10:00.000+08:00", "overlap_minutes": 10, "case_id": "c-A",
+                    "case_record_id": "gd-001", "dwell_hours": 31.0, "dwell_hours_of": "case"}
+
+
+def test_overlap_of_11_minutes_is_released_by_a_not_exposed_verification(reasons):
+    assert brief(reasons["o11"]) == [("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00",
+                                      "verified_not_exposed")]
+    assert reasons["o11"][0]["items"][0]["overlap_minutes"] == 11
+
+
+def test_only_the_minutes_inside_the_phone_link_count(reasons):
+    assert reasons["late_bind"] == []
+
+
+def test_29_hours_of_either_phone_in_the_cell_is_not_enough(reasons):
+    assert reasons["h29"] == []
+
+
+def test_31_hours_of_the_persons_own_phone_in_the_cell_is_enough(reasons):
+    assert brief(reasons["h31"]) == raised("case=c-A", "2022-05-08T13:30:00")
+    (item,) = reasons["h31"][0]["items"]
+    assert (item["dwell_hours"], item["dwell_hours_of"], item["overlap_minutes"]) == (31.0, "person", 30)
+
+
+def test_overlap_just_outside_14_days_of_the_case_report_is_not_a_companion(reasons):
+    assert reasons["out14"] == []
+
+
+def test_overlap_just_inside_14_days_of_the_case_report_is_a_companion(reasons):
+    assert brief(reasons["in14"]) == raised("case=c-B", "2022-05-16T08:00:00")
+
+
+def test_case_reported_after_the_overlap_raises_at_its_report(reasons):
+    assert brief(reasons["retro"]) == raised("case=c-B", "2022-05-16T08:00:00")
+    item = reasons["retro"][0]["items"][0]
+    assert (item["overlap_from"][:19], item["overlap_to"][:19]) == ("2022-05-06T07:00:00", "2022-05-06T08:00:00")
+
+
+def test_dwell_hours_before_the_14_days_do_not_count(reasons):
+    assert reasons["h_edge"] == []
+
+
+def test_case_phone_known_through_its_registration_is_a_companion_source(reasons):
+    assert brief(reasons["via_reg"]) == raised("case=c-C", "2022-05-09T10:00:00")
+
+
+def test_a_phone_linked_to_both_the_person_and_the_case_is_not_its_own_companion(reasons):
+    assert reasons["shared"] == []
+    assert reasons["case_c"] == []
+
+
+def test_imported_case_is_not_a_companion_source(reasons):
+    assert reasons["imp"] == []
+
+
+def test_evidence_never_names_the_case_person_or_phone(reasons):
+    text = json.dumps([r["items"] for rows in reasons.values() for r in rows])
+    for secret in (CA, CB, CR, P["case_c"]):
+        assert secret not in text
