@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from jobs.asof import ts
 from jobs.keys import person_key
 from jobs.rules.links import linked_phones
+from jobs.spark import cut
 
 PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
                 "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
@@ -120,15 +121,17 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame) -> dict[str, DataFrame]:
     and companion rules read them); shared context (announcements, cases, venues, persons) stays whole."""
     cases = b["case_reports"].where(F.col("person_id").isNotNull())
     wanted = keys.select("person_key").unionByName(
-        cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct().persist()
+        cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct()
+    wanted = cut(wanted)
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
     phones = (by_person(links, wanted).select("phone")
-              .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct().persist())
+              .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct())
+    phones = cut(phones)
     out = dict(b)
     for f in PERSON_FEEDS:
-        out[f] = by_person(b[f], wanted)
+        out[f] = cut(by_person(b[f], wanted))
     for f in PHONE_FEEDS:
-        out[f] = b[f].join(phones, "phone", "left_semi")
+        out[f] = cut(b[f].join(phones, "phone", "left_semi"))
     return out
 
 

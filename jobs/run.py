@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from jobs import schemas
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
-from jobs.spark import get_spark
+from jobs.spark import cut, get_spark, release
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 EXIT_HALTED = 3   # a data-quality gate stopped the run
@@ -196,19 +196,19 @@ def stage_screen(ctx: RunContext) -> None:
 
 
 def incremental_inputs(ctx: RunContext, b: dict) -> dict:
-    """Hourly with SCREENING_HOURLY_INCREMENTAL=1: only the people whose reasons may have changed since the
-    previous run (jobs/incremental.py; opt-in until the hourly = nightly test has proved it). A full recompute
-    when there is no earlier run to build on, the as-of goes back in time or the policy version changed."""
+    """Hourly: only the people whose reasons may have changed since the previous run (jobs/incremental.py).
+    A full recompute instead when there is no earlier run to build on, the as-of goes back in time, the
+    policy version changed, or SCREENING_HOURLY_FULL=1."""
     from jobs import incremental
     from jobs.policy import policy_at
 
     ctx.affected = None
     floor = last_completed_as_of(ctx.spark, ctx.lake)
-    if (ctx.mode != "hourly" or floor is None or floor > ctx.as_of or os.environ.get("SCREENING_HOURLY_INCREMENTAL") != "1"
+    if (ctx.mode != "hourly" or floor is None or floor > ctx.as_of or os.environ.get("SCREENING_HOURLY_FULL") == "1"
             or policy_at(floor).id != ctx.policy.id):
         return b
     active = ctx.lake.read_gold(ctx.spark, "popup_reasons").where("status = 'active'").select("person_key")
-    ctx.affected = incremental.affected(b, active, floor, ctx.as_of, ctx.policy.home_prefix).persist()
+    ctx.affected = cut(incremental.affected(b, active, floor, ctx.as_of, ctx.policy.home_prefix))
     ctx.log(f"hourly: {ctx.affected.count()} people to screen (changes since {floor:%Y-%m-%d %H:%M:%S})")
     return incremental.restrict(b, ctx.affected)
 
@@ -264,7 +264,9 @@ def execute(ctx: RunContext, stages) -> int:
     try:
         with lake_lock(ctx.lake, ctx.run_id):
             for name in stages:
+                t0 = time.monotonic()
                 STAGE_FUNCS[name](ctx)
+                ctx.log(f"stage {name}: {time.monotonic() - t0:.0f} s")
                 point(f"{name}:done")
     except LakeBusy as e:
         ctx.log(f"run {ctx.run_id} not started: {e}")
@@ -273,6 +275,8 @@ def execute(ctx: RunContext, stages) -> int:
         ctx.log(f"run {ctx.run_id} {e}. Nothing was published. To publish anyway, rerun with "
                 f"--override-gate {e.gate} --reason TEXT")
         return EXIT_HALTED
+    finally:
+        release(ctx.spark)
     return 0
 
 

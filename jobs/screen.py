@@ -28,14 +28,15 @@ from jobs.rules import (
 from jobs.rules.episodes import CANDIDATE_SCHEMA, episodes, release_events
 from jobs.rules.links import linked_phones
 from jobs.rules.presence import presence
+from jobs.spark import cut
 
 
 def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:
     """Every rule's candidates (see jobs.rules) for the popup kinds the policy has switched on."""
-    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
-    pres = presence(b["telecom_stays"], b["tickets"], links, t)
+    links = cut(linked_phones(b["kit_bindings"], b["phone_registrations"]))
+    pres = cut(presence(b["telecom_stays"], b["tickets"], links, t))
     ann = b["risk_announcements"]
-    entries = triggers.entry_events(b["telecom_stays"], b["tickets"], links, policy, t)
+    entries = cut(triggers.entry_events(b["telecom_stays"], b["tickets"], links, policy, t))
     t_cands, e3, no_nat = trip_verification.rule(pres, b["trip_declarations"], ann, entries, policy, t)
     parts = {
         "1": [case_county.rule(pres, b["case_reports"], ann, policy)],
@@ -67,7 +68,7 @@ def with_keys(eps: DataFrame) -> DataFrame:
 
 def screen(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:
     """Reasons as of T (all episodes ever raised up to T), keyed; no run ids."""
-    cands = candidates(spark, b, t, policy)
+    cands = cut(candidates(spark, b, t, policy))
     events = release_events(b["verifications"], b["nat_results"])
     return with_keys(episodes(cands, events, t, policy)).drop("person_id")
 

@@ -73,6 +73,15 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",
         "spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
         "spark.executor.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
+        # With the UI off nobody reads the status store: keep little of it (defaults: 1000 stages, 100k tasks).
+        "spark.ui.retainedJobs": "100",
+        "spark.ui.retainedStages": "100",
+        "spark.ui.retainedTasks": "2000",
+        "spark.sql.ui.retainedExecutions": "20",
+        # On 2 cores Spark picks 64 MB on-heap pages: every sort and aggregate of even a tiny run took one and a
+        # 4 GB driver spent minutes in full GCs. Small pages grow in number, not in cost.
+        "spark.buffer.pageSize": os.environ.get("SCREENING_PAGE_SIZE", "2m"),
+        "spark.sql.maxPlanStringLength": "200000",
     }
     if testing or os.environ.get("SCREENING_SPARK_UI", "0") != "1":
         conf["spark.ui.enabled"] = "false"
@@ -103,6 +112,23 @@ def get_spark(app_name: str = "screening", *, testing: bool = False):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"))
     return spark
+
+
+def cut(df):
+    """Materialise `df` and start a fresh plan from it. A frame that several rules build on is otherwise copied
+    into the plan of each (a run's plans reached hundreds of thousands of nodes and filled the driver heap).
+    Local checkpoint: on a cluster a lost executor fails the stage, and the Airflow task's retry reruns it."""
+    return df.localCheckpoint(eager=True)
+
+
+def release(spark) -> None:
+    """Drop what a finished run left in this JVM (cached frames, Delta table snapshots), so one process can run
+    many runs (tests, the hourly backfill) without its heap filling up."""
+    spark.catalog.clearCache()
+    try:
+        spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    except Exception:  # noqa: BLE001 (no JVM gateway, e.g. Spark Connect: nothing to drop here)
+        pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 os.environ.setdefault("SCREENING_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("SCREENING_PII_KEY", "test-key")
+# The Great Expectations suites cost minutes per run: on for test_dq and the end-to-end run, off elsewhere.
+os.environ.setdefault("SCREENING_DQ_SUITES", "0")
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
 from jobs.dispatch import EXPORT_COLUMNS, safe_cell, write_files
 from jobs.keys import person_key_py
 from jobs.reasons_text import why_line
-from tests.dispatch_lake import EXTRA, RUN1, RUN2, scenario_lake
+from tests.dispatch_lake import EVIL_NAME, EXTRA, RUN1, RUN2, scenario_lake
 from tests.scenarios import P
 
 
@@ -145,6 +146,42 @@ def read_csv(path):
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
     return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
+@pytest.mark.slow
+def test_exports_carry_masked_ids_contact_phones_and_neutralised_names(lake):
+    from openpyxl import load_workbook
+
+    folder = lake.root / "exports" / "dispatch" / RUN1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{r}.{x}" for r in ("community", "hotel", "outside_beijing", "lab") for x in ("csv", "xlsx"))
+    hotel = read_csv(folder / "hotel.csv")
+    assert [(h["派发对象"], h["酒店"], h["姓名"], h["身份证号"], h["联系电话"], h["处置要求"], h["完成时限"]) for h in hotel] == [
+        ("东城区文旅局", "HTL-7", "'" + EVIL_NAME, "110101********" + EXTRA["hotel_guest"][-4:], "13800001234", "提醒核酸检测",
+         "2022-05-11 01:00")]
+    assert hotel[0]["原因"] == "您于 5月8日 09:00 在诊所 cl9 就诊,症状:干咳"
+    out = read_csv(folder / "outside_beijing.csv")
+    assert [(o["姓名"], o["身份证号"], o["联系电话"]) for o in out] == [
+        ("京外甲", "130102********" + EXTRA["outside"][-4:], "13800005678"),
+        ("", "130102********" + EXTRA["unlisted"][-4:], "")]  # not in persons: ID from the drug purchase
+    community = read_csv(folder / "community.csv")
+    # sorted by street then community: the scenario residents of 110105001001, then the undeclared traveller
+    order = [(re.search(r"\((\d{9})\)$", c["街道"]).group(1), c["社区"]) for c in community]
+    assert order == sorted(order)
+    assert {c["街道"] for c in community} == {"建外街道(110105001)", "朝外街道(110105002)"}
+    assert [(c["社区"], c["身份证号"], c["处置要求"]) for c in community if c["街道"].endswith("(110105002)")] == [
+        ("110105002001", "110105********" + EXTRA["undeclared"][-4:], "提醒行程申报")]
+    rel = [c for c in community if c["身份证号"].endswith(P["relative_unsigned"][-4:])]
+    assert [(c["处置要求"], c["原因"]) for c in rel] == [("核实并上报", "登记在您身份证名下的手机号 139****0001 于 5月3日 在河北路北区停留,"
+                                                       "公告 a-130203 于 5月1日 00:00 公布为中风险(自 5月1日 00:00 起)")]
+    lab = read_csv(folder / "lab.csv")
+    assert [(x["检测机构"], x["原因"]) for x in lab] == [
+        ("lab1", "核酸样本 n-late 于 5月8日 12:00 采样,超过24小时仍未上传核酸平台,本人弹窗④因此未能解除")]
+    ws = load_workbook(folder / "community.xlsx").active
+    assert [c.value for c in ws[1]] == [h for _, h in EXPORT_COLUMNS]
+    assert ws.max_row == len(community) + 1
+    text = "".join((folder / f).read_text(encoding="utf-8-sig") for f in ("community.csv", "hotel.csv", "outside_beijing.csv"))
+    assert not any(p in text for p in (*P.values(), *EXTRA.values()))  # no raw ID number anywhere
 
 
 @pytest.mark.slow

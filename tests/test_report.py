@@ -40,6 +40,29 @@ def test_report_is_self_contained_with_every_section(page):
 
 
 @pytest.mark.slow
+def test_report_numbers_match_the_gold_tables(page, spark):
+    _, html = page
+    lake = scenario_lake(spark)
+    gold = lake.read_gold(spark, "popup_reasons")
+    active = {(r["popup_code"], r["reason_type"]): r["count"] for r in
+              gold.where("status = 'active'").groupBy("popup_code", "reason_type").count().collect()}
+    got = {(r[2], int(r[3])) for r in cells(html, "active")[1:]}
+    assert got == {(t, n) for (_, t), n in active.items()}
+    released = lake.read_gold(spark, "release_list").where(f"run_id = '{RUN2}'").count()
+    assert f"<p>合计 {released} released.</p>" in html
+    from jobs.reasons_text import ACTION_ZH
+
+    dispatch = {tuple(r[2:5]) for r in cells(html, "dispatch")[1:]}
+    lines = lake.read_gold(spark, "dispatch_list").where(f"run_id = '{RUN2}'").collect()
+    per_street: dict[tuple, int] = {}
+    for x in lines:  # residents are counted per street, other routes per route code
+        k = (x["street_code"] or x["route_code"], ACTION_ZH[x["action"]])
+        per_street[k] = per_street.get(k, 0) + 1
+    assert dispatch == {(code, action, str(n)) for (code, action), n in per_street.items()}
+    assert not [x for x in lines if x["route_type"] == "lab"]  # n-late's result arrived before RUN2
+
+
+@pytest.mark.slow
 def test_report_holds_no_id_number_or_full_phone(page):
     _, html = page
     assert not any(p in html for p in P.values())

@@ -54,6 +54,7 @@ def screening_run(landing: Path, lake: Path, as_of: str, mode: str) -> subproces
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     env["SCREENING_PII_KEY"] = os.environ["SCREENING_PII_KEY"]
     env["SCREENING_SHUFFLE_PARTITIONS"] = "1"  # tiny data; the in-process runs below differ (no AQE)
+    env["SCREENING_DQ_SUITES"] = "1"  # the end-to-end run validates with every suite
     exe = Path(sys.executable).with_name("screening")  # .venv/bin/screening
     return subprocess.run([str(exe), "run", "--landing", str(landing), "--lake", str(lake), "--as-of", as_of,
                            "--mode", mode], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -267,9 +268,12 @@ def test_hourly_runs_end_in_same_state_as_nightly(spark, gen, tmp_path):
     # All files are landed and already ingested (bronze and its file register as the nightly's first ingest
     # left them: no run yet, so no late rows); every hourly run finds nothing new to ingest.
     shutil.copytree(a.root / "bronze", b.root / "bronze")
+    lines: list[str] = []
     for t in HOURLY:
-        assert run(str(gen.landing), str(b.root), t, mode="hourly", log=quiet) == 0
+        assert run(str(gen.landing), str(b.root), t, mode="hourly", log=lines.append) == 0
     run_ids = [f"hourly-{t:%Y%m%dT%H%M%S}" for t in HOURLY]
+    # the first run recomputes everyone (no earlier run); the next three screen only the affected people
+    assert len([x for x in lines if re.match(r"hourly: \d+ people to screen \(changes since ", x)]) == 3
 
     reasons_a = table(spark, a, "popup_reasons")
     reasons_b = table(spark, b, "popup_reasons")
