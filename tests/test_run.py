@@ -158,6 +158,15 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     assert tuple(map(int, m.groups())) == (len(active), len(assign), len(release), len(green_again))
     assert len(active) > 40 and len(released) > 10 and green_again
 
+    # data quality: every suite ran and passed (feeds delivered, screened reasons, published tables), no gate
+    # tripped, and the summary names the Data Docs index, which exists
+    dq = json.loads(log["dq_summary"])
+    delivered = {f for f, s in summary.items() if s["rows"] > s["bad_rows"]}
+    assert dq["suites_run"] == len(delivered) + 3 and dq["suites_failed"] == []
+    assert f"data docs: {lake.root / 'dq' / 'docs' / 'index.html'}" in res.stdout
+    assert (lake.root / "dq" / "docs" / "index.html").is_file()
+    assert "ERROR Executor" not in res.stderr, res.stderr[-3000:]  # no failed Spark task, even a tolerated one
+
     # first run: every reason was assigned by it, and the assignment list is exactly those reasons
     assert {r["first_run_id"] for r in reasons} == {NIGHTLY_RUN}
     assert len(assign) == len(reasons) == len({(r["person_key"], r["reason_key"]) for r in reasons})
