@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test lint java clean bench cluster-test airflow
+.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ run: setup  ## generate a demo landing set, run a nightly screening, print the s
 
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+test-airflow: setup  ## the whole Airflow end-to-end test: nightly and two hourly DAG runs (about 30 min here)
+	$(BIN)/python -m pytest -q -m "" tests/test_airflow_e2e.py
 
 lint: setup  ## ruff
 	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)

@@ -10,6 +10,7 @@ metadata DB or Variables. Everything that depends on the deployment is resolved 
 | Python with the `jobs` package (driver and executors) | `screening_python` | `<project>/.venv/bin/python` |
 | Delta jars (comma separated) | `screening_jars` | `<project>/.cache/jars/` (as `make setup` fetched them) |
 | driver memory | `screening_driver_memory` | `2g` |
+| more Spark settings (JSON object, e.g. executor memory and cores on a cluster) | `screening_spark_conf` | `{}` |
 | Spark master | connection `screening_spark` (e.g. `AIRFLOW_CONN_SCREENING_SPARK`) | `local[*]` when it is not defined |
 
 `as_of` is the run's data interval end in Asia/Shanghai, never the wall clock, so a rerun or a backfill of a
@@ -149,6 +150,9 @@ class ScreeningStage(SparkSubmitOperator):
                 raise AirflowFailException(f"Delta jars missing ({', '.join(missing)}): run `make setup` once, "
                                            "or set the Variable screening_jars")
             self.jars = ",".join(str(p) for p in jars)
+        extra = _spark_conf()
+        if extra:
+            self.conf = {**self.conf, **extra}
         python = self.env_vars["PYSPARK_PYTHON"]
         if shutil.which("spark-submit") is None:  # the project venv has it next to its python
             os.environ["PATH"] = os.path.dirname(python) + os.pathsep + os.environ.get("PATH", "")
@@ -198,6 +202,22 @@ class ScreeningStage(SparkSubmitOperator):
         last = next((ln.strip() for ln in reversed(tail) if ln.strip() and not ln.startswith(("\t", " "))), "")
         return AirflowException(f"stage {self.stage} of run {run_id} failed (spark-submit exit {code}): "
                                 f"{one_line(last) or 'see the Spark output above'}")
+
+
+def _spark_conf() -> dict[str, str]:
+    """The Variable screening_spark_conf (a JSON object of Spark settings), read when the task runs."""
+    from airflow.sdk import Variable
+
+    raw = Variable.get("screening_spark_conf", default=None)
+    if not raw:
+        return {}
+    try:
+        conf = json.loads(raw)
+    except ValueError as e:
+        raise AirflowFailException(f"Variable screening_spark_conf is not JSON ({e}): {raw[:200]}") from None
+    if not isinstance(conf, dict):
+        raise AirflowFailException("Variable screening_spark_conf must be a JSON object of Spark settings")
+    return {str(k): str(v) for k, v in conf.items()}
 
 
 def _connection_defined(conn_id: str) -> bool:

@@ -82,6 +82,9 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         # 4 GB driver spent minutes in full GCs. Small pages grow in number, not in cost.
         "spark.buffer.pageSize": os.environ.get("SCREENING_PAGE_SIZE", "2m"),
         "spark.sql.maxPlanStringLength": "200000",
+        # VACUUM lists a table's files in this many tasks (default 10000): minutes of empty tasks per small table.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": os.environ.get("SCREENING_LISTING_PARALLELISM",
+                                                                                   "8"),
     }
     if testing or os.environ.get("SCREENING_SPARK_UI", "0") != "1":
         conf["spark.ui.enabled"] = "false"

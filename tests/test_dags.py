@@ -237,6 +237,7 @@ def stage_run(monkeypatch, common):
             seen["args"], seen["jars"] = list(self.application_args), self.jars
             seen["conn"] = os.environ.get("AIRFLOW_CONN_SCREENING_SPARK")
             seen["operator"] = self.env_vars.get("SCREENING_OPERATOR")
+            seen["conf"] = dict(self.conf)
             self._hook = SimpleNamespace(_submit_sp=SimpleNamespace(returncode=code),
                                          _last_submit_log_lines=list(output))
             if code:
@@ -294,6 +295,18 @@ def test_success_defaults_to_local_spark_and_the_cached_delta_jars(stage_run, ni
     assert seen["jars"] == ",".join(str(p) for p in delta_jar_paths())
     assert json.loads(seen["conn"]) == {"conn_type": "spark", "host": "local[*]"}
     assert seen["operator"] == "airflow:ops"
+
+
+def test_more_spark_settings_come_from_a_variable_and_a_bad_one_fails_clearly(stage_run, nightly, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", '{"spark.executor.memory": "8g", "spark.executor.cores": 4}')
+    seen = stage_run(nightly, "screen", 0)
+    assert seen["conf"] == {"spark.driver.memory": "2g", "spark.sql.session.timeZone": "Asia/Shanghai",
+                            "spark.executor.memory": "8g", "spark.executor.cores": "4"}
+    monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", "spark.executor.memory=8g")
+    with pytest.raises(AirflowFailException, match="Variable screening_spark_conf is not JSON"):
+        stage_run(nightly, "screen", 0)
 
 
 def test_override_params_reach_only_the_gate_stages(stage_run, nightly):

@@ -387,3 +387,138 @@ def test_row_known_one_second_after_as_of_is_not_seen(spark, tmp_path):
     assert sorted((r["run_id"], r["person_key"]) for r in table(spark, lake, "assignment_list")) == sorted([
         ("nightly-20220510T120000", person_key_py(P_AT)), ("nightly-20220510T120001", person_key_py(P_LATE)),
         ("nightly-20220510T120001", person_key_py(P_DRUG))])
+
+
+# -- personal data and evidence (issue: reliability and security) -------------------------------------------
+ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+PHONE_RE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+PRIVATE = ("bronze", "rejects")  # raw feeds, readable by the pipeline's user only (tests/test_reliability.py)
+
+
+def landed_phones(landing: Path) -> set[str]:
+    phones = set()
+    for path in landing.glob("*/*.csv"):
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for row in csv.reader(f):
+                phones.update(v.strip() for v in row if PHONE_RE.fullmatch(v.strip()))
+    return phones
+
+
+def personal_hits(text: str, ids: set[str], phones: set[str]) -> list[str]:
+    """ID numbers and full phones of the landing found in `text` (by pattern, then checked against the landing,
+    so a long number that merely looks like one, e.g. 17179869184 bytes in a Delta checksum, is not a hit)."""
+    return sorted({m.upper() for m in ID_RE.findall(text) if m.upper() in ids}
+                  | {m for m in PHONE_RE.findall(text) if m in phones})
+
+
+def test_no_raw_id_number_or_full_phone_in_any_file_the_run_wrote(spark, gen):
+    """Every file of the lake outside the private bronze and rejects (gold and data-quality tables decoded, Delta
+    logs, Data Docs, GX results, the run report, the dispatch exports) and the run's console output."""
+    lake = nightly_lake(gen)
+    ids, phones = landed_ids(gen.landing), landed_phones(gen.landing)
+    assert len(ids) > 500 and len(phones) > 500
+    scanned: dict[str, int] = {}
+    found: dict[str, list[str]] = {}
+
+    def scan(name: str, text: str, allow_phones: bool = False) -> None:
+        scanned[name] = len(text)
+        hits = personal_hits(text, ids, set() if allow_phones else phones)
+        if hits:
+            found[name] = hits[:3]
+
+    scan("console stdout", gen.cli.stdout)
+    scan("console stderr", gen.cli.stderr)
+    tables = []
+    for path in sorted(lake.root.rglob("*")):
+        rel = path.relative_to(lake.root)
+        if not path.is_file() or rel.parts[0] in PRIVATE:
+            continue
+        if path.suffix == ".parquet":
+            tables.append(path.parent)
+            continue
+        if path.suffix == ".xlsx":
+            from openpyxl import load_workbook
+            cells = [str(c) for ws in load_workbook(path, read_only=True).worksheets
+                     for row in ws.iter_rows(values_only=True) for c in row if c is not None]
+            text = "\n".join(cells)
+        else:
+            text = path.read_bytes().decode("utf-8", errors="replace")
+        # dispatch exports name the person for the community worker: contact phone yes, ID number masked
+        scan(str(rel), text, allow_phones=rel.parts[0] == "exports")
+    for table_dir in sorted(set(tables)):
+        rows = spark.read.format("delta").load(str(table_dir)).collect()
+        scan(str(table_dir.relative_to(lake.root)),
+             "\n".join(json.dumps(r.asDict(recursive=True), ensure_ascii=False, default=str) for r in rows))
+
+    kinds = {Path(n).suffix or n for n in scanned}
+    assert {".html", ".json", ".csv", ".xlsx", "console stdout"} <= kinds, kinds
+    assert any(n.startswith("reports/") for n in scanned) and any(n.startswith("dq/docs/") for n in scanned)
+    assert {"gold/popup_reasons", "gold/dispatch_list", "dq/results"} <= set(scanned)
+    assert found == {}
+    # and the exports did carry the contact phones, masked IDs (the scan above had something to find)
+    export = next(lake.root.glob("exports/dispatch/*/community.csv")).read_text(encoding="utf-8-sig")
+    assert personal_hits(export, set(), phones) and re.search(r"\d{6}\*{8}\d{3}[\dX]", export)
+
+
+LINK_FEEDS = ("kit_bindings", "phone_registrations")  # persons.phone is a contact number, not a link
+
+
+def test_every_active_reason_has_evidence_that_resolves_to_bronze_rows_satisfying_its_rule(spark, gen):
+    """Walk every active reason's evidence back to the bronze rows it names, as known at the as-of."""
+    lake = nightly_lake(gen)
+    reasons = [r for r in table(spark, lake, "popup_reasons") if r["status"] == "active"]
+    assert len(reasons) > 40
+
+    def bronze(feed: str) -> dict[str, dict]:
+        from jobs import schemas
+
+        (key,) = schemas.feed_spec(feed)["key"]
+        rows = spark.read.format("delta").load(lake.bronze(feed)).where(f"_known_at <= '{T}'").collect()
+        out: dict[str, dict] = {}
+        for r in sorted(rows, key=lambda r: r["_known_at"]):  # the version known last before the as-of
+            out[str(r[key])] = r.asDict()
+        return out
+
+    feeds = {f: bronze(f) for f in ("telecom_stays", "tickets", "inbound_entries", "drug_purchases",
+                                    "clinic_visits", "venue_scans", "trip_declarations", "grid_dwells",
+                                    "case_reports", "risk_announcements")}
+    owners: dict[str, set[str]] = {}  # phone -> person keys linked to it by any link feed
+    for feed in LINK_FEEDS:
+        for r in spark.read.format("delta").load(lake.bronze(feed)).select("person_id", "phone").collect():
+            if r["phone"]:
+                owners.setdefault(r["phone"], set()).add(person_key_py(r["person_id"]))
+    announcements = feeds["risk_announcements"]
+    same_named = ("port", "pharmacy_id", "drug_category", "clinic_id", "venue_id", "scan_type", "grid_id")
+    walked = {}
+    for reason in reasons:
+        items = json.loads(reason["evidence"])["items"]
+        assert items, reason["reason_key"]
+        for item in items:
+            feed, rid = item["feed"], str(item["record_id"])
+            row = feeds[feed].get(rid)
+            assert row is not None, (reason["reason_type"], feed, rid)
+            # the record belongs to the person: their own row, or a phone linked to them
+            if "person_id" in row:
+                assert person_key_py(row["person_id"]) == reason["person_key"], (feed, rid)
+            else:
+                assert reason["person_key"] in owners.get(row["phone"], set()), (feed, rid)
+                assert item["phone"] == row["phone"][:3] + "****" + row["phone"][7:], (feed, rid)
+            for col in same_named:
+                if col in item and col in row:
+                    assert str(item[col]) == str(row[col]), (feed, rid, col)
+            # the place the rule matched is the record's place
+            if "county" in item and feed in ("telecom_stays", "tickets"):  # a ticket: departing or arriving there
+                places = [row["county_code"]] if feed == "telecom_stays" else [row["origin_county"], row["dest_county"]]
+                assert item["county"] in places, (feed, rid)
+                if reason["cause"].startswith("county="):
+                    assert reason["cause"] == f"county={item['county']}", (feed, rid)
+            if feed == "tickets":
+                assert row["status"] != "refunded", rid  # rules.md: a refunded ticket is no presence
+            if item.get("announcement_id"):
+                ann = announcements[item["announcement_id"]]
+                assert ann["risk_level"] in ("medium", "high"), item
+            if item.get("case_record_id"):
+                assert item["case_record_id"] in feeds["grid_dwells"], item
+            walked[(reason["reason_type"], feed)] = walked.get((reason["reason_type"], feed), 0) + 1
+    types = {t for t, _ in walked}
+    assert {"case_county", "inbound_quarantine", "risk_area_visit", "drug_purchase", "border_county"} <= types, walked

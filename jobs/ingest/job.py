@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,8 @@ from jobs import schemas
 from jobs.faults import point
 from jobs.ingest.validate import validate
 from jobs.lake import Lake
+
+THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
 
 
 @dataclass
@@ -113,6 +117,7 @@ class Ingestor:
                          and p.name not in schemas.FEEDS)
         if unknown:
             self.log(f"ignored landing folders that are not feeds: {', '.join(unknown)}")
+        work = []
         for feed, files in discover(self.landing).items():
             rep = reports.setdefault(feed, FeedReport())
             todo: list[tuple[Path, str]] = []
@@ -124,7 +129,10 @@ class Ingestor:
                 known[digest] = str(p)
                 todo.append((p, digest))
             if todo:
-                self.ingest_feed(feed, todo, rep)
+                work.append((feed, todo, rep))
+        # Feeds are independent tables: a few at a time, since a small feed is mostly Delta commit latency.
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            list(pool.map(lambda w: self.ingest_feed(*w), work))
         point("ingest:bronze")
         # One commit each for all feeds' rejects and file records (files last: a crash before re-takes them).
         if self.rejects:
