@@ -38,7 +38,7 @@ run: setup  ## generate a demo landing set, run a nightly screening, print the s
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-airflow: setup  ## the whole Airflow end-to-end test: nightly and two hourly DAG runs (about 30 min here)
+test-airflow: setup  ## the Airflow end-to-end test: a nightly and two hourly DAG runs (about 28 min here)
 	$(BIN)/python -m pytest -q -m "" tests/test_airflow_e2e.py
 
 lint: setup  ## ruff

@@ -24,7 +24,8 @@ from jobs.keys import person_key_py
 from jobs.lake import Lake
 from tests.landing import resident_id, write_feed
 
-pytestmark = pytest.mark.slow
+# 16 spark-submits, about 28 minutes on this 2-core machine: `make test-airflow`, not in `make test` (CI budget)
+pytestmark = [pytest.mark.slow, pytest.mark.airflow_e2e]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "airflow.sh"
@@ -107,7 +108,6 @@ def test_nightly_dag_run_publishes_the_gold_tables_and_maintains_them(spark, af)
         assert props["delta.deletedFileRetentionDuration"] == "interval 30 days", path
 
 
-@pytest.mark.airflow_hourly  # ~15 min of spark-submits: `make test-airflow` (not in `make test`)
 def test_two_hourly_runs_assign_and_release_what_landed_between_them(spark, af):
     write_feed(af.landing, "inbound_entries", [
         dict(entry_id="IE-AF1", person_id=P_IN, entry_date="2022-04-12", port="首都国际机场", quarantine_days=21,
