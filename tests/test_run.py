@@ -39,6 +39,8 @@ NIGHTLY_RUN = "nightly-20220503T010000"
 HOURLY = [T - timedelta(hours=h) for h in (18, 12, 6, 0)]  # 05-02 07:00, 13:00, 19:00, 05-03 01:00
 GOLD = ("popup_reasons", "popup_status", "assignment_list", "release_list", "run_log")
 PUBLISHED = ("popup_reasons", "popup_status", "assignment_list", "release_list")
+ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+PHONE_RE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 
 
 def dt(s: str) -> datetime:
@@ -107,14 +109,19 @@ def reasons_of(rows: list[dict], key: str) -> list[tuple]:
     return sorted(out, key=lambda t: (t[4], t[0], t[2]))
 
 
-def landed_ids(landing: Path) -> set[str]:
-    """Every 18-character ID number in any landed file."""
-    ids = set()
+def landed(landing: Path, pattern: re.Pattern) -> set[str]:
+    """Every field of any landed file that is wholly `pattern` (stripped, upper case)."""
+    found = set()
     for path in landing.glob("*/*.csv"):
         with open(path, encoding="utf-8-sig", newline="") as f:
             for row in csv.reader(f):
-                ids.update(v.strip().upper() for v in row if re.fullmatch(r"\s*\d{17}[\dXx]\s*", v))
-    return ids
+                found.update(v.strip().upper() for v in row if pattern.fullmatch(v.strip()))
+    return found
+
+
+def landed_ids(landing: Path) -> set[str]:
+    """Every 18-character ID number in any landed file."""
+    return landed(landing, ID_RE)
 
 
 def ticket_dest(landing: Path, pid: str, depart_at: str) -> str:
@@ -390,18 +397,11 @@ def test_row_known_one_second_after_as_of_is_not_seen(spark, tmp_path):
 
 
 # -- personal data and evidence (issue: reliability and security) -------------------------------------------
-ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-PHONE_RE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 PRIVATE = ("bronze", "rejects")  # raw feeds, readable by the pipeline's user only (tests/test_reliability.py)
 
 
 def landed_phones(landing: Path) -> set[str]:
-    phones = set()
-    for path in landing.glob("*/*.csv"):
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            for row in csv.reader(f):
-                phones.update(v.strip() for v in row if PHONE_RE.fullmatch(v.strip()))
-    return phones
+    return landed(landing, PHONE_RE)
 
 
 def personal_hits(text: str, ids: set[str], phones: set[str]) -> list[str]:
