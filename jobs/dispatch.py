@@ -228,9 +228,7 @@ def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
     df = lines(lake.read_gold(spark, "popup_reasons"), lake.read_gold(spark, "popup_status"), b, as_of, policy, run_id)
     schema = schemas.gold_schema("dispatch_list")
     path = lake.gold("dispatch_list")
-    lake.ensure(spark, path, schema)
-    df.select([c.name for c in schema.fields]).write.format("delta").mode("overwrite").option(
-        "replaceWhere", f"run_id = '{run_id}'").save(path)
+    lake.replace_where(spark, path, schema, df, f"run_id = '{run_id}'")
     run_lines = lake.read_gold(spark, "dispatch_list").where(F.col("run_id") == run_id).persist()
     counts = {f"dispatch_{r['route_type']}": r["count"] for r in run_lines.groupBy("route_type").count().collect()}
     counts["dispatch_lines"] = sum(counts.values())

@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs import schemas
+
+log = logging.getLogger("screening")
+CONFLICT_ATTEMPTS = 4  # a commit that lost a race is redone this many times in all, then the run fails
+
+
+def conflicts() -> tuple[type[Exception], ...]:
+    """Delta's commit-conflict exceptions (none of them derives from a common conflict class in Python)."""
+    from delta import exceptions as d
+
+    return (d.DeltaConcurrentModificationException, d.ConcurrentWriteException, d.MetadataChangedException,
+            d.ProtocolChangedException, d.ConcurrentAppendException, d.ConcurrentDeleteReadException,
+            d.ConcurrentDeleteDeleteException, d.ConcurrentTransactionException)
+
+
+def delta_version(path: str | Path) -> int:
+    """The table's latest version: its newest commit file in _delta_log (no Spark job: loading the table's
+    history for this cost a second or more per table in a fresh JVM)."""
+    names = (p.name for p in (Path(path) / "_delta_log").glob("*.json"))
+    return max(int(n[:-5]) for n in names if n[:-5].isdigit())
+
+
+def committed(write, what: str, attempts: int = CONFLICT_ATTEMPTS, sleep=time.sleep):
+    """Run `write` (one Delta transaction) and redo it when another writer committed first. Each try reads the
+    table afresh, and a Delta commit is all or nothing, so a conflict never leaves half a write behind."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except conflicts() as e:
+            if attempt == attempts:
+                raise RuntimeError(f"{what}: another writer kept committing to this table first ({attempts} tries); "
+                                   f"nothing of this write was applied. Rerun when the other writer is done. "
+                                   f"Last conflict: {type(e).__name__}") from e
+            log.warning("%s: %s (another writer committed first); trying again (%d/%d)", what,
+                        type(e).__name__, attempt + 1, attempts)
+            sleep(0.5 * 2 ** attempt)
 
 
 class Lake:
@@ -48,11 +85,7 @@ class Lake:
         return spark.read.format("delta").load(path)
 
     def version(self, spark: SparkSession, path: str) -> int | None:
-        if not self.exists(path):
-            return None
-        from delta.tables import DeltaTable
-
-        return DeltaTable.forPath(spark, path).history(1).collect()[0]["version"]
+        return delta_version(path) if self.exists(path) else None
 
     # -- writing ---------------------------------------------------------------------------------------
     def ensure(self, spark: SparkSession, path: str, schema) -> None:
@@ -69,22 +102,34 @@ class Lake:
         if not self.exists(path):  # first load: a plain write is one commit instead of two
             if not insert:
                 return
-            source.write.format("delta").mode("append").save(path)
+            committed(lambda: source.write.format("delta").mode("append").save(path), f"append to {path}")
             return
         cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        m = DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), cond)
-        if update_set is not None:
-            m = m.whenMatchedUpdate(condition=update_when, set=update_set)
-        elif update_when != "never":
-            m = m.whenMatchedUpdateAll(condition=update_when)
-        if insert:
-            m = m.whenNotMatchedInsertAll()
-        m.execute()
+
+        def once():
+            m = DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), cond)
+            if update_set is not None:
+                m = m.whenMatchedUpdate(condition=update_when, set=update_set)
+            elif update_when != "never":
+                m = m.whenMatchedUpdateAll(condition=update_when)
+            if insert:
+                m = m.whenNotMatchedInsertAll()
+            m.execute()
+        committed(once, f"merge into {path}")
 
     def append(self, spark: SparkSession, path: str, schema, df: DataFrame) -> None:
         self.ensure(spark, path, schema)
-        df.select([c.name for c in schema.fields]).write.format("delta").mode("append").save(path)
+        df = df.select([c.name for c in schema.fields])
+        committed(lambda: df.write.format("delta").mode("append").save(path), f"append to {path}")
 
     def overwrite(self, spark: SparkSession, path: str, schema, df: DataFrame) -> None:
-        df.select([c.name for c in schema.fields]).write.format("delta").mode("overwrite").option(
-            "overwriteSchema", "true").save(path)
+        df = df.select([c.name for c in schema.fields])
+        committed(lambda: df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path),
+                  f"overwrite {path}")
+
+    def replace_where(self, spark: SparkSession, path: str, schema, df: DataFrame, cond: str) -> None:
+        """Replace the rows matching `cond` (e.g. one run's) with `df`, in one commit."""
+        self.ensure(spark, path, schema)
+        df = df.select([c.name for c in schema.fields])
+        committed(lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", cond).save(path),
+                  f"replace {cond} in {path}")

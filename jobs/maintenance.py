@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from jobs.lake import Lake
+from jobs.lake import Lake, delta_version
 
 
 def tables(lake: Lake) -> list[str]:
@@ -35,7 +35,7 @@ def maintain(spark, path: str, days: int) -> int:
                   + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
     t.optimize().executeCompaction()
     t.vacuum(days * 24)
-    return t.history(1).collect()[0]["version"]
+    return delta_version(path)
 
 
 def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int]:

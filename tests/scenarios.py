@@ -24,7 +24,7 @@ PEOPLE = {
     "ticket_kept": 6, "shop_payer": 7, "inbound": 8, "nat_late": 9, "old_phone": 10, "quiet": 11, "lowered": 12,
     "entrant": 13, "entrant_late_known": 14, "clinic": 15, "case_person": 16, "colocated": 17, "not_colocated": 18,
     "cleared": 19, "kept": 20, "starred": 21, "short_stay": 22, "no_nat": 23, "new_owner": 24,
-    "refunded_later": 25, "future_ticket": 26, "lifted": 27,
+    "refunded_later": 25, "future_ticket": 26, "lifted": 27, "verified_only": 28,
 }
 P = {k: pid(v) for k, v in PEOPLE.items()}
 PH = {k: phone(v) for k, v in PEOPLE.items()}
@@ -136,7 +136,10 @@ def build(landing: Path) -> None:
          "outcome": "cleared", "commitment_signed": "false", "operator_id": "op1"},
         {"verification_id": "vf-5", "person_id": P["kept"], "community_code": "110105001001", "verified_at": "2022-05-07T10:00:00",
          "outcome": "keep", "commitment_signed": "false", "operator_id": "op1"},
-    ])
+    ] + [  # verifications of someone with no exposure at all, one of each outcome
+        {"verification_id": f"vf-only-{o}", "person_id": P["verified_only"], "community_code": "110105001001",
+         "verified_at": "2022-05-07T10:00:00", "outcome": o, "commitment_signed": "true", "operator_id": "op1"}
+        for o in ("not_exposed", "cleared", "keep")])
     write_feed(landing, "inbound_entries", [
         {"entry_id": "e-1", "person_id": P["inbound"], "entry_date": "2022-05-01", "port": "PEK", "reported_at": "2022-05-01T12:00:00"},
     ])

@@ -187,6 +187,10 @@ def test_keep_verification_releases_nothing_and_aging_out_does_not_release_3(at)
         ("3", "risk_area_visit", "area=110108001001", "active", dt("2022-05-06T12:00:00"), None, None)]
 
 
+def test_a_verification_of_any_outcome_never_raises_a_popup_by_itself(at):
+    assert [at(t)["verified_only"] for t in (MAY10, MAY15, MAY17)] == [[], [], []]
+
+
 # --- popup 4 -----------------------------------------------------------------------------------------------
 def test_negative_nat_not_yet_uploaded_keeps_4(at):
     assert brief(at(MAY10)["nat_late"]) == [

@@ -62,12 +62,9 @@ def _store_results(ctx, stage: str, rows: list[dict], suites: list[str]) -> None
     schema = schemas.gold_schema(RESULTS_TABLE)
     path = ctx.lake.gold(RESULTS_TABLE)
     df = ctx.spark.createDataFrame([{c.name: r.get(c.name) for c in schema.fields} for r in rows], schema).coalesce(1)
-    if not ctx.lake.exists(path):
-        df.write.format("delta").mode("append").save(path)
-        return
     names = ", ".join("'" + s.replace("'", "''") + "'" for s in suites) or "''"
     cond = f"run_id = '{ctx.run_id}' AND stage = '{stage}' OR run_id = '{ctx.run_id}' AND suite IN ({names})"
-    df.write.format("delta").mode("overwrite").option("replaceWhere", cond).save(path)
+    ctx.lake.replace_where(ctx.spark, path, schema, df, cond)
 
 
 def _run_suites(ctx, stage: str, batches: list[tuple[str, str, object, list[dict]]]) -> tuple[list[dict], dict]:
