@@ -67,6 +67,24 @@ def resolve_key(who: str) -> str:
     raise SystemExit(f"screening explain: {who[:4]}… is neither an 18-character ID number nor a 64-hex person key")
 
 
+def published_reasons(spark, lake, run, latest: bool):
+    """popup_reasons as it stood when `run` completed: Delta time travel to the last commit before the run's
+    finished_at. The current table when `run` is the latest, or when that version is gone (older than the audit
+    window VACUUM keeps); `gather` then rebuilds statuses from first_run_id / release_run_id."""
+    from jobs.sql import version_at
+
+    path = lake.gold("popup_reasons")
+    if latest or run["finished_at"] is None or not lake.exists(path):
+        return lake.read_gold(spark, "popup_reasons")
+    v = version_at(path, run["finished_at"])
+    try:
+        df = spark.read.format("delta").option("versionAsOf", v).load(path)
+        df.limit(1).collect()  # fails here, not later, when VACUUM removed that version's files
+        return df
+    except Exception:  # noqa: BLE001 (any read failure of an old version: the rebuild below is still correct)
+        return lake.read_gold(spark, "popup_reasons")
+
+
 def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
     """Everything `render` needs, read from the lake (reasons as published by the chosen run)."""
     from pyspark.sql import functions as F
@@ -85,7 +103,7 @@ def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
     t, window = run["as_of"], timedelta(days=14)
     as_ofs = {r["run_id"]: r["as_of"] for r in lake.read_gold(spark, "run_log").select("run_id", "as_of").collect()}
     reasons = []
-    for r in lake.read_gold(spark, "popup_reasons").where(F.col("person_key") == key).collect():
+    for r in published_reasons(spark, lake, run, latest=at is None).where(F.col("person_key") == key).collect():
         first, rel = as_ofs.get(r["first_run_id"]), as_ofs.get(r["release_run_id"])
         if first is None or first > t:
             continue  # not yet published by that run

@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 
 from jobs.keys import person_key_py
-from jobs.lake import Lake
+from jobs.lake import Lake, delta_version
 from jobs.run import run
 from tests.landing import resident_id, write_feed
 
@@ -83,12 +83,14 @@ def runs(spark, tmp_path_factory):
 
     assert run(str(landing), str(lake.root), T1, log=quiet) == 0
     snaps["t1_reasons"] = snap("popup_reasons")
+    snaps["t1_version"] = delta_version(lake.gold("popup_reasons"))
     late(landing)
     assert run(str(landing), str(lake.root), T2, log=quiet) == 0
     snaps["t2_reasons"] = snap("popup_reasons")
     assert run(str(landing), str(lake.root), T3, log=quiet) == 0
     for name in ("popup_reasons", "assignment_list", "release_list", "run_log"):
         snaps[name] = snap(name)
+    snaps["lake"] = lake
     return snaps
 
 
@@ -140,3 +142,22 @@ def test_late_rows_are_counted_and_published_lists_are_never_rewritten(runs):
     assert sorted((a["person_key"], a["reason_key"], a["raised_at"]) for a in runs["assignment_list"]
                   if a["run_id"] == "nightly-20220502T010000") == t1
     assert [r for r in runs["release_list"] if r["run_id"] == "nightly-20220502T010000"] == []
+
+
+def test_explain_and_sql_of_a_past_run_show_what_the_tables_said_then(spark, runs):
+    from jobs.explain import gather
+    from jobs.sql import run_sql
+
+    lake = runs["lake"]
+
+    def stay(at):  # the ① reason of the re-reported stay, as `screening explain --as-of` shows it
+        return [(r["status"], r["release_eligible_at"], r["released_at"])
+                for r in gather(spark, lake, P_STAY, at=at)["reasons"] if r["popup_code"] == "1"]
+
+    assert stay(T1) == [("active", dt("2022-05-14T10:00:00"), None)]  # before the re-report landed
+    assert stay(T2) == [("active", dt("2022-05-14T20:00:00"), None)]
+    assert stay(None) == [("released", None, dt("2022-05-14T20:00:00"))]  # a due time only while active
+    # `screening sql --as-of-version popup_reasons=N`, N the version the T1 run left: what T1 published, row for row
+    then = run_sql(spark, lake, "SELECT * FROM popup_reasons", versions={"popup_reasons": runs["t1_version"]})
+    order = lambda r: (r["person_key"], r["reason_key"])  # noqa: E731
+    assert sorted((r.asDict() for r in then.collect()), key=order) == sorted(runs["t1_reasons"], key=order)
