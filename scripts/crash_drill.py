@@ -1,13 +1,14 @@
 """Crash drill: kill the driver (SIGKILL) at every point of a run, rerun the same as-of, compare with a run that
 was never interrupted. Usage:
 
-    .venv/bin/python scripts/crash_drill.py [--work /tmp/crash-drill] [--points all|p1,p2|""] [--mid-write]
+    .venv/bin/python scripts/crash_drill.py [--work /tmp/crash-drill] [--points all|p1,p2|""] [--mid-write [T1,T2]]
                                             [--reuse-baseline]
 
 The lake first gets one completed nightly run (T0); each trial copies it, starts the nightly run at T1 with
 SCREENING_CRASH_AT=<point> (jobs/faults.py), checks it died, reruns it plainly and compares every table with
-the baseline (the T1 run uninterrupted), row for row, ignoring only wall-clock columns of run_log; its
-input_versions are compared by the bronze data they name (a killed run's commits add versions).
+the baseline (the T1 run uninterrupted), row for row, ignoring only wall-clock columns of run_log (started_at,
+finished_at, the stopwatch fields of dq_summary); its input_versions are compared by the bronze data they name
+(a killed run's commits add versions).
 `--mid-write` adds trials that kill while Delta is writing data files of popup_reasons / assignment_list /
 release_list (a new data file exists, its commit does not yet): the middle of the MERGE and of publishing.
 Prints one line per trial (and, for a table that differs, rows only in one side), keeps a differing trial's
@@ -66,11 +67,21 @@ def snapshot(spark, lake: Path) -> dict[str, list]:
             continue
         name = str(table.relative_to(lake))
         skip = SKIP.get(table.name, set())
-        rows = [tuple((k, str(v)) for k, v in sorted(r.asDict().items()) if k not in skip)
+        rows = [tuple((k, str(untimed(v) if k == "dq_summary" else v)) for k, v in sorted(r.asDict().items())
+                      if k not in skip)
                 for r in spark.read.format("delta").load(str(table)).collect()]
         out[name] = sorted(rows)
     out["run_log.input_versions (the bronze data they name)"] = inputs_read(spark, lake)
     return out
+
+
+def untimed(summary: str | None):
+    """run_log.dq_summary without its stopwatch fields (seconds per step, validated_at)."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("seconds", "validated_at")}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+    return json.dumps(strip(json.loads(summary)), sort_keys=True) if summary else summary
 
 
 def inputs_read(spark, lake: Path) -> list:
@@ -108,7 +119,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="/tmp/crash-drill")
     ap.add_argument("--points", default="all")
-    ap.add_argument("--mid-write", action="store_true")
+    ap.add_argument("--mid-write", nargs="?", const="popup_reasons,assignment_list,release_list", default="",
+                    metavar="TABLES", help="also kill while writing these gold tables (all three by default)")
     ap.add_argument("--reuse-baseline", action="store_true", help="keep the uninterrupted T1 lake of an earlier drill")
     args = ap.parse_args()
     from jobs.faults import POINTS
@@ -131,9 +143,8 @@ def main() -> int:
     expected = snapshot(spark, base)
 
     trials: list[tuple[str, dict, object]] = []
-    if args.mid_write:
-        for t in ("popup_reasons", "assignment_list", "release_list"):
-            trials.append((f"mid-write:{t}", {}, t))
+    for t in [t for t in args.mid_write.split(",") if t]:
+        trials.append((f"mid-write:{t}", {}, t))
     for p in (POINTS if args.points == "all" else [p for p in args.points.split(",") if p]):
         trials.append((p, {"SCREENING_CRASH_AT": p}, None))
     failed = 0
