@@ -92,6 +92,14 @@ def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> Data
         "display_code", F.when(F.size("active_codes") > 0, F.col("display_code")))
 
 
+def before_run(gold: DataFrame, run_id: str) -> DataFrame:
+    """popup_reasons as it stood before `run_id` published anything. A rerun after a crash in the middle of
+    publishing finds part of its own publish applied; its result gates must still see the whole change."""
+    mine = F.col("release_run_id") == F.lit(run_id)
+    return gold.where(~F.col("first_run_id").eqNullSafe(F.lit(run_id))).withColumn(
+        "status", F.when(mine, F.lit("active")).otherwise(F.col("status")))
+
+
 def changes(gold: DataFrame, staged: DataFrame) -> tuple[DataFrame, DataFrame]:
     """What publishing `staged` would do to `gold`: (reasons to assign, active reasons to release). Used by the
     result gates before anything is written; publish() applies the same two rules."""

@@ -187,14 +187,14 @@ def _people(df, by: str | None = None) -> dict[str, int]:
 def result_gates(ctx, staged) -> list[tuple[str, str, dict]]:
     """(gate, one-line message, numbers) for every result gate that trips on the screened reasons."""
     from jobs.dq import gx
-    from jobs.screen import changes
+    from jobs.screen import before_run, changes
 
     t0 = time.monotonic()
     cfg = gates.config()
     rows, per_suite = _run_suites(ctx, "dq_results", [
         ("gold.popup_reasons", "staged.popup_reasons", staged, gx.suite_specs()["gold"]["gold.popup_reasons"]["expect"])])
 
-    gold_all = ctx.lake.read_gold(ctx.spark, "popup_reasons")
+    gold_all = before_run(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.run_id)
     scope = getattr(ctx, "affected", None)  # an incremental hourly run screened only these people
     gold = gold_all if scope is None else gold_all.join(scope, "person_key", "left_semi")
     to_assign, to_release = changes(gold, staged)
