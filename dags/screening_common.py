@@ -56,8 +56,17 @@ JARS = variable("screening_jars", "")
 DRIVER_MEMORY = variable("screening_driver_memory", "2g")
 # The run's data interval end, as local time with its offset (the `screening` command accepts ISO-8601). A run
 # triggered without a logical date has no data interval: its run_after (fixed when it was created) stands in.
-AS_OF = ("{{ (data_interval_end if data_interval_end is defined and data_interval_end else dag_run.run_after)"
-         ".in_timezone('Asia/Shanghai').isoformat() }}")
+AS_OF = ("{{ shanghai(data_interval_end if data_interval_end is defined and data_interval_end "
+         "else dag_run.run_after) }}")
+
+
+def shanghai(t) -> str:
+    """ISO-8601 in Asia/Shanghai of an aware datetime. Airflow hands `run_after` over as a plain datetime, not a
+    pendulum one (a UI trigger without a logical date failed on `.in_timezone`)."""
+    return pendulum.instance(t).in_timezone(TZ).isoformat()
+
+
+MACROS = {"shanghai": shanghai}  # the DAGs' user_defined_macros
 
 PARAMS = {
     "override_gates": Param([], type="array", items={"type": "string"},
@@ -77,7 +86,7 @@ def run_id_of(context) -> str:
     """The pipeline's run id of this Airflow run, as `jobs.run.RunContext.run_id` makes it."""
     as_of = context.get("data_interval_end") or context["dag_run"].run_after
     mode = context["dag"].dag_id.removeprefix("screening_")
-    return f"{mode}-{as_of.in_timezone(TZ):%Y%m%dT%H%M%S}"
+    return f"{mode}-{pendulum.instance(as_of).in_timezone(TZ):%Y%m%dT%H%M%S}"
 
 
 def one_line(text: object) -> str:

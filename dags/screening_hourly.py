@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from screening_common import PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
+from screening_common import MACROS, PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
 
 with DAG(
     dag_id="screening_hourly",
@@ -14,6 +14,7 @@ with DAG(
     catchup=False,  # each run takes in everything new since the last one: a missed hour needs no run of its own
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
+    user_defined_macros=MACROS,
     default_args=default_args(retries=2, retry_delay=timedelta(minutes=2), max_retry_delay=timedelta(minutes=15)),
     params=PARAMS,
     on_failure_callback=log_run_failure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from screening_common import PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
+from screening_common import MACROS, PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
 
 with DAG(
     dag_id="screening_nightly",
@@ -14,6 +14,7 @@ with DAG(
     catchup=True,  # missed nights run one by one, oldest first (max_active_runs=1)
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=8),
+    user_defined_macros=MACROS,
     default_args=default_args(retries=3, retry_delay=timedelta(minutes=5), max_retry_delay=timedelta(hours=1)),
     params=PARAMS,
     on_failure_callback=log_run_failure,

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -199,10 +199,13 @@ def test_as_of_is_the_data_interval_end_in_shanghai_time(nightly, hourly):
     assert rendered(hourly.get_task("dq_feeds"), context_for(hourly, end))[6:8] == ["--as-of", "2022-05-03T13:10:00+08:00"]
 
 
-def test_run_without_logical_date_screens_as_of_its_run_after(nightly):
+def test_run_without_logical_date_screens_as_of_its_run_after(nightly, common):
     ctx = context_for(nightly, pendulum.datetime(2026, 11, 26, 16, 3, 6, tz="UTC"))
     del ctx["data_interval_end"]  # Airflow 3: a run triggered with no logical date has no data interval
+    # and its run_after comes as a plain datetime, as the UI's Trigger button makes it
+    ctx["dag_run"].run_after = datetime(2026, 11, 26, 16, 3, 6, tzinfo=UTC)
     assert rendered(nightly.get_task("ingest"), ctx)[6:8] == ["--as-of", "2026-11-27T00:03:06+08:00"]
+    assert common.run_id_of(ctx) == "nightly-20261127T000306"
 
 
 def test_landing_lake_and_python_come_from_variables(nightly):
