@@ -82,9 +82,15 @@ def start_date():
     return pendulum.parse(os.environ.get("SCREENING_START_DATE", "2022-05-02"), tz=TZ)
 
 
+def interval_end(context):
+    """The run's data interval end; a run triggered without a logical date has none, its run_after stands in
+    (the same choice as the AS_OF template)."""
+    return context.get("data_interval_end") or context["dag_run"].run_after
+
+
 def run_id_of(context) -> str:
     """The pipeline's run id of this Airflow run, as `jobs.run.RunContext.run_id` makes it."""
-    as_of = context.get("data_interval_end") or context["dag_run"].run_after
+    as_of = interval_end(context)
     mode = context["dag"].dag_id.removeprefix("screening_")
     return f"{mode}-{pendulum.instance(as_of).in_timezone(TZ):%Y%m%dT%H%M%S}"
 
@@ -199,7 +205,7 @@ class ScreeningStage(SparkSubmitOperator):
                 m = re.search(r"halted by gate (\S+): (.*?)(?:\. Nothing was published.*)?$", line)
                 if m:
                     gate, message = m.group(1), m.group(2)
-            date = context.get("data_interval_end") or context["dag_run"].run_after
+            date = interval_end(context)
             return AirflowFailException(
                 f"run {run_id} halted by data-quality gate {gate}: {message}. Nothing was published and the task "
                 f"is not retried: an operator must look. To publish anyway, trigger {context['dag'].dag_id} for "
