@@ -38,8 +38,8 @@ run: setup  ## generate a demo landing set, run a nightly screening, print the s
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-airflow: setup  ## the Airflow end-to-end test: a nightly and two hourly DAG runs (about 28 min here)
-	$(BIN)/python -m pytest -q -m "" tests/test_airflow_e2e.py
+test-airflow: setup  ## only the Airflow end-to-end test (part of make test): a nightly and two hourly DAG runs
+	$(BIN)/python -m pytest -q -m airflow_e2e tests/test_airflow_e2e.py
 
 lint: setup  ## ruff
 	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)

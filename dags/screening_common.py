@@ -82,6 +82,20 @@ def start_date():
     return pendulum.parse(os.environ.get("SCREENING_START_DATE", "2022-05-02"), tz=TZ)
 
 
+def end_date():
+    """Last schedule date: env SCREENING_END_DATE (YYYY-MM-DD, local), none when unset or empty. `make airflow`
+    sets the demo's month, so that the DAGs schedule nothing of their own past the demo data, while a trigger
+    with a logical date in that month still screens it (a task exists only for dates in its DAG's range)."""
+    value = os.environ.get("SCREENING_END_DATE", "").strip()
+    return pendulum.parse(value, tz=TZ).end_of("day") if value else None
+
+
+def nightly_catchup() -> bool:
+    """Whether missed nights are caught up: yes unless env SCREENING_NIGHTLY_CATCHUP is false/0/no (`make airflow`
+    turns it off, or unpausing the demo would queue every night since its start date)."""
+    return os.environ.get("SCREENING_NIGHTLY_CATCHUP", "true").strip().lower() not in ("false", "0", "no", "off")
+
+
 def interval_end(context):
     """The run's data interval end; a run triggered without a logical date has none, its run_after stands in
     (the same choice as the AS_OF template)."""

@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from screening_common import MACROS, PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
+from screening_common import (
+    MACROS,
+    PARAMS,
+    TZ,
+    default_args,
+    doc,
+    end_date,
+    log_run_failure,
+    stage_tasks,
+    start_date,
+)
 
 with DAG(
     dag_id="screening_hourly",
     schedule=CronDataIntervalTimetable("10 * * * *", timezone=TZ),
     start_date=start_date(),
+    end_date=end_date(),
     catchup=False,  # each run takes in everything new since the last one: a missed hour needs no run of its own
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),

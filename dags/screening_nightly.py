@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from screening_common import MACROS, PARAMS, TZ, default_args, doc, log_run_failure, stage_tasks, start_date
+from screening_common import (
+    MACROS,
+    PARAMS,
+    TZ,
+    default_args,
+    doc,
+    end_date,
+    log_run_failure,
+    nightly_catchup,
+    stage_tasks,
+    start_date,
+)
 
 with DAG(
     dag_id="screening_nightly",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone=TZ),
     start_date=start_date(),
-    catchup=True,  # missed nights run one by one, oldest first (max_active_runs=1)
+    end_date=end_date(),
+    catchup=nightly_catchup(),  # missed nights run one by one, oldest first (max_active_runs=1)
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=8),
     user_defined_macros=MACROS,

@@ -11,7 +11,9 @@
 #   AIRFLOW_CONN_SCREENING_SPARK       the Spark connection; local[*] here. For a cluster e.g.
 #                                      '{"conn_type": "spark", "host": "spark://host", "port": 7077}'
 #   AIRFLOW_VAR_SCREENING_LANDING/LAKE demo/landing and demo/lake (as `make run` makes them)
-#   SCREENING_START_DATE               first night the nightly DAG schedules (today here: no years of catch-up)
+#   SCREENING_START_DATE/END_DATE      the DAGs' schedule range; here the demo data's month, May 2022 (an empty
+#                                      END_DATE means no end). A trigger with a logical date in it screens the demo
+#   SCREENING_NIGHTLY_CATCHUP          false here: unpausing does not queue every night since the start date
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="$ROOT/.venv/bin"
@@ -29,7 +31,9 @@ LOCAL_SPARK='{"conn_type": "spark", "host": "local[*]"}'
 export AIRFLOW_CONN_SCREENING_SPARK="${AIRFLOW_CONN_SCREENING_SPARK:-$LOCAL_SPARK}"
 export AIRFLOW_VAR_SCREENING_LANDING="${AIRFLOW_VAR_SCREENING_LANDING:-$ROOT/demo/landing}"
 export AIRFLOW_VAR_SCREENING_LAKE="${AIRFLOW_VAR_SCREENING_LAKE:-$ROOT/demo/lake}"
-export SCREENING_START_DATE="${SCREENING_START_DATE:-$(TZ=Asia/Shanghai date +%F)}"
+export SCREENING_START_DATE="${SCREENING_START_DATE:-2022-05-02}"
+export SCREENING_END_DATE="${SCREENING_END_DATE-2022-05-31}"
+export SCREENING_NIGHTLY_CATCHUP="${SCREENING_NIGHTLY_CATCHUP:-false}"
 export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
 export PATH="$BIN:$PATH"  # airflow, spark-submit and the python with the jobs package
 
@@ -57,8 +61,10 @@ case "${1:-standalone}" in
 
   Airflow UI:  http://localhost:$AIRFLOW__API__PORT
   Login:       admin / $password   (kept in $PASSWORDS)
-  DAGs:        screening_nightly (01:00 Asia/Shanghai), screening_hourly (:10), paused at first:
-               unpause screening_nightly and press Trigger to screen the demo data
+  DAGs:        screening_nightly (01:00 Asia/Shanghai), screening_hourly (:10), paused at first; their
+               schedule covers the demo data's month ($SCREENING_START_DATE to ${SCREENING_END_DATE:-no end}).
+               To screen the demo: unpause screening_nightly, press Trigger and set the logical date
+               to 2022-05-16 01:00 (Asia/Shanghai): the night after the one make run screened
   Landing:     $AIRFLOW_VAR_SCREENING_LANDING
   Lake:        $AIRFLOW_VAR_SCREENING_LAKE
   Ctrl-C stops it.

@@ -40,6 +40,24 @@ print(json.dumps({"took": took, "errors": {k: str(v) for k, v in bag.import_erro
 """
 
 
+SCHEDULE_PROBE = r"""
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.timetables.base import TimeRestriction
+from airflow.timetables.interval import CronDataIntervalTimetable  # the scheduler's side of the DAG's timetable
+bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))
+out = {}
+for d in bag.dags.values():
+    timetable = CronDataIntervalTimetable(d.timetable.expression, d.timetable.timezone)
+    nxt = timetable.next_dagrun_info(last_automated_data_interval=None,
+                                     restriction=TimeRestriction(d.start_date, d.end_date, d.catchup))
+    out[d.dag_id] = [d.catchup, d.start_date.isoformat(), d.end_date and d.end_date.isoformat(),
+                    nxt and [nxt.data_interval.start.isoformat(), nxt.data_interval.end.isoformat()]]
+print(json.dumps(out))
+"""
+
+
 @pytest.fixture(scope="module")
 def parse():
     """The DAG folder parsed in a fresh interpreter (Airflow already imported, as in the DAG processor)."""
@@ -111,6 +129,7 @@ def test_nightly_catches_up_missed_nights_one_run_at_a_time(nightly, hourly):
     assert (nightly.catchup, nightly.max_active_runs) == (True, 1)
     assert (hourly.catchup, hourly.max_active_runs) == (False, 1)
     assert nightly.start_date == pendulum.datetime(2022, 5, 2, tz="Asia/Shanghai")
+    assert (nightly.end_date, hourly.end_date) == (None, None)
     assert (nightly.dagrun_timeout, hourly.dagrun_timeout) == (timedelta(hours=8), timedelta(hours=2))
 
 
@@ -188,6 +207,27 @@ def context_for(dag, end, conf=None):
 
 def rendered(task, ctx) -> list[str]:
     return [task.render_template(a, ctx) for a in task.application_args]
+
+
+def schedule_under(**env: str) -> dict:
+    """Each DAG's catchup, start and end date (UTC, as Airflow keeps them) and the first run the scheduler would
+    create, parsed in a fresh interpreter with these environment settings."""
+    res = subprocess.run([sys.executable, "-c", SCHEDULE_PROBE, str(DAGS)], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT, env={**os.environ, **env})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_make_airflow_demo_schedules_nothing_by_itself_but_accepts_triggers_in_the_demo_month():
+    # scripts/airflow.sh's defaults: unpausing must not queue years of nights on the May-2022 demo data
+    demo = schedule_under(SCREENING_START_DATE="2022-05-02", SCREENING_END_DATE="2022-05-31",
+                          SCREENING_NIGHTLY_CATCHUP="false")
+    window = ["2022-05-01T16:00:00+00:00", "2022-05-31T15:59:59.999999+00:00"]  # 05-02 00:00 to 05-31 24:00 Beijing
+    assert demo == {"screening_nightly": [False, *window, None], "screening_hourly": [False, *window, None]}
+    # without them (a deployment): the nightly catches up from its start date, first the night of 05-02 to 05-03
+    deployed = schedule_under(SCREENING_START_DATE="2022-05-02", SCREENING_END_DATE="")
+    assert deployed["screening_nightly"] == [True, window[0], None,
+                                             ["2022-05-01T17:00:00+00:00", "2022-05-02T17:00:00+00:00"]]
 
 
 def test_as_of_is_the_data_interval_end_in_shanghai_time(nightly, hourly):
