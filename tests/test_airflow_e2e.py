@@ -24,7 +24,7 @@ from jobs.keys import person_key_py
 from jobs.lake import Lake
 from tests.landing import resident_id, write_feed
 
-# 16 spark-submits, each its own JVM: the slowest file of `make test` (`make test-airflow` runs it alone)
+# 16 spark-submits, each its own JVM, about 26 minutes here: `make test-airflow`, not in `make test` (CI budget)
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_e2e]
 
 ROOT = Path(__file__).resolve().parents[1]
