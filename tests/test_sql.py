@@ -55,7 +55,8 @@ def test_every_table_is_queryable_by_name(spark, lake, monkeypatch):
     names = list(schemas.FEEDS) + list(schemas.GOLD)
     query = " UNION ALL ".join(f"SELECT '{n}' AS t, count(*) AS n FROM {n}" for n in names)
     counts = {r["t"]: r["n"] for r in run_sql(spark, lake, query).collect()}
-    assert counts["persons"] == len(P) + 3 and counts["venues"] == 5  # the rule stories and dispatch_lake's 3 and counts["tickets"] == 6
+    # persons: the rule stories' and dispatch_lake's 3
+    assert counts["persons"] == len(P) + 3 and counts["venues"] == 5 and counts["tickets"] == 6
     assert counts["run_log"] == 2 and counts["grid_dwells"] == 0 and counts["rejects"] == 0
     assert set(counts) == set(names)
 
