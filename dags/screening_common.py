@@ -60,10 +60,15 @@ AS_OF = ("{{ shanghai(data_interval_end if data_interval_end is defined and data
          "else dag_run.run_after) }}")
 
 
+def in_shanghai(t):
+    """An aware datetime in Asia/Shanghai. Airflow hands `run_after` over as a plain datetime, not a pendulum one
+    (a UI trigger without a logical date failed on `.in_timezone`)."""
+    return pendulum.instance(t).in_timezone(TZ)
+
+
 def shanghai(t) -> str:
-    """ISO-8601 in Asia/Shanghai of an aware datetime. Airflow hands `run_after` over as a plain datetime, not a
-    pendulum one (a UI trigger without a logical date failed on `.in_timezone`)."""
-    return pendulum.instance(t).in_timezone(TZ).isoformat()
+    """ISO-8601 in Asia/Shanghai of an aware datetime (the `--as-of` argument)."""
+    return in_shanghai(t).isoformat()
 
 
 MACROS = {"shanghai": shanghai}  # the DAGs' user_defined_macros
@@ -104,9 +109,8 @@ def interval_end(context):
 
 def run_id_of(context) -> str:
     """The pipeline's run id of this Airflow run, as `jobs.run.RunContext.run_id` makes it."""
-    as_of = interval_end(context)
     mode = context["dag"].dag_id.removeprefix("screening_")
-    return f"{mode}-{pendulum.instance(as_of).in_timezone(TZ):%Y%m%dT%H%M%S}"
+    return f"{mode}-{in_shanghai(interval_end(context)):%Y%m%dT%H%M%S}"
 
 
 def one_line(text: object) -> str:
