@@ -38,7 +38,7 @@ run: setup  ## generate a demo landing set, run a nightly screening, print the s
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-airflow: setup  ## the Airflow end-to-end test, not in make test: a nightly and two hourly DAG runs (26 min)
+test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (15 min)
 	$(BIN)/python -m pytest -q -m airflow_e2e tests/test_airflow_e2e.py
 
 lint: setup  ## ruff

@@ -3,11 +3,21 @@
 Time travel must keep the audit window of the policy (`audit_window_days`): VACUUM keeps every file a version
 inside the window needs, and the Delta log is kept at least as long, so `screening sql --as-of-version` and
 `explain --as-of` can reproduce any run inside the window.
+
+Each step runs only where it can change something; on a small table each costs seconds of Spark jobs:
+- the retention properties are set when the table's latest checksum file (`_delta_log/N.crc`) lacks them;
+- OPTIMIZE when the table has more than one file;
+- VACUUM when some file under the table is older than the window. VACUUM never deletes a file modified inside
+  the window, so on a table whose files are all younger it would list them and delete nothing.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from jobs.lake import Lake, delta_version
 
@@ -23,19 +33,51 @@ def retention(days: int) -> dict[str, str]:
             "delta.deletedFileRetentionDuration": f"interval {days} days"}
 
 
-def maintain(spark, path: str, days: int) -> int:
-    """Retention properties (once), compaction and VACUUM of one table; returns its version afterwards."""
+def checksum(path: str) -> dict | None:
+    """The latest version's checksum file (file count, metadata), or None when Delta did not write one."""
+    crc = Path(path) / "_delta_log" / f"{delta_version(path):020d}.crc"
+    try:
+        return json.loads(crc.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def has_file_older_than(path: str, cutoff: float) -> bool:
+    """Whether any file of the table outside its log was last modified before `cutoff` (epoch seconds)."""
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != "_delta_log"]
+        for name in files:
+            try:
+                if os.stat(os.path.join(root, name)).st_mtime < cutoff:
+                    return True
+            except FileNotFoundError:  # removed meanwhile
+                continue
+    return False
+
+
+def maintain(spark, path: str, days: int) -> tuple[int, bool, bool]:
+    """Retention properties, compaction and VACUUM of one table where needed: (version afterwards, compacted,
+    vacuumed)."""
     from delta.tables import DeltaTable
 
     t = DeltaTable.forPath(spark, path)
     props = retention(days)
-    current = t.detail().select("properties").first()["properties"] or {}
+    crc = checksum(path)
+    if crc is not None:
+        current, files = (crc.get("metadata") or {}).get("configuration") or {}, crc.get("numFiles")
+    else:
+        current, files = t.detail().select("properties").first()["properties"] or {}, None
     if any(current.get(k) != v for k, v in props.items()):
         spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
                   + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
-    t.optimize().executeCompaction()
-    t.vacuum(days * 24)
-    return delta_version(path)
+    compact = files is None or files > 1
+    if compact:
+        t.optimize().executeCompaction()
+    # Maintenance works on files, so the wall clock is the right clock here (VACUUM's own cut-off uses it too).
+    vacuum = has_file_older_than(path, time.time() - days * 86400)
+    if vacuum:
+        t.vacuum(days * 24)
+    return delta_version(path), compact, vacuum
 
 
 def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int]:
@@ -43,6 +85,7 @@ def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int
     days = policy.audit_window_days
     paths = tables(lake)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        versions = list(pool.map(lambda p: maintain(spark, p, days), paths))
-    log(f"maintenance: {len(paths)} tables compacted and vacuumed, time travel kept for {days} days")
-    return dict(zip(paths, versions, strict=True))
+        done = list(pool.map(lambda p: maintain(spark, p, days), paths))
+    log(f"maintenance: {len(paths)} tables, {sum(d[1] for d in done)} compacted, {sum(d[2] for d in done)} vacuumed "
+        f"(the others had no file older than {days} days); time travel kept for {days} days")
+    return {p: d[0] for p, d in zip(paths, done, strict=True)}

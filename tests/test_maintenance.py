@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from jobs import maintenance
@@ -12,7 +15,7 @@ def history(spark, path: str) -> list[str]:
     return [r["operation"] for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()]
 
 
-def test_maintenance_compacts_vacuums_and_keeps_every_version_of_the_audit_window(spark, tmp_path):
+def test_maintenance_compacts_and_vacuums_only_where_it_can_change_something(spark, tmp_path):
     lake = Lake(tmp_path / "lake")
     path = lake.gold("assignment_list")
     for i in range(3):  # three nightly appends: three small files
@@ -20,6 +23,7 @@ def test_maintenance_compacts_vacuums_and_keeps_every_version_of_the_audit_windo
             "append").save(path)
     staging = str(lake.root / "staging" / "run-x" / "reasons")
     spark.createDataFrame([(1,)], "n int").write.format("delta").save(staging)
+    small = sorted(Path(path).glob("*.parquet"))
 
     versions = maintenance.run(spark, lake, SimpleNamespace(audit_window_days=30), log=lambda *_: None)
 
@@ -29,15 +33,21 @@ def test_maintenance_compacts_vacuums_and_keeps_every_version_of_the_audit_windo
     assert {k: detail["properties"][k] for k in ("delta.logRetentionDuration",
                                                  "delta.deletedFileRetentionDuration")} == {
         "delta.logRetentionDuration": "interval 30 days", "delta.deletedFileRetentionDuration": "interval 30 days"}
-    assert history(spark, path)[3:] == ["SET TBLPROPERTIES", "OPTIMIZE", "VACUUM START", "VACUUM END"]
-    # the files the compaction replaced are younger than the window: every earlier version still reads
+    # every file is younger than the window, so VACUUM could delete nothing: it is not run
+    assert history(spark, path)[3:] == ["SET TBLPROPERTIES", "OPTIMIZE"]
+
+    # the next night the compacted file was last modified 31 days ago: VACUUM runs (nothing is left to compact, the
+    # properties are right). It keeps that file, which the table still reads, and the files it replaced, which
+    # are younger than the window: every earlier version still reads
+    (compacted,) = set(Path(path).glob("*.parquet")) - set(small)
+    old = time.time() - 31 * 86400
+    os.utime(compacted, (old, old))
+    maintenance.run(spark, lake, SimpleNamespace(audit_window_days=30), log=lambda *_: None)
+    assert history(spark, path)[5:] == ["VACUUM START", "VACUUM END"]
+    assert sorted(Path(path).glob("*.parquet")) == sorted([*small, compacted])
     for v in range(3):
         rows = spark.read.format("delta").option("versionAsOf", v).load(path).orderBy("n").collect()
         assert [r["n"] for r in rows] == list(range(v + 1))
-
-    # the next night: properties are already right, nothing left to compact
-    maintenance.run(spark, lake, SimpleNamespace(audit_window_days=30), log=lambda *_: None)
-    assert history(spark, path)[7:] == ["VACUUM START", "VACUUM END"]
 
 
 def test_vacuum_removes_only_files_older_than_the_audit_window(spark, tmp_path):
