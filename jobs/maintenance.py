@@ -8,7 +8,8 @@ Each step runs only where it can change something; on a small table each costs s
 - the retention properties are set when the table's latest checksum file (`_delta_log/N.crc`) lacks them;
 - OPTIMIZE when the table has more than one file;
 - VACUUM when some file under the table is older than the window. VACUUM never deletes a file modified inside
-  the window, so on a table whose files are all younger it would list them and delete nothing.
+  the window, so on a table whose files are all younger it would list them and delete nothing (but empty
+  directories, which then wait for the first VACUUM that runs).
 """
 
 from __future__ import annotations
