@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -205,10 +206,17 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     t_prev = t_initial - timedelta(days=1)
     t_hour = t_initial + timedelta(hours=1)  # the next day's first hour
     rows: list[dict] = []
-    quiet = lambda *_: None  # noqa: E731
+
+    stage_s: dict[str, list[float]] = {}  # the run's own "stage NAME: N s" lines, for the breakdown
+
+    def collect(line: str) -> None:
+        m = re.fullmatch(r"stage (\w+): (\d+) s", str(line))
+        if m:
+            stage_s.setdefault(m[1], []).append(float(m[2]))
 
     def timed(name: str, rows_in: int, fn, rows_out) -> None:
         walls, peaks, outs = [], [], []
+        stage_s.clear()
         for i in range(repeat):
             mem.reset()
             t = time.perf_counter()
@@ -219,10 +227,11 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         wall = statistics.median(walls)
         rows.append({"stage": name, "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
                      "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
-                     "runs_s": [round(w, 2) for w in walls]})
+                     "runs_s": [round(w, 2) for w in walls],
+                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}})
 
     def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
-        code = run(str(landing), str(lake), t, mode=mode, log=quiet)
+        code = run(str(landing), str(lake), t, mode=mode, log=collect)
         if code:
             raise SystemExit(f"bench: {mode} run at {t} failed with exit code {code}")
         return lake
@@ -299,4 +308,6 @@ def table(result: dict) -> str:
     for r in result["rows"]:
         lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
                      f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
+        if r.get("stages_s"):
+            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items()))
     return "\n".join(lines)

@@ -11,7 +11,8 @@ Scale: grid_dwells is ~1 G rows a day against a few hundred case phones. Never p
 case dwells (small) are cut into hour slots per cell and broadcast; a person dwell is kept only if its cell
 was touched by a case (broadcast semi-join), then cut into slots and joined on (cell, slot). A pair is kept in
 the slot where its overlap starts, so it is found once; then the exact interval overlap is checked. The dwell
-hours are summed only for the (phone, cell) pairs that survived.
+hours are summed only for the (phone, cell) pairs that survived, once per such side and instant (never per pair of
+dwells: one household makes thousands of pairs on the same two sides).
 
 Evidence names the cell, the overlap window and minutes, the person's phone masked with its link type and the
 case by its report id (`case_id`), never the case's person or phone.
@@ -19,7 +20,7 @@ case by its report id (`case_id`), never the case's person or phone.
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.policy import Policy
@@ -96,38 +97,61 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         "pair_key", pair_key)
 
 
-def side_dwells(grid_dwells: DataFrame, pairs: DataFrame, window_days: int) -> DataFrame:
-    """Every dwell that can count towards the hours of either phone of a pair: pair_key, side, lo, hi, known, valid_to."""
-    sides = pairs.select("pair_key", F.lit("person").alias("side"), "grid_id", "phone", F.col("link_from").alias("s_from"),
-                         F.col("link_to").alias("s_to"), "x0", "x_limit").unionByName(
-        pairs.select("pair_key", F.lit("case").alias("side"), "grid_id", F.col("c_phone").alias("phone"),
-                     F.col("c_from").alias("s_from"), F.col("c_to").alias("s_to"), "x0", "x_limit"))
+SIDE = ["phone", "grid_id", "s_from", "s_to"]  # a side: one phone in one cell, counted inside [s_from, s_to)
+
+
+def sides(pairs: DataFrame) -> DataFrame:
+    """pair_key, side (person | case), the side's key (SIDE; an unbounded link end as FAR or the epoch), x0, x_limit.
+    The hours of a side depend on its key and x only, never on the pair: all the pairs of one household share
+    two sides, so the hours are computed once per side and instant, not once per pair."""
+    lo, hi = F.lit("1970-01-01 00:00:00").cast("timestamp"), F.lit(FAR).cast("timestamp")
+
+    def one(side: str, phone: str, frm: str, to: str) -> DataFrame:
+        return pairs.select("pair_key", F.lit(side).alias("side"), F.col(phone).alias("phone"), "grid_id",
+                            F.coalesce(frm, lo).alias("s_from"), F.coalesce(to, hi).alias("s_to"), "x0", "x_limit")
+
+    return one("person", "phone", "link_from", "link_to").unionByName(one("case", "c_phone", "c_from", "c_to"))
+
+
+def side_dwells(grid_dwells: DataFrame, sides_: DataFrame, window_days: int) -> DataFrame:
+    """Every dwell that can count towards the hours of a side: SIDE, lo, hi, known, valid_to."""
+    keys = sides_.groupBy(*SIDE).agg(F.min("x0").alias("x0"), F.max("x_limit").alias("x_limit"))
     d = grid_dwells.select("phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("known"),
                            F.col("_valid_to").alias("valid_to"))
     # semi-join on the few (phone, cell) keys first so the big table is filtered map-side, never shuffled
-    d = d.join(F.broadcast(sides.select("phone", "grid_id").distinct()), ["phone", "grid_id"], "left_semi")
-    j = d.join(sides, ["phone", "grid_id"]).where(
+    d = d.join(F.broadcast(keys.select("phone", "grid_id").distinct()), ["phone", "grid_id"], "left_semi")
+    j = d.join(keys, ["phone", "grid_id"]).where(
         (F.col("end_at") >= F.col("x0") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(window_days)))
         & (F.col("known") <= F.col("x_limit")))
     lo, hi = _clip(F.col("start_at"), F.col("end_at"), F.col("s_from"), F.col("s_to"))
-    return j.select("pair_key", "side", lo.alias("lo"), hi.alias("hi"), "known", "valid_to").where(F.col("lo") < F.col("hi"))
+    return j.select(*SIDE, lo.alias("lo"), hi.alias("hi"), "known", "valid_to").where(F.col("lo") < F.col("hi"))
 
 
-def hours_reached(pairs: DataFrame, dwells: DataFrame, policy: Policy) -> DataFrame:
-    """pair_key, x (first instant the hours hold), hours_side, hours: the earliest x in [x0, x_limit] among x0 and the
-    later dwell reports (the hours only step up when a dwell becomes known) where one side has >= the policy hours
-    within [x - 14 d, x], counting dwell versions current at x."""
-    xs = pairs.select("pair_key", F.col("x0").alias("x"), "x0", "x_limit").unionByName(
-        pairs.select("pair_key", "x0", "x_limit").join(dwells.select("pair_key", F.col("known").alias("x")), "pair_key")
-        .where((F.col("x") > F.col("x0")) & (F.col("x") <= F.col("x_limit"))).select("pair_key", "x", "x0", "x_limit")
-    ).select("pair_key", "x").distinct()
+def hours_reached(sides_: DataFrame, dwells: DataFrame, policy: Policy) -> DataFrame:
+    """pair_key, x (first instant the hours hold), hours_side, hours: the earliest x in [x0, x_limit] among x0 and
+    the later dwell reports where one side has >= the policy hours within [x - 14 d, x], counting dwell versions
+    current at x. A dwell is reported after it ends (feeds.md), so between two reports of a side its hours only
+    fall: the first x of a side is its pair's x0 or one of its own reports, and the pair's x is the earlier of
+    its two sides' (the case side on a tie)."""
+    xs = dwells.select(*SIDE, F.col("known").alias("x")).unionByName(sides_.select(*SIDE, F.col("x0").alias("x"))).distinct()
     win_lo = F.col("x") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days))
-    j = xs.join(dwells, "pair_key").where(
+    j = xs.join(dwells, SIDE).where(
         (F.col("known") <= F.col("x")) & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("x"))))
     secs = _seconds(F.greatest("lo", win_lo), F.least("hi", "x"))
-    h = j.groupBy("pair_key", "x", "side").agg(F.sum(secs).alias("secs")).where(
-        F.col("secs") >= policy.companion_dwell_hours * 3600)
-    first = h.groupBy("pair_key").agg(F.min_by(F.struct("x", "side", "secs"), F.struct("x", F.col("side") != "case")).alias("m"))
+    h = j.groupBy(*SIDE, "x").agg(F.sum(secs).alias("secs")).where(F.col("secs") >= policy.companion_dwell_hours * 3600)
+    # Per side, the first such x at or after each pair's x0: a running minimum over the side's instants taken
+    # from the latest back (a range join of pairs to instants was pairs x instants rows).
+    events = h.select(*SIDE, "x", F.lit(None).cast("string").alias("pair_key"), F.lit(None).cast("string").alias("side"),
+                      F.lit(None).cast("timestamp").alias("x_limit"), F.struct("x", "secs").alias("hit"))
+    asks = sides_.select(*SIDE, F.col("x0").alias("x"), "pair_key", "side", "x_limit",
+                           F.lit(None).cast("struct<x:timestamp,secs:bigint>").alias("hit"))
+    later = Window.partitionBy(*SIDE).orderBy(F.desc("x"), F.col("pair_key").asc_nulls_first()).rowsBetween(
+        Window.unboundedPreceding, Window.currentRow)  # at equal x the instant sorts first: x >= x0 counts
+    nxt = events.unionByName(asks).withColumn("next", F.min("hit").over(later)).where(
+        F.col("pair_key").isNotNull() & (F.col("next.x") <= F.col("x_limit")))
+    first = nxt.groupBy("pair_key").agg(F.min_by(
+        F.struct(F.col("next.x").alias("x"), "side", F.col("next.secs").alias("secs")),
+        F.struct(F.col("next.x"), F.col("side") != "case")).alias("m"))
     return first.select("pair_key", F.col("m.x").alias("x"), F.col("m.side").alias("hours_side"),
                         F.round(F.col("m.secs") / 3600, 2).alias("hours"))
 
@@ -139,7 +163,8 @@ def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_rep
     if policy.companion_grid_m != FEED_GRID_M:
         raise ValueError(f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid")
     pairs = overlaps(grid_dwells, links, case_phones(case_reports, links), policy)
-    hit = pairs.join(hours_reached(pairs, side_dwells(grid_dwells, pairs, policy.window_days), policy), "pair_key")
+    sides_ = sides(pairs)
+    hit = pairs.join(hours_reached(sides_, side_dwells(grid_dwells, sides_, policy.window_days), policy), "pair_key")
     stop, basis = least_with_basis((F.col("d_valid_to"), "evidence_withdrawn"), (F.col("cd_valid_to"), "evidence_withdrawn"),
                                    (F.col("c_valid_to"), "evidence_withdrawn"))
     minutes = F.floor(_seconds(F.col("o_lo"), F.col("o_hi")) / 60)

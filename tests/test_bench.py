@@ -1,0 +1,43 @@
+"""`screening bench` at the smallest scale: it prints its table and writes its JSON (#7 asks no more of it in CI;
+the figures themselves depend on the machine and belong in docs/scaling.md, not in asserts). Two of the four
+scenarios, to keep it to about a minute and a half: every scenario is a whole run (all four took 5.5 minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+
+STAGES = ["initial (2 days, nightly)", "companion rule (3d) alone"]
+
+
+def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "--sf", "0.0005", "--days", "2", "--grid-split", "2", "--repeat", "1",
+              "--only", "initial", "--only", "companion", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")])
+    assert done.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+
+    head = next(i for i, line in enumerate(out) if line.startswith("bench sf=0.0005 "))
+    assert out[head + 1].split() == ["stage", "rows", "in", "rows", "out", "wall", "s", "rows/s", "peak", "MB"]
+    table = out[head + 2:]
+    rows = [line for line in table if not line.startswith("    of which ")]
+    assert len(rows) == 3 and rows[2].startswith("results: ")
+    for line, stage in zip(rows, STAGES, strict=False):
+        assert line.startswith(stage) and len(line.removeprefix(stage).split()) == 5  # rows in/out, s, rows/s, MB
+    assert table[1].startswith("    of which ingest ")  # the initial run's stage breakdown
+
+    path = Path(out[-1].removeprefix("results: "))
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert path.parent == tmp_path / "results" and path.name == f"{saved['commit']}-sf0.0005-d2.json"
+    assert (saved["sf"], saved["days"], saved["repeat"], saved["grid_split"]) == (0.0005, 2, 1, 2)
+    assert [r["stage"] for r in saved["rows"]] == STAGES
+    for r in saved["rows"]:
+        assert r["rows_in"] > 0 and r["wall_s"] > 0 and r["peak_driver_mb"] > 0 and len(r["runs_s"]) == 1
+    initial = saved["rows"][0]
+    assert set(initial["stages_s"]) == {"ingest", "dq_feeds", "screen", "dq_results", "publish"}
+    assert initial["rows_out"] > 0, "the run published reasons"
+    assert not list((tmp_path / "work" / "scratch").glob("*-r0")), "the per-run copies are removed"
