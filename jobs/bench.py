@@ -20,6 +20,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -213,11 +214,13 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         m = re.fullmatch(r"stage (\w+): (\d+) s", str(line))
         if m:
             stage_s.setdefault(m[1], []).append(float(m[2]))
+            print(f"bench: {line}", file=sys.stderr, flush=True)  # progress: a run at SF 0.1 takes most of an hour
 
     def timed(name: str, rows_in: int, fn, rows_out) -> None:
         walls, peaks, outs = [], [], []
         stage_s.clear()
         for i in range(repeat):
+            print(f"bench: {name}, run {i + 1} of {repeat}", file=sys.stderr, flush=True)
             mem.reset()
             t = time.perf_counter()
             out_ctx = fn(i)
