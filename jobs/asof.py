@@ -21,9 +21,14 @@ def ts(value: datetime) -> F.Column:
     return F.lit(value.strftime("%Y-%m-%d %H:%M:%S.%f")).cast("timestamp")
 
 
+def known_by(df: DataFrame, t: datetime) -> DataFrame:
+    """Every version known at T, before versions are told apart (enough where a superset is safe)."""
+    return df.where(F.col("_known_at") <= ts(t))
+
+
 def as_of(df: DataFrame, feed: str, t: datetime) -> DataFrame:
     spec = schemas.feed_spec(feed)
-    df = df.where(F.col("_known_at") <= ts(t))
+    df = known_by(df, t)
     if schemas.is_two_event(feed):
         end = spec["end_knowledge_time"]
         visible = F.col("_end_known_at").isNotNull() & (F.col("_end_known_at") <= ts(t))
@@ -40,6 +45,17 @@ def current(df: DataFrame) -> DataFrame:
     return df.where("_is_current")
 
 
-def load(spark: SparkSession, lake: Lake, t: datetime) -> dict[str, DataFrame]:
-    """Every feed as known at T, cached: each is read by several rules."""
-    return {feed: as_of(lake.read_bronze(spark, feed), feed, t).persist() for feed in schemas.FEEDS}
+def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
+    """Every feed as known at T (but `skip`), cached: each is read by several rules."""
+    return {feed: as_of(lake.read_bronze(spark, feed), feed, t).persist() for feed in schemas.FEEDS
+            if feed not in skip}
+
+
+def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str) -> DataFrame:
+    """`as_of(raw, feed, t)` restricted to the rows whose `col` is in `wanted`, without windowing the whole feed:
+    the version window runs only over the keys those rows have. It must see every version of such a key, also
+    one whose `col` differs (a dwell corrected onto another phone ends the old version), hence the keys first."""
+    key = schemas.feed_spec(feed)["key"]
+    mine = known_by(raw, t).join(wanted, col, "left_semi")
+    versions = known_by(raw, t).join(mine.select(*key).distinct(), key, "left_semi")
+    return as_of(versions, feed, t).join(wanted, col, "left_semi")

@@ -23,7 +23,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.asof import ts
+from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
 from jobs.rules.links import linked_phones
 from jobs.spark import cut
@@ -116,9 +116,11 @@ def case_phone_set(cases: DataFrame, links: DataFrame) -> DataFrame:
     return reported.unionByName(linked).distinct()
 
 
-def restrict(b: dict[str, DataFrame], keys: DataFrame) -> dict[str, DataFrame]:
+def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame], t: datetime) -> dict[str, DataFrame]:
     """The bronze frames the rules need for the people in `keys`, plus the cases' own rows (the co-location
-    and companion rules read them); shared context (announcements, cases, venues, persons) stays whole."""
+    and companion rules read them); shared context (announcements, cases, venues, persons) stays whole.
+    `b` holds the other feeds as of T; the phone feeds come in `raw`, bronze as stored, and only their rows of
+    the wanted phones are taken as of T: the whole feeds (most of bronze) are never windowed or cached."""
     cases = b["case_reports"].where(F.col("person_id").isNotNull())
     wanted = keys.select("person_key").unionByName(
         cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct()
@@ -131,7 +133,7 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame) -> dict[str, DataFrame]:
     for f in PERSON_FEEDS:
         out[f] = cut(by_person(b[f], wanted))
     for f in PHONE_FEEDS:
-        out[f] = cut(b[f].join(phones, "phone", "left_semi"))
+        out[f] = cut(as_of_for(raw[f], f, t, phones, "phone"))
     return out
 
 

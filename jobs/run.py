@@ -182,11 +182,10 @@ def stage_dq_feeds(ctx: RunContext) -> None:
 
 
 def stage_screen(ctx: RunContext) -> None:
-    from jobs import asof
     from jobs.screen import screen
 
-    b = asof.load(ctx.spark, ctx.lake, ctx.as_of)
-    reasons = screen(ctx.spark, incremental_inputs(ctx, b), ctx.as_of, ctx.policy)
+    b, inputs = screen_inputs(ctx)
+    reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy)
     if ctx.affected is not None:
         reasons = reasons.join(ctx.affected, "person_key", "left_semi")
     reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
@@ -195,22 +194,30 @@ def stage_screen(ctx: RunContext) -> None:
     write_run_log(ctx, policy_version=ctx.policy.id)
 
 
-def incremental_inputs(ctx: RunContext, b: dict) -> dict:
-    """Hourly: only the people whose reasons may have changed since the previous run (jobs/incremental.py).
-    A full recompute instead when there is no earlier run to build on, the as-of goes back in time, the
-    policy version changed, or SCREENING_HOURLY_FULL=1."""
-    from jobs import incremental
+def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
+    """(the cached frames to drop after the screen, the bronze frames as of T to screen). Hourly: only the people
+    whose reasons may have changed since the previous run (jobs/incremental.py). A full recompute instead when
+    there is no earlier run to build on, the as-of goes back in time, the policy version changed, or
+    SCREENING_HOURLY_FULL=1."""
+    from jobs import asof, incremental
+    from jobs import screen as screen_mod
     from jobs.policy import policy_at
 
     ctx.affected = None
     floor = last_completed_as_of(ctx.spark, ctx.lake)
     if (ctx.mode != "hourly" or floor is None or floor > ctx.as_of or os.environ.get("SCREENING_HOURLY_FULL") == "1"
             or policy_at(floor).id != ctx.policy.id):
-        return b
+        b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
+        return b, b
+    # The phone feeds are most of bronze: finding the affected people needs no versions told apart (every
+    # version known at T is a safe superset), and only the affected people's phones are then taken as of T.
+    raw = {f: ctx.lake.read_bronze(ctx.spark, f) for f in incremental.PHONE_FEEDS}
+    b = asof.load(ctx.spark, ctx.lake, ctx.as_of, skip=incremental.PHONE_FEEDS)
+    seen = {**b, **{f: asof.known_by(df, ctx.as_of) for f, df in raw.items()}}
     active = ctx.lake.read_gold(ctx.spark, "popup_reasons").where("status = 'active'").select("person_key")
-    ctx.affected = cut(incremental.affected(b, active, floor, ctx.as_of, ctx.policy.home_prefix))
+    ctx.affected = cut(incremental.affected(seen, active, floor, ctx.as_of, ctx.policy.home_prefix))
     ctx.log(f"hourly: {ctx.affected.count()} people to screen (changes since {floor:%Y-%m-%d %H:%M:%S})")
-    return incremental.restrict(b, ctx.affected)
+    return b, incremental.restrict(b, ctx.affected, raw, ctx.as_of)
 
 
 def staged(ctx: RunContext):

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import schemas
+from jobs import asof, schemas
 from jobs.asof import ts
 from jobs.faults import point
 from jobs.keys import person_key
@@ -29,6 +29,16 @@ from jobs.rules.episodes import CANDIDATE_SCHEMA, episodes, release_events
 from jobs.rules.links import linked_phones
 from jobs.rules.presence import presence
 from jobs.spark import cut
+
+
+def inputs(spark: SparkSession, lake: Lake, t: datetime) -> dict[str, DataFrame]:
+    """Bronze as of T for a full screen, cached. grid_dwells, most of bronze, only in the cells case phones dwelt
+    in: all the companion rule (its only reader) needs, and the whole feed is then never windowed or cached."""
+    b = asof.load(spark, lake, t, skip=("grid_dwells",))
+    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+    b["grid_dwells"] = cut(companion.dwells_in_case_cells(lake.read_bronze(spark, "grid_dwells"), links,
+                                                          b["case_reports"], t))
+    return b
 
 
 def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:

@@ -1,6 +1,6 @@
 """Reason 3d, the grid companion (时空伴随): one tiny lake of hand-made dwells, screened once, many stories.
 
-Cells: G10 overlap minutes and a late link; G20 the 30 hours; G30/G31/G32 the 14-day edges and a case known
+Cells: G10 overlap minutes, a late link and a dwell corrected into G99; G20 the 30 hours; G30/G31/G32 the 14-day edges and a case known
 after the overlap; G40 a case phone known only through its registration; G50 an imported case."""
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from datetime import datetime
 
 import pytest
 
-from jobs import asof
 from jobs.ingest.job import Ingestor
 from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.policy import policy_at
-from jobs.screen import screen
+from jobs.screen import inputs, screen
 from tests.landing import resident_id, write_feed
 
 NAMES = ["o9", "o10", "o11", "late_bind", "h29", "h31", "out14", "in14", "retro", "h_edge", "via_reg", "shared", "imp",
-         "case_c"]
+         "case_c", "moved"]
 P = {n: resident_id(f"11010519850101{i:03d}") for i, n in enumerate(NAMES, 1)}
 PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
 CA, CB, CR, CD = "13800000001", "13800000002", "13800000003", "13800000004"
@@ -81,6 +80,11 @@ def build(landing) -> None:
         # G40: case C has no phone on its report; CR is registered to it (and bound to `shared`)
         dwell(CR, "G40", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
         dwell(PH["via_reg"], "G40", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+        # G10 again: a dwell re-reported days later in G99, a cell no case touched (the same record, corrected)
+        {"record_id": "gd-moved", "phone": PH["moved"], "grid_id": "G10", "start_at": f"{d}8T14:00:00",
+         "end_at": f"{d}8T14:30:00", "reported_at": f"{d}8T15:00:00"},
+        {"record_id": "gd-moved", "phone": PH["moved"], "grid_id": "G99", "start_at": f"{d}8T14:00:00",
+         "end_at": f"{d}8T14:30:00", "reported_at": "2022-05-12T09:00:00"},
         # G50: an imported case is not a companion source
         dwell(CD, "G50", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
         dwell(PH["imp"], "G50", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
@@ -100,7 +104,7 @@ def reasons(spark, tmp_path_factory):
     t = datetime.fromisoformat(T)
     names = {person_key_py(p): n for n, p in P.items()}
     out: dict[str, list[dict]] = {n: [] for n in P}
-    for r in screen(spark, asof.load(spark, lake, t), t, policy_at(t)).collect():
+    for r in screen(spark, inputs(spark, lake, t), t, policy_at(t)).collect():
         d = r.asDict()
         d["items"] = json.loads(d["evidence"])["items"]
         out[names[r["person_key"]]].append(d)
@@ -133,6 +137,14 @@ def test_overlap_of_11_minutes_is_released_by_a_not_exposed_verification(reasons
     assert brief(reasons["o11"]) == [("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00",
                                       "verified_not_exposed")]
     assert reasons["o11"][0]["items"][0]["overlap_minutes"] == 11
+
+
+def test_dwell_corrected_into_a_cell_no_case_touched_withdraws_the_companion(reasons):
+    """The screen windows only the records of the cells cases touched (jobs.screen.inputs); the corrected
+    version, in G99, must still end the version in G10."""
+    assert brief(reasons["moved"]) == [("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00",
+                                        "evidence_withdrawn")]
+    assert reasons["moved"][0]["released_at"] == datetime(2022, 5, 12, 9, 0)
 
 
 def test_only_the_minutes_inside_the_phone_link_count(reasons):

@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pyspark.testing import assertDataFrameEqual
 
-from jobs.asof import as_of
+from jobs.asof import as_of, as_of_for
 from jobs.ingest.job import Ingestor
 from jobs.ingest.validate import REASONS
 from jobs.lake import Lake
@@ -408,6 +409,25 @@ def test_latest_knowledge_time_wins_per_key(spark, env):
     between = as_of(bronze, "telecom_stays", datetime(2022, 5, 1, 11, 0)).collect()
     assert [tuple(r[c] for c in cols) for r in between] == [(dt("2022-05-01T10:00:00"), None, True)]
     assert as_of(bronze, "telecom_stays", datetime(2022, 5, 1, 10, 4, 59)).count() == 0
+
+
+def test_rows_of_some_phones_as_of_t_still_see_a_dwell_corrected_onto_another_phone(spark):
+    """Hourly runs take the phone feeds as of T only for the affected people's phones (asof.as_of_for), without
+    windowing the whole feed; a later version of a record on another phone must still end the earlier one."""
+    a, b, c = "13700000001", "13700000002", "13700000003"
+    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+            ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # the same dwell, another phone
+            ("D2", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),
+            ("D3", c, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
+            ("D4", a, "G3", dt("2022-05-01T13:00:01"), "grid_dwells/part-003.csv", 1)]  # known after T
+    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
+                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    wanted = spark.createDataFrame([(a,)], "phone string")
+    t = datetime(2022, 5, 1, 13, 0)
+    got = as_of_for(raw, "grid_dwells", t, wanted, "phone")
+    assert sorted((r["record_id"], r["phone"], r["_valid_to"], r["_is_current"]) for r in got.collect()) == [
+        ("D1", a, dt("2022-05-01T12:00:00"), False), ("D2", a, None, True)]
+    assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(wanted, "phone", "left_semi"))
 
 
 def test_tie_on_knowledge_time_later_file_wins(env):

@@ -20,9 +20,12 @@ case by its report id (`case_id`), never the case's person or phone.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from jobs.asof import as_of_for, known_by
 from jobs.policy import Policy
 
 FEED_GRID_M = 800  # feeds.md: grid_dwells are on the carriers' 800 m grid; the policy cannot ask for another
@@ -55,6 +58,15 @@ def case_phones(case_reports: DataFrame, links: DataFrame) -> DataFrame:
         "case_id", "c_person", "c_known", "c_valid_to", F.col("phone").alias("c_phone"),
         F.col("link_from").alias("c_from"), F.col("link_to").alias("c_to"), F.col("link_known_at").alias("c_link_known"))
     return direct.unionByName(linked).distinct()
+
+
+def dwells_in_case_cells(raw: DataFrame, links: DataFrame, case_reports: DataFrame, t: datetime) -> DataFrame:
+    """grid_dwells as of T in the cells a case phone dwelt in: all the rule reads (a pair lies in a case's cell, and
+    the hours counted are its two sides' in that cell). The cells come from every version known at T (a safe
+    superset); the version window then runs over those cells' records only, never over the whole feed."""
+    cphones = case_phones(case_reports, links).select(F.col("c_phone").alias("phone")).distinct()
+    cells = known_by(raw, t).join(cphones, "phone", "left_semi").select("grid_id").distinct()
+    return as_of_for(raw, "grid_dwells", t, cells, "grid_id")
 
 
 def _clip(lo: Column, hi: Column, frm: Column, to: Column) -> tuple[Column, Column]:
