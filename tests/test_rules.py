@@ -9,12 +9,11 @@ from functools import cache
 
 import pytest
 
-from jobs import asof
 from jobs.ingest.job import Ingestor
 from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.policy import policy_at
-from jobs.screen import screen
+from jobs.screen import inputs, screen
 from tests import scenarios
 from tests.scenarios import P
 
@@ -34,7 +33,7 @@ def at(spark, tmp_path_factory):
     @cache
     def reasons(t: str) -> dict[str, list[dict]]:
         ts = dt(t)
-        rows = screen(spark, asof.load(spark, lake, ts), ts, policy_at(ts)).collect()
+        rows = screen(spark, inputs(spark, lake, ts), ts, policy_at(ts)).collect()  # as a run reads bronze
         out: dict[str, list[dict]] = {name: [] for name in P}
         for r in rows:
             out[keys[r["person_key"]]].append(r.asDict())
