@@ -32,6 +32,9 @@ PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "
                 "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
 PHONE_FEEDS = ("telecom_stays", "grid_dwells")
 LINK_FEEDS = ("kit_bindings", "phone_registrations")
+# Taken as of T only for the wanted people or phones (restrict): all of bronze but the small shared context and
+# the link feeds (two-event rows: their as-of hides ends not yet known, so they are no safe superset unwindowed).
+NARROWED = PHONE_FEEDS + tuple(f for f in PERSON_FEEDS if f not in LINK_FEEDS)
 
 
 def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
@@ -119,8 +122,9 @@ def case_phone_set(cases: DataFrame, links: DataFrame) -> DataFrame:
 def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame], t: datetime) -> dict[str, DataFrame]:
     """The bronze frames the rules need for the people in `keys`, plus the cases' own rows (the co-location
     and companion rules read them); shared context (announcements, cases, venues, persons) stays whole.
-    `b` holds the other feeds as of T; the phone feeds come in `raw`, bronze as stored, and only their rows of
-    the wanted phones are taken as of T: the whole feeds (most of bronze) are never windowed or cached."""
+    `b` holds the other feeds as of T; the NARROWED feeds come in `raw`, bronze as stored, and only their rows
+    of the wanted people and phones are taken as of T: the whole feeds (most of bronze) are never windowed or
+    cached."""
     cases = b["case_reports"].where(F.col("person_id").isNotNull())
     wanted = keys.select("person_key").unionByName(
         cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct()
@@ -131,7 +135,7 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     phones = cut(phones)
     out = dict(b)
     for f in PERSON_FEEDS:
-        out[f] = cut(by_person(b[f], wanted))
+        out[f] = cut(by_person(b[f], wanted) if f in b else persons_as_of(raw[f], f, t, wanted))
     for f in PHONE_FEEDS:
         out[f] = cut(as_of_for(raw[f], f, t, phones, "phone"))
     return out
@@ -140,3 +144,10 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
 def by_person(df: DataFrame, keys: DataFrame) -> DataFrame:
     pk = keys.select(F.col("person_key").alias("_pk"))
     return df.withColumn("_pk", person_key(F.col("person_id"))).join(pk, "_pk", "left_semi").drop("_pk")
+
+
+def persons_as_of(raw: DataFrame, feed: str, t: datetime, keys: DataFrame) -> DataFrame:
+    """as_of(raw, feed, t) for the people in `keys` only (asof.as_of_for on the person key)."""
+    pk = keys.select(F.col("person_key").alias("_pk"))
+    rows = raw.withColumn("_pk", person_key(F.col("person_id")))
+    return as_of_for(rows, feed, t, pk, "_pk").drop("_pk")

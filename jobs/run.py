@@ -209,10 +209,10 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
             or policy_at(floor).id != ctx.policy.id):
         b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
         return b, b
-    # The phone feeds are most of bronze: finding the affected people needs no versions told apart (every
-    # version known at T is a safe superset), and only the affected people's phones are then taken as of T.
-    raw = {f: ctx.lake.read_bronze(ctx.spark, f) for f in incremental.PHONE_FEEDS}
-    b = asof.load(ctx.spark, ctx.lake, ctx.as_of, skip=incremental.PHONE_FEEDS)
+    # Most of bronze: finding the affected people needs no versions told apart (every version known at T is a
+    # safe superset), and only the affected people's rows and phones are then taken as of T.
+    raw = {f: ctx.lake.read_bronze(ctx.spark, f) for f in incremental.NARROWED}
+    b = asof.load(ctx.spark, ctx.lake, ctx.as_of, skip=incremental.NARROWED)
     seen = {**b, **{f: asof.known_by(df, ctx.as_of) for f, df in raw.items()}}
     active = ctx.lake.read_gold(ctx.spark, "popup_reasons").where("status = 'active'").select("person_key")
     ctx.affected = cut(incremental.affected(seen, active, floor, ctx.as_of, ctx.policy.home_prefix))

@@ -18,8 +18,10 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from jobs.asof import as_of, as_of_for
+from jobs.incremental import persons_as_of
 from jobs.ingest.job import Ingestor
 from jobs.ingest.validate import REASONS
+from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.schemas import feed_spec
 from tests.landing import resident_id, write_feed
@@ -428,6 +430,20 @@ def test_rows_of_some_phones_as_of_t_still_see_a_dwell_corrected_onto_another_ph
     assert sorted((r["record_id"], r["phone"], r["_valid_to"], r["_is_current"]) for r in got.collect()) == [
         ("D1", a, dt("2022-05-01T12:00:00"), False), ("D2", a, None, True)]
     assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(wanted, "phone", "left_semi"))
+
+
+def test_rows_of_some_people_as_of_t_still_see_a_scan_corrected_onto_another_person(spark):
+    """The same for the person feeds, taken as of T only for the affected people (incremental.persons_as_of)."""
+    p1, p2 = resident_id("11010519850101001"), resident_id("11010519850101002")
+    rows = [("S1", p1, dt("2022-05-01T10:00:00"), "venue_scans/part-001.csv", 1),
+            ("S1", p2, dt("2022-05-01T12:00:00"), "venue_scans/part-002.csv", 1),  # the same scan, another person
+            ("S2", p1, dt("2022-05-01T11:00:00"), "venue_scans/part-001.csv", 2)]
+    raw = spark.createDataFrame([r[:2] + (r[2], r[2]) + r[3:] for r in rows], "scan_id string, person_id string, "
+                                "_source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    keys = spark.createDataFrame([(person_key_py(p1),)], "person_key string")
+    got = persons_as_of(raw, "venue_scans", datetime(2022, 5, 1, 13, 0), keys).collect()
+    assert sorted((r["scan_id"], r["person_id"], r["_valid_to"], r["_is_current"]) for r in got) == [
+        ("S1", p1, dt("2022-05-01T12:00:00"), False), ("S2", p1, None, True)]
 
 
 def test_tie_on_knowledge_time_later_file_wins(env):
