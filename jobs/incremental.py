@@ -135,7 +135,7 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     phones = cut(phones)
     out = dict(b)
     for f in PERSON_FEEDS:
-        out[f] = cut(by_person(b[f], wanted) if f in b else persons_as_of(raw[f], f, t, wanted))
+        out[f] = cut(persons_as_of(raw[f], f, t, wanted) if f in NARROWED else by_person(b[f], wanted))
     for f in PHONE_FEEDS:
         out[f] = cut(as_of_for(raw[f], f, t, phones, "phone"))
     return out
