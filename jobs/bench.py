@@ -209,8 +209,11 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     rows: list[dict] = []
 
     stage_s: dict[str, list[float]] = {}  # the run's own "stage NAME: N s" lines, for the breakdown
+    screened: list[int] = []  # an hourly run's "hourly: N people to screen": its work grows with them, not rows in
 
     def collect(line: str) -> None:
+        if m := re.match(r"hourly: (\d+) people to screen", str(line)):
+            screened.append(int(m[1]))
         m = re.fullmatch(r"stage (\w+): (\d+) s", str(line))
         if m:
             stage_s.setdefault(m[1], []).append(float(m[2]))
@@ -219,6 +222,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     def timed(name: str, rows_in: int, fn, rows_out) -> None:
         walls, peaks, outs = [], [], []
         stage_s.clear()
+        screened.clear()
         for i in range(repeat):
             print(f"bench: {name}, run {i + 1} of {repeat}", file=sys.stderr, flush=True)
             mem.reset()
@@ -231,7 +235,8 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         rows.append({"stage": name, "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
                      "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
                      "runs_s": [round(w, 2) for w in walls],
-                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}})
+                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}}
+                    | ({"people_screened": screened[-1]} if screened else {}))
 
     def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
         code = run(str(landing), str(lake), t, mode=mode, log=collect)
@@ -314,5 +319,6 @@ def table(result: dict) -> str:
         lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
                      f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
         if r.get("stages_s"):
-            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items()))
+            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items())
+                         + (f"; {r['people_screened']} people screened" if "people_screened" in r else ""))
     return "\n".join(lines)

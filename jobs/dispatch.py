@@ -230,7 +230,8 @@ def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
     path = lake.gold("dispatch_list")
     lake.replace_where(spark, path, schema, df, f"run_id = '{run_id}'")
     run_lines = lake.read_gold(spark, "dispatch_list").where(F.col("run_id") == run_id).persist()
-    counts = {f"dispatch_{r['route_type']}": r["count"] for r in run_lines.groupBy("route_type").count().collect()}
+    counts = {f"dispatch_{r['route_type']}": r["count"]  # sorted: run_log is the same whatever the row order
+              for r in run_lines.groupBy("route_type").count().orderBy("route_type").collect()}
     counts["dispatch_lines"] = sum(counts.values())
     folder = lake.root / "exports" / "dispatch" / run_id
     files = write_files(folder, export_rows(spark, lake, run_lines, as_of))

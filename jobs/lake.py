@@ -94,8 +94,10 @@ class Lake:
 
     def merge(self, spark: SparkSession, path: str, schema, source: DataFrame, keys: list[str],
               update_when: str | None = None, update_set: dict[str, str] | None = None,
-              insert: bool = True) -> None:
-        """Upsert `source` into the Delta table at `path` on `keys` (created with `schema` if missing)."""
+              insert: bool = True, prune: str | None = None) -> None:
+        """Upsert `source` into the Delta table at `path` on `keys` (created with `schema` if missing). `prune`, a
+        condition on the target alone (`t.`) that every matching row meets, lets Delta skip the files that cannot
+        match (by their min/max statistics) instead of reading the whole table."""
         from delta.tables import DeltaTable
 
         source = source.select([c.name for c in schema.fields])
@@ -104,7 +106,7 @@ class Lake:
                 return
             committed(lambda: source.write.format("delta").mode("append").save(path), f"append to {path}")
             return
-        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys) + (f" AND {prune}" if prune else "")
 
         def once():
             m = DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), cond)

@@ -476,6 +476,29 @@ def test_late_row_counts_from_previous_run_as_of(spark, tmp_path):
     assert seen == []
 
 
+def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp_path):
+    """A version matches only its own knowledge time, so the merge leaves files of older rows unread (a file
+    moved away does not fail it) and still applies a same-time redelivery, also one of an old row."""
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    table = Path(lake.bronze("venue_scans"))
+
+    def ingest(run_id, name, rows):
+        write_feed(landing, "venue_scans", rows, name=name)
+        Ingestor(spark, lake, landing, run_id=run_id, floor=None, log=quiet).run()
+
+    old, new = SCAN, dict(SCAN, scan_id="V2", scanned_at="2022-05-05T09:00:00")
+    ingest("r1", "part-001.csv", [old])
+    [old_file] = table.glob("*.parquet")
+    ingest("r2", "part-002.csv", [new])
+    old_file.rename(tmp_path / "aside.parquet")
+    ingest("r3", "part-003.csv", [dict(new, venue_id="VEN7")])  # would fail reading the missing file
+    (tmp_path / "aside.parquet").rename(old_file)
+    ingest("r4", "part-004.csv", [dict(old, venue_id="VEN8")])
+    rows = lake.read_bronze(spark, "venue_scans").collect()
+    assert sorted((r["scan_id"], r["venue_id"], r["_file"]) for r in rows) == [
+        ("V1", "VEN8", "venue_scans/part-004.csv"), ("V2", "VEN7", "venue_scans/part-003.csv")]
+
+
 def test_two_event_row_end_known_at_its_own_time(spark, env):
     bronze = env["lake"].read_bronze(spark, "kit_bindings")
     cols = ["person_id", "phone", "bound_at", "unbound_at", "_known_at", "_end_known_at"]

@@ -235,4 +235,9 @@ class Ingestor:
             end_col = spec["end_knowledge_time"]
             update[end_col] = f"coalesce(s.`{end_col}`, t.`{end_col}`)"
             update["_end_known_at"] = "coalesce(least(t._end_known_at, s._end_known_at), t._end_known_at, s._end_known_at)"
-        self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update)
+        prune = None
+        if not two_event:  # a version matches only its own knowledge time: older files need not be read
+            lo = good.agg(F.date_format(F.min(kt), "yyyy-MM-dd HH:mm:ss.SSSSSS")).first()[0]  # good is cached
+            prune = f"t._source_known_at >= TIMESTAMP'{lo}'" if lo else None
+        self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update,
+                        prune=prune)
