@@ -208,6 +208,19 @@ def test_beijing_entry_raises_4_released_by_nat_sampled_48h_before_entry(at):
          "nat_negative")]
 
 
+def test_entry_by_a_phone_both_bound_and_registered_shows_the_bound_link(spark):
+    from jobs.rules.triggers import entry_triggers
+
+    e = dt("2022-05-05T10:00:00")
+    row = ("P", e, e, None, "telecom_stays", "s-1", "139****0001")
+    entries = spark.createDataFrame(  # the registered row last: the order-dependent pick took it
+        [(*row, "bound", False), (*row, "registered", False)],
+        "person_id string, e timestamp, known_at timestamp, valid_to timestamp, source string, record_id string, "
+        "phone_masked string, link_type string, registered_only boolean")
+    [c] = entry_triggers(entries, policy_at(e)).collect()
+    assert json.loads(c["evidence"])["link_type"] == "bound"
+
+
 def test_trigger_first_known_more_than_72_hours_later_creates_nothing(at):
     assert at(MAY10)["entrant_late_known"] == []
 

@@ -47,7 +47,11 @@ def entry_triggers(entries: DataFrame, policy: Policy) -> DataFrame:
     g = entries.withColumn("_new", F.when(F.lag("e").over(w).isNull() | gap, 1).otherwise(0))
     g = g.withColumn("_grp", F.sum("_new").over(w.rowsBetween(Window.unboundedPreceding, 0)))
     first = g.groupBy("person_id", "_grp").agg(
-        F.min("e").alias("e"), F.min_by(F.struct("source", "record_id", "phone_masked", "link_type", "known_at", "valid_to"), "e").alias("f"),
+        F.min("e").alias("e"),
+        # a stay of a phone both bound and registered to p comes once per link: show the bound one, and
+        # break every tie so that reruns and clusters agree
+        F.min_by(F.struct("source", "record_id", "phone_masked", "link_type", "known_at", "valid_to"),
+                 F.struct("e", F.col("link_type") == "registered", "link_type", "source", "record_id")).alias("f"),
         F.bool_and("registered_only").alias("registered_only"),
         F.min(F.greatest("known_at", "e")).alias("start"))
     return candidates(
