@@ -37,14 +37,15 @@ PY = sys.executable
 GOLD = ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list", "run_log")
 WALL_CLOCK = {"run_log": ("started_at", "finished_at", "overrides")}  # when a run happened, not what it found
 START = date(2022, 5, 1)
-TIMING_KEYS = ("seconds", "docs", "validated_at")  # in run_log.dq_summary: when and how long, where the docs are
+# in run_log.dq_summary, how a check ran rather than what it found: when, how long, how many Spark jobs, where
+ENGINE_KEYS = ("seconds", "validated_at", "spark_jobs", "docs")
 
 
 def without_timing(summary: str | None) -> str | None:
-    """run_log.dq_summary without what depends on the machine and the lake's path, not on the data."""
+    """run_log.dq_summary without what depends on the machine, the engine's plan and the lake's path."""
     def strip(x):
         if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items() if k not in TIMING_KEYS}
+            return {k: strip(v) for k, v in x.items() if k not in ENGINE_KEYS}
         return [strip(v) for v in x] if isinstance(x, list) else x
     return None if summary is None else json.dumps(strip(json.loads(summary)), sort_keys=True)
 
