@@ -25,6 +25,7 @@ from jobs.ingest.validate import validate
 from jobs.lake import Lake
 
 THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
+KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
 
 
 @dataclass
@@ -191,10 +192,12 @@ class Ingestor:
                 F.make_valid_utf8("_raw").alias("raw_row"), F.col("_reject_reason").alias("reason"),
                 F.col("_reject_detail").alias("detail"), F.lit(self.run_id).alias("run_id"))
             rejects.append(bad)
-            stats = validated.groupBy("_file").agg(F.count("*").alias("n"),
-                                                   F.count("_reject_reason").alias("r")).collect()
+            kt = F.when(F.col("_reject_reason").isNull(), F.col(spec["knowledge_time"]))
+            stats = validated.groupBy("_file").agg(F.count("*").alias("n"), F.count("_reject_reason").alias("r"),
+                                                   F.min(F.date_format(kt, KNOWN_AT_FORMAT)).alias("lo")).collect()
             counts = {r["_file"]: (r["n"], r["r"]) for r in stats}
-            self.merge_bronze(feed, good, rep)
+            # the earliest knowledge time of the good rows (fixed-width text: its min is the earliest instant)
+            self.merge_bronze(feed, good, rep, min((r["lo"] for r in stats if r["lo"]), default=None))
         rows = self.file_rows
         for feed_, rel, digest, n, r, status, run_id, floor in file_rows:
             n, r = counts.get(rel, (n or 0, r or 0))
@@ -205,7 +208,7 @@ class Ingestor:
         if validated is not None:
             self._persisted.append(validated)
 
-    def merge_bronze(self, feed: str, good: DataFrame, rep: FeedReport) -> None:
+    def merge_bronze(self, feed: str, good: DataFrame, rep: FeedReport, earliest: str | None) -> None:
         spec = schemas.feed_spec(feed)
         floor = F.lit(self.floor).cast("timestamp") if self.floor else None
         kt = F.col(spec["knowledge_time"])
@@ -236,8 +239,7 @@ class Ingestor:
             update[end_col] = f"coalesce(s.`{end_col}`, t.`{end_col}`)"
             update["_end_known_at"] = "coalesce(least(t._end_known_at, s._end_known_at), t._end_known_at, s._end_known_at)"
         prune = None
-        if not two_event:  # a version matches only its own knowledge time: older files need not be read
-            lo = good.agg(F.date_format(F.min(kt), "yyyy-MM-dd HH:mm:ss.SSSSSS")).first()[0]  # good is cached
-            prune = f"t._source_known_at >= TIMESTAMP'{lo}'" if lo else None
+        if not two_event and earliest:  # a version matches only its own knowledge time: older files need not be read
+            prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
         self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update,
                         prune=prune)
