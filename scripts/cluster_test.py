@@ -41,7 +41,7 @@ START = date(2022, 5, 1)
 ENGINE_KEYS = ("seconds", "validated_at", "spark_jobs", "docs")
 
 
-def without_timing(summary: str | None) -> str | None:
+def without_engine_details(summary: str | None) -> str | None:
     """run_log.dq_summary without what depends on the machine, the engine's plan and the lake's path."""
     def strip(x):
         if isinstance(x, dict):
@@ -157,8 +157,8 @@ def compare(lake_a: Path, lake_b: Path) -> list[str]:
         a, b = Lake(lake_a).read_gold(spark, t), Lake(lake_b).read_gold(spark, t)
         cols = [c for c in a.columns if c not in WALL_CLOCK.get(t, ())]
         a, b = a.select(*cols), b.select(*cols)
-        if "dq_summary" in cols:  # a few rows: compared on the driver, the summary without its timings
-            a, b = ([repr(sorted(dict(r.asDict(), dq_summary=without_timing(r["dq_summary"])).items()))
+        if "dq_summary" in cols:  # a few rows: compared on the driver, the summary without engine details
+            a, b = ([repr(sorted(dict(r.asDict(), dq_summary=without_engine_details(r["dq_summary"])).items()))
                      for r in x.collect()] for x in (a, b))
             na, nb = len(a), len(b)
             only_a, only_b = len(Counter(a) - Counter(b)), len(Counter(b) - Counter(a))
