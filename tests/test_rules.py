@@ -123,6 +123,25 @@ def test_case_county_announced_low_risk_releases_1(at):
          "county_low_risk")]
 
 
+
+def test_two_cases_whose_periods_end_together_by_quiet_and_by_low_give_quiet(spark):
+    from jobs.rules.case_county import case_county_periods
+
+    # Case a goes quiet at 05-16 00:00; case b, reported later, is released at that same midnight by the low
+    # announcement (its own quiet midnight is 05-20). rules.md orders quiet before low.
+    cases = [("a", "local", "140107", "2022-05-01", "2022-05-01T12:00:00"),
+             ("b", "local", "140107", "2022-05-05", "2022-05-05T12:00:00")]
+    low = spark.createDataFrame(
+        [("140107", "low", None, dt("2022-05-15T20:00:00"), dt("2022-05-16T00:00:00"))],
+        "area_code string, risk_level string, building_id string, announced_at timestamp, _known_at timestamp")
+    for order in (cases, cases[::-1]):
+        df = spark.createDataFrame(
+            [(i, k, c, datetime.fromisoformat(d).date(), dt(r), dt(r)) for i, k, c, d, r in order],
+            "case_id string, case_type string, county_code string, case_date date, reported_at timestamp, "
+            "_known_at timestamp")
+        assert [tuple(r) for r in case_county_periods(df, low, policy_at(dt(MAY10))).collect()] == [
+            ("140107", dt("2022-05-01T12:00:00"), dt("2022-05-16T00:00:00"), "county_quiet_14d")]
+
 # --- popup 2 -----------------------------------------------------------------------------------------------
 def test_entered_on_1st_with_21_days_is_still_popped_one_minute_before_the_23rd(at):
     assert brief(at("2022-05-22T23:59:00")["inbound"]) == [

@@ -15,6 +15,8 @@ from jobs.policy import Policy
 from jobs.rules.common import candidates, evidence_json, least_with_basis, midnight_after_days, plus_days
 from jobs.rules.intervals import islands
 
+BASIS_ORDER = ("county_quiet_14d", "county_low_risk")  # rules.md: the order of ① bases on ties
+
 
 def case_county_periods(case_reports: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
     """county_code, start, stop, stop_basis: knowledge-time intervals during which C is a case county."""
@@ -27,7 +29,7 @@ def case_county_periods(case_reports: DataFrame, announcements: DataFrame, polic
     stop, basis = least_with_basis((quiet, "county_quiet_14d"), (F.col("low_known_at"), "county_low_risk"))
     per_case = first_low.select("county_code", F.col("_known_at").alias("start"), stop.alias("stop"), basis.alias("stop_basis"))
     per_case = per_case.where(F.col("start") < F.col("stop"))
-    return islands(per_case, ["county_code"])
+    return islands(per_case, ["county_code"], basis_order=BASIS_ORDER)
 
 
 def rule(presence: DataFrame, case_reports: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
