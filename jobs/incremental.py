@@ -5,12 +5,14 @@ A person's reasons depend on their own rows, their linked phones' rows, and shar
 case reports, border counties, venues, and the cases' own scans and dwells). So between the previous run's
 as-of F and this run's T, a person's outcome can change only if one of these holds; the union is `affected`:
 
-1. a row about them or a phone linked to them became known in [F, T] (late rows count from F);
+1. a row about them or a phone linked to them became known in [F, T] (late rows count from F); a grid dwell
+   only in a cell a case phone dwelt in (nothing else reads grid dwells);
 2. a ticket of theirs departs or arrives, or a declared Beijing entry falls, in [F, T] (scheduled times count
    only once they have come);
 3. they have an active reason (releases fall due, evidence is withdrawn);
 4. new context touches a place they were: a county or city of a new announcement, case, border county or venue
-   (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case phone dwelt in.
+   (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case phone dwelt in
+   (a new case, a new dwell of a case phone, or a phone newly linked to a case).
 
 Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
 cases' rows, and only the affected people's reasons are published. tests/test_run.py proves hourly = nightly.
@@ -53,9 +55,12 @@ def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t
     """person_key of everyone whose reasons may differ from the previous run's (see the module docstring)."""
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
     ids = [new_rows(b[f], floor).select("person_id") for f in PERSON_FEEDS]
+    # a new dwell only in a cell a case phone dwelt in: grid dwells have no reader but the companion rule, and a
+    # dwell elsewhere pairs with no case (a corrected dwell whose old version held a reason: that owner is active)
+    case_cells = b["grid_dwells"].join(case_phone_set(b["case_reports"], links), "phone", "left_semi").select("grid_id")
     ids.append(_persons_of_phones(
         new_rows(b["telecom_stays"], floor).select("phone")
-        .unionByName(new_rows(b["grid_dwells"], floor).select("phone"))
+        .unionByName(new_rows(b["grid_dwells"], floor).join(case_cells.distinct(), "grid_id", "left_semi").select("phone"))
         .unionByName(new_rows(b["kit_bindings"], floor).select("phone"))
         .unionByName(new_rows(b["phone_registrations"], floor).select("phone")), links))
     tk = b["tickets"]
@@ -99,7 +104,11 @@ def context_persons(b: dict[str, DataFrame], links: DataFrame, floor: datetime, 
     case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     case_phones = case_phone_set(cases, links)
-    new_case_phones = case_phone_set(cases_new, links)
+    # phones that became a case's: a new case, or a phone newly linked to an earlier case (its old dwells now count)
+    new_links = (new_rows(b["kit_bindings"], floor).select("person_id", "phone")
+                 .unionByName(new_rows(b["phone_registrations"], floor).select("person_id", "phone")))
+    new_case_phones = case_phone_set(cases_new, links).unionByName(
+        new_links.join(case_ids, "person_id", "left_semi").select("phone")).distinct()
     scans = b["venue_scans"]
     case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
                    .unionByName(new_rows(scans, floor).join(case_ids, "person_id", "left_semi").select("venue_id")))
