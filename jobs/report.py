@@ -68,7 +68,10 @@ def district_chart(series: dict[str, list[tuple[str, int]]], runs: list[str]) ->
     ax.set_xticklabels([r.split("-", 1)[-1] for r in runs], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("people with an active popup")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if series:
+        ax.legend(fontsize=8, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:  # a legend of no lines only warns
+        ax.text(0.5, 0.5, "no active popups in these runs", transform=ax.transAxes, ha="center", va="center")
     return _svg(fig)
 
 

@@ -67,3 +67,14 @@ def test_report_holds_no_id_number_or_full_phone(page):
     _, html = page
     assert not any(p in html for p in P.values())
     assert not re.search(r"1[3-9]\d{9}", html)
+
+
+def test_district_chart_of_runs_with_no_active_popup_says_so_without_a_warning():
+    import warnings
+
+    from jobs.report import district_chart
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns on a legend of no lines
+        svg = district_chart({}, ["nightly-20220512T000000"])
+    assert "no active popups in these runs" in svg
