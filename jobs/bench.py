@@ -232,7 +232,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             peaks.append(mem.peak_mb())
             outs.append(rows_out(out_ctx))
         wall = statistics.median(walls)
-        rows.append({"stage": name, "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
+        rows.append({"stage": name, "at": datetime.now().isoformat(timespec="seconds"), "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
                      "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
                      "runs_s": [round(w, 2) for w in walls],
                      "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}}
@@ -304,11 +304,21 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
                     "driver_memory": spark.conf.get("spark.driver.memory", "default")},
         "rows": rows,
     }
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / f"{result['commit']}-sf{sf:g}-d{days}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    result["path"] = str(path)
+    result["path"] = str(write_result(result, results))
     return result
+
+
+def write_result(result: dict, results: Path) -> Path:
+    """<commit>-sf<X>-d<days>.json. A file of the same name (another --only run of the same commit) keeps its
+    other scenarios' rows; the scenarios run again are replaced."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{result['commit']}-sf{result['sf']:g}-d{result['days']}.json"
+    if path.exists():
+        mine = {r["stage"] for r in result["rows"]}
+        kept = [r for r in json.loads(path.read_text(encoding="utf-8")).get("rows", []) if r["stage"] not in mine]
+        result = {**result, "rows": kept + result["rows"]}
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 def table(result: dict) -> str:

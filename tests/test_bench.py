@@ -41,3 +41,16 @@ def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_
     assert set(initial["stages_s"]) == {"ingest", "dq_feeds", "screen", "dq_results", "publish"}
     assert initial["rows_out"] > 0, "the run published reasons"
     assert not list((tmp_path / "work" / "scratch").glob("*-r0")), "the per-run copies are removed"
+
+
+def test_a_second_bench_run_of_the_same_commit_keeps_the_other_scenarios_in_its_json(tmp_path):
+    from jobs.bench import write_result
+
+    def result(rows):
+        return {"commit": "abc", "sf": 0.01, "days": 14, "rows": [{"stage": s, "wall_s": w} for s, w in rows]}
+
+    write_result(result([("steady nightly (+1 day)", 159.3), ("hourly (+1 hour)", 130.0)]), tmp_path)
+    path = write_result(result([("hourly (+1 hour)", 127.5)]), tmp_path)
+    assert path.name == "abc-sf0.01-d14.json"
+    assert json.loads(path.read_text(encoding="utf-8"))["rows"] == [
+        {"stage": "steady nightly (+1 day)", "wall_s": 159.3}, {"stage": "hourly (+1 hour)", "wall_s": 127.5}]
