@@ -55,9 +55,12 @@ def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t
     """person_key of everyone whose reasons may differ from the previous run's (see the module docstring)."""
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
     ids = [new_rows(b[f], floor).select("person_id") for f in PERSON_FEEDS]
-    # a new dwell only in a cell a case phone dwelt in: grid dwells have no reader but the companion rule, and a
-    # dwell elsewhere pairs with no case (a corrected dwell whose old version held a reason: that owner is active)
-    case_cells = b["grid_dwells"].join(case_phone_set(b["case_reports"], links), "phone", "left_semi").select("grid_id")
+    # the case phones' dwells, read once: a new dwell counts only in their cells (grid dwells have no reader but the
+    # companion rule, and a dwell elsewhere pairs with no case; a corrected dwell whose old version held a reason
+    # belongs to someone active), and new context uses the cells of the new case phones (context_persons)
+    case_phones = case_phone_set(b["case_reports"], links)
+    case_dwells = b["grid_dwells"].join(case_phones, "phone", "left_semi").select("phone", "grid_id")
+    case_cells = case_dwells.select("grid_id")
     ids.append(_persons_of_phones(
         new_rows(b["telecom_stays"], floor).select("phone")
         .unionByName(new_rows(b["grid_dwells"], floor).join(case_cells.distinct(), "grid_id", "left_semi").select("phone"))
@@ -67,7 +70,7 @@ def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t
     due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
     ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
     ids.append(b["trip_declarations"].where(due("entered_beijing_at")).select("person_id"))  # a declared future entry
-    ids.extend(context_persons(b, links, floor, home_prefix))
+    ids.extend(context_persons(b, links, case_phones, case_dwells, floor, home_prefix))
     out = ids[0]
     for df in ids[1:]:
         out = out.unionByName(df)
@@ -75,7 +78,10 @@ def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t
     return keys.unionByName(active_keys.select("person_key")).distinct()
 
 
-def context_persons(b: dict[str, DataFrame], links: DataFrame, floor: datetime, home_prefix: str) -> list[DataFrame]:
+def context_persons(b: dict[str, DataFrame], links: DataFrame, case_phones: DataFrame, case_dwells: DataFrame,
+                    floor: datetime, home_prefix: str) -> list[DataFrame]:
+    """People a new announcement, case, border county or venue touches. `case_phones`: case_phone_set of all
+    cases; `case_dwells`: phone, grid_id of their grid dwells."""
     ann = new_rows(b["risk_announcements"], floor)
     cases_new = new_rows(b["case_reports"], floor)
     venues_new = new_rows(b["venues"], floor)
@@ -103,7 +109,6 @@ def context_persons(b: dict[str, DataFrame], links: DataFrame, floor: datetime, 
     cases = b["case_reports"]
     case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
-    case_phones = case_phone_set(cases, links)
     # phones that became a case's: a new case, or a phone newly linked to an earlier case (its old dwells now count)
     new_links = (new_rows(b["kit_bindings"], floor).select("person_id", "phone")
                  .unionByName(new_rows(b["phone_registrations"], floor).select("person_id", "phone")))
@@ -113,7 +118,7 @@ def context_persons(b: dict[str, DataFrame], links: DataFrame, floor: datetime, 
     case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
                    .unionByName(new_rows(scans, floor).join(case_ids, "person_id", "left_semi").select("venue_id")))
     dwells = b["grid_dwells"]
-    case_cells = (dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
+    case_cells = (case_dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
                   .unionByName(new_rows(dwells, floor).join(case_phones, "phone", "left_semi").select("grid_id")))
     venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
     out.append(scans.join(venues_all, "venue_id", "left_semi").select("person_id"))
