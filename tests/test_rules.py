@@ -123,7 +123,6 @@ def test_case_county_announced_low_risk_releases_1(at):
          "county_low_risk")]
 
 
-
 def test_two_cases_whose_periods_end_together_by_quiet_and_by_low_give_quiet(spark):
     from jobs.rules.case_county import case_county_periods
 
@@ -141,6 +140,7 @@ def test_two_cases_whose_periods_end_together_by_quiet_and_by_low_give_quiet(spa
             "_known_at timestamp")
         assert [tuple(r) for r in case_county_periods(df, low, policy_at(dt(MAY10))).collect()] == [
             ("140107", dt("2022-05-01T12:00:00"), dt("2022-05-16T00:00:00"), "county_quiet_14d")]
+
 
 # --- popup 2 -----------------------------------------------------------------------------------------------
 def test_entered_on_1st_with_21_days_is_still_popped_one_minute_before_the_23rd(at):

@@ -26,7 +26,7 @@ def case_county_periods(case_reports: DataFrame, announcements: DataFrame, polic
         lows.alias("a"), (F.col("a.area_code") == F.col("c.county_code")) & (F.col("a.announced_at") > F.col("c.reported_at")),
         "left").groupBy("c.case_id", "c.county_code", "c.case_date", "c._known_at").agg(F.min("a._known_at").alias("low_known_at"))
     quiet = midnight_after_days(F.col("case_date"), policy.window_days + 1)
-    stop, basis = least_with_basis((quiet, "county_quiet_14d"), (F.col("low_known_at"), "county_low_risk"))
+    stop, basis = least_with_basis(*zip((quiet, F.col("low_known_at")), BASIS_ORDER, strict=True))
     per_case = first_low.select("county_code", F.col("_known_at").alias("start"), stop.alias("stop"), basis.alias("stop_basis"))
     per_case = per_case.where(F.col("start") < F.col("stop"))
     return islands(per_case, ["county_code"], basis_order=BASIS_ORDER)
