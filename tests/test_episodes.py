@@ -88,3 +88,46 @@ def test_touching_holds_merge_into_one_episode():
     b = cand(popup_code="1", reason_type="case_county", release_mode="auto", start=D(2022, 5, 4), stop=D(2022, 5, 16),
              stop_basis="left_14d")
     assert run([a, b], [], D(2022, 5, 20)) == [("released", D(2022, 5, 2), D(2022, 5, 16), "left_14d")]
+
+
+def test_bundled_candidates_give_the_same_episodes_as_each_candidate_alone(spark):
+    """Thousands of dwell pairs of one household and one case share start and stop; `episodes` bundles them before
+    the state machine. The reference is build_episodes on every candidate alone; every column must agree."""
+    from jobs.rules.episodes import EPISODE_SCHEMA, EVENT_SCHEMA, bundle, episodes
+
+    def ev(rid):
+        return json.dumps({"feed": "grid_dwells", "record_id": rid})
+
+    comp = {"reason_type": "companion", "cause": "case=c1"}
+    cands = []
+    for i in range(30):  # p: two starts, a cleared verification reads the latest exposure of both
+        cands.append(cand(**comp, exposure_end=D(2022, 4, 25, i % 24), registered_only=i % 2 == 0,
+                          evidence=ev(f"dwell-a-{i:02d}")))
+    for i in range(25):
+        cands.append(cand(**comp, start=D(2022, 5, 3), evidence_known_at=D(2022, 5, 3),
+                          exposure_end=D(2022, 4, 28, i % 24), evidence=ev(f"dwell-b-{i:02d}")))
+    for i in range(40):  # q: withdrawn, more record keys than its detail can show
+        cands.append(cand(**comp, person_id="q", release_mode="auto", stop=D(2022, 5, 5), stop_basis="evidence_withdrawn",
+                          evidence=ev(f"grid-dwell-record-{39 - i:03d}")))
+    for rid, basis in (("z-withdrawn", "evidence_withdrawn"), ("c-left", "left_14d"), ("b-withdrawn", "evidence_withdrawn")):
+        cands.append(cand(person_id="r", popup_code="1", reason_type="case_county", release_mode="auto",
+                          stop=D(2022, 5, 16), stop_basis=basis, evidence=ev(rid)))  # r: equal stops, the smallest evidence's basis
+    events = [verif("v1", D(2022, 5, 4), "cleared")]
+    as_of = D(2022, 5, 20)
+
+    c_df = spark.createDataFrame(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS))
+    e_df = spark.createDataFrame(pd.DataFrame(events, columns=EVENT_SCHEMA.fieldNames()), EVENT_SCHEMA)
+    assert bundle(c_df).count() == 6  # p: registered or not at 5/2, and 5/3; q; r: two bases
+    got = episodes(c_df, e_df, as_of, POLICY).toPandas()
+    want = build_episodes(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS), pd.DataFrame(events), as_of, POLICY)
+    def rows(df):
+        return [[None if pd.isna(v) else (pd.Timestamp(v) if isinstance(v, datetime) else v) for v in r]
+                for r in df.sort_values("person_id")[EPISODE_SCHEMA.fieldNames()].values.tolist()]
+
+    assert rows(got) == rows(want)
+    by = {r.person_id: r for r in want.itertuples()}
+    assert (by["p"].released_at, by["p"].release_basis) == (D(2022, 5, 12, 23), "verified_cleared")  # 4/28 23:00 + 14 d
+    assert json.loads(by["p"].evidence)["count"] == 55 and len(json.loads(by["p"].evidence)["items"]) == 20
+    assert by["q"].release_detail.startswith("a record behind the reason changed: grid_dwells grid-dwell-record-000, ")
+    assert len(by["q"].release_detail) == len("a record behind the reason changed: ") + 500
+    assert by["r"].release_basis == "evidence_withdrawn"

@@ -13,6 +13,8 @@ After a release, only candidates starting later (new evidence) raise a new episo
 from instants in the data, never from when runs happen, so hourly and nightly runs agree.
 
 This runs per person as a pandas function (a small, branchy state machine; only people with candidates reach it).
+Candidates that differ only in their evidence and exposure end are first bundled into one row (`bundle`): one
+household and one case give thousands of dwell pairs that the state machine would walk one by one.
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ EPISODE_SCHEMA = T.StructType([
 ])
 
 MAX_EVIDENCE = 20
+DETAIL_CHARS = 500  # of the evidence_withdrawn detail
+DETAIL_KEYS = DETAIL_CHARS // 3 + 2  # each key takes >= 3 characters of the joined detail, so more never show
+# Candidates equal in these behave as one in the state machine: members are absorbed, consumed and known by their
+# start, and what a release reads of them (evidence_known_at, registered_only, nat_from) is in the key; of
+# exposure_end only the latest counts.
+BUNDLE_KEY = ["person_id", "popup_code", "reason_type", "cause", "start", "stop", "stop_basis", "release_mode", "nat_from",
+              "registered_only", "evidence_known_at"]
 TIME_BASED = {"left_14d", "county_quiet_14d", "county_low_risk", "quarantine_complete"}
 
 
@@ -67,6 +76,36 @@ def release_events(verifications: DataFrame, nat_results: DataFrame) -> DataFram
         F.col("_known_at").alias("known_at"), F.lit(None).cast("string").alias("outcome"),
         F.lit(None).cast("boolean").alias("commitment_signed"))
     return v.unionByName(n)
+
+
+def _record_key(evidence: F.Column) -> F.Column:
+    def field(name: str) -> F.Column:
+        return F.coalesce(F.get_json_object(evidence, f"$.{name}"), F.lit(""))
+
+    return F.concat(field("feed"), F.lit(" "), field("record_id"))
+
+
+def bundle(candidates: DataFrame) -> DataFrame:
+    """One row per BUNDLE_KEY: the latest exposure_end, the smallest evidence (the sort tie-break), how many
+    candidates it stands for (weight), the first MAX_EVIDENCE evidence items and the first DETAIL_KEYS record keys
+    in sorted order: all that an episode reports of its members."""
+    return candidates.groupBy(*BUNDLE_KEY).agg(
+        F.max("exposure_end").alias("exposure_end"), F.min("evidence").alias("evidence"), F.count(F.lit(1)).alias("weight"),
+        F.slice(F.array_sort(F.collect_list("evidence")), 1, MAX_EVIDENCE).alias("evidence_items"),
+        F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"))
+
+
+def _member_key(evidence: str) -> str:
+    e = json.loads(evidence)
+    return e.get("feed", "") + " " + str(e.get("record_id", ""))
+
+
+def _unbundled(r: dict) -> None:
+    """A candidate given as itself (tests, the pandas path) is a bundle of one."""
+    if r.get("weight") is None or pd.isna(r.get("weight")):
+        r["weight"], r["evidence_items"], r["record_keys"] = 1, [r["evidence"]], [_member_key(r["evidence"])]
+    else:
+        r["evidence_items"], r["record_keys"] = list(r["evidence_items"]), list(r["record_keys"])
 
 
 def _ts(x):
@@ -153,6 +192,7 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
         for k in ("start", "stop", "nat_from", "exposure_end", "evidence_known_at"):
             r[k] = _ts(r[k])
         r["registered_only"] = bool(r["registered_only"])
+        _unbundled(r)
         if r["start"] is not None and r["start"] <= as_of:
             rows.append(r)
     groups: dict[tuple, list[dict]] = {}
@@ -188,12 +228,11 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
                 rel_at, basis, detail = ext
             if basis == "evidence_withdrawn":
                 detail = "a record behind the reason changed: " + ", ".join(
-                    sorted({json.loads(m["evidence"]).get("feed", "") + " " + str(json.loads(m["evidence"]).get("record_id", ""))
-                            for m in ep.members}))[:500]
+                    sorted({k for m in ep.members for k in m["record_keys"]}))[:DETAIL_CHARS]
             released = rel_at is not None and rel_at <= as_of
             nat_from = min((m["nat_from"] for m in ep.members if m["nat_from"] is not None), default=None)
-            ev_list = sorted(ep.members, key=lambda m: (m["start"], m["evidence"]))
-            evidence = json.dumps({"count": len(ev_list), "items": [json.loads(m["evidence"]) for m in ev_list[:MAX_EVIDENCE]]},
+            items = sorted((m["start"], e) for m in ep.members for e in m["evidence_items"])[:MAX_EVIDENCE]
+            evidence = json.dumps({"count": int(sum(m["weight"] for m in ep.members)), "items": [json.loads(e) for _, e in items]},
                                   ensure_ascii=False, sort_keys=True, default=str)
             out.append({
                 "person_id": pid, "popup_code": code, "reason_type": rtype, "cause": cause, "raised_at": ep.raised,
@@ -215,8 +254,9 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
 
 def episodes(candidates: DataFrame, events: DataFrame, as_of: datetime, policy: Policy) -> DataFrame:
     ev = events.join(candidates.select("person_id").distinct(), "person_id")
+    bundles = bundle(candidates)
 
     def fn(c: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         return build_episodes(c, e, as_of, policy)
 
-    return candidates.groupBy("person_id").cogroup(ev.groupBy("person_id")).applyInPandas(fn, EPISODE_SCHEMA)
+    return bundles.groupBy("person_id").cogroup(ev.groupBy("person_id")).applyInPandas(fn, EPISODE_SCHEMA)
