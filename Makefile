@@ -47,7 +47,7 @@ lint: setup  ## ruff
 BENCH_SF ?= 0.01
 REPEAT ?= 3
 
-bench: setup  ## time initial load, nightly, hourly, companion (BENCH_SF=0.01 REPEAT=3); JSON in bench/results
+bench: setup  ## time initial load, nightly, hourly (night and day hour), companion (BENCH_SF=0.01 REPEAT=3); JSON in bench/results
 	$(BIN)/screening bench --sf $(BENCH_SF) --repeat $(REPEAT)
 
 cluster-test: setup  ## run nightly + hourly on a local standalone cluster, compare gold with local mode

@@ -3,7 +3,9 @@
 Scenarios, each on its own copy of a prepared lake (preparation is not timed):
 - initial:   14 days landed on an empty lake, one nightly run (ingest + screen + publish);
 - nightly:   day 14 landed on a lake that already screened days 1-13, one nightly run (full screen);
-- hourly:    the first hour of day 15 landed on the lake after `initial`, one hourly run;
+- hourly:    the first hour of day 15 landed on the lake after `initial`, one hourly run (the quietest hour);
+- hourly-day: the same lake caught up to 14:00 of day 15 by one hourly run (not timed), then the hour 14:00-15:00
+             landed, one hourly run: a daytime hour, when most phones report their dwells;
 - companion: reason 3d alone (`jobs.rules.companion.rule`) on bronze as known after `initial`, counted.
 Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
 JVM (its VmHWM, reset before each run). Results go to bench/results/<commit>-sf<X>.json to compare commits.
@@ -27,9 +29,10 @@ from pathlib import Path
 
 from jobs import ROOT
 
-SCENARIOS = ("initial", "nightly", "hourly", "companion")
+SCENARIOS = ("initial", "nightly", "hourly", "hourly-day", "companion")
 START = date(2022, 5, 1)
 DAYS = 14
+DAY_HOUR = 14  # the daytime hour of hourly-day: [14:00, 15:00)
 GRID_SPLIT = 8  # ~20 grid dwells per phone per day, the issue's SF=1 density (the generator's default is ~2.5)
 
 
@@ -105,8 +108,9 @@ def data_rows(f: Path) -> int:
         return max(0, sum(1 for _ in fh) - 1)
 
 
-def hour_slice(src: Path, dst: Path, day: date, cut: datetime) -> int:
-    """Rows of `day`'s files whose knowledge time is <= cut, as new files (the delivery of one hour)."""
+def hour_slice(src: Path, dst: Path, day: date, cut: datetime, after: datetime | None = None) -> int:
+    """Rows of `day`'s files known by cut (every knowledge time of the row <= cut) and, with `after`, not already
+    known by it, as new files: the delivery of the hours (after, cut]. A row lands with its latest knowledge time."""
     from jobs import schemas
 
     rows = 0
@@ -119,7 +123,11 @@ def hour_slice(src: Path, dst: Path, day: date, cut: datetime) -> int:
             r = csv.reader(fh)
             header = next(r)
             idx = [header.index(c) for c in cols]
-            keep = [row for row in r if all(not row[i] or datetime.fromisoformat(row[i][:19]) <= cut for i in idx)]
+            keep = []
+            for row in r:
+                ks = [datetime.fromisoformat(row[i][:19]) for i in idx if row[i]]
+                if all(k <= cut for k in ks) and (after is None or (ks and max(ks) > after)):
+                    keep.append(row)
         out = dst / f.parent.name / f"{f.stem}_h{cut:%H}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8", newline="") as fh:
@@ -246,13 +254,13 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
 
     initial_base = work / "scratch" / "initial"
     rows_14 = None
-    if "initial" in scenarios or "hourly" in scenarios or "companion" in scenarios:
+    if {"initial", "hourly", "hourly-day", "companion"} & set(scenarios):
         landing14, _ = prepare(work, src, "initial", last, None)
         rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
     if "initial" in scenarios:
         timed(f"initial ({days} days, nightly)", rows_14,
               lambda i: run_on(*restore(initial_base, f"r{i}"), t_initial, "nightly"), lambda lk: gold_rows(spark, lk))
-    if "hourly" in scenarios or "companion" in scenarios:
+    if {"hourly", "hourly-day", "companion"} & set(scenarios):
         done = initial_base.parent / f"initial-r{repeat - 1}" / "lake"
         if "initial" in scenarios and done.exists():
             shutil.copytree(done, initial_base / "lake")  # the timed initial run already made this state
@@ -279,6 +287,24 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         shutil.rmtree(probe, ignore_errors=True)
         hour_rows = hour_slice(src, probe, last + timedelta(days=1), t_hour)
         timed("hourly (+1 hour)", hour_rows, hourly, lambda lk: gold_rows(spark, lk))
+    if "hourly-day" in scenarios:
+        t_from, t_to = t_initial + timedelta(hours=DAY_HOUR), t_initial + timedelta(hours=DAY_HOUR + 1)
+        day_base = work / "scratch" / "hourly-day"
+        shutil.rmtree(day_base, ignore_errors=True)
+        shutil.copytree(initial_base / "landing", day_base / "landing", copy_function=os.link)
+        shutil.copytree(initial_base / "lake", day_base / "lake")
+        hour_slice(src, day_base / "landing", last + timedelta(days=1), t_from)
+        run_on(day_base / "landing", day_base / "lake", t_from, "hourly")  # the morning in one catch-up run
+
+        def hourly_day(i: int) -> Path:
+            landing, lake = restore(day_base, f"h{i}")
+            hour_slice(src, landing, last + timedelta(days=1), t_to, after=t_from)
+            return run_on(landing, lake, t_to, "hourly")
+
+        probe = work / "scratch" / "hour-probe-day"
+        shutil.rmtree(probe, ignore_errors=True)
+        day_rows = hour_slice(src, probe, last + timedelta(days=1), t_to, after=t_from)
+        timed(f"hourly (+1 hour at {DAY_HOUR}:00)", day_rows, hourly_day, lambda lk: gold_rows(spark, lk))
     if "companion" in scenarios:
         lake = Lake(initial_base / "lake")
         b = asof.load(spark, lake, t_initial, skip=("grid_dwells",))

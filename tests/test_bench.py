@@ -54,3 +54,28 @@ def test_a_second_bench_run_of_the_same_commit_keeps_the_other_scenarios_in_its_
     assert path.name == "abc-sf0.01-d14.json"
     assert json.loads(path.read_text(encoding="utf-8"))["rows"] == [
         {"stage": "steady nightly (+1 day)", "wall_s": 159.3}, {"stage": "hourly (+1 hour)", "wall_s": 127.5}]
+
+
+def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_that_hour(tmp_path):
+    from datetime import date, datetime
+
+    from jobs.bench import hour_slice
+
+    src = tmp_path / "src" / "grid_dwells"
+    src.mkdir(parents=True)
+    header = "record_id,phone,grid_id,start_at,end_at,reported_at\n"
+    known = {"morning": "13:59:59", "at_two": "14:00:00", "in_hour": "14:30:00", "at_three": "15:00:00", "late": "15:00:01"}
+    (src / "grid_dwells_20220515.csv").write_text(header + "".join(
+        f"{rid},13800000000,G1,2022-05-15T10:00:00,2022-05-15T11:00:00,2022-05-15T{k}\n" for rid, k in known.items()))
+    (src / "grid_dwells_20220514.csv").write_text(header + "other_day,13800000000,G1,2022-05-14T10:00:00,"
+                                                  "2022-05-14T11:00:00,2022-05-15T14:10:00\n")
+    day, two, three = date(2022, 5, 15), datetime(2022, 5, 15, 14), datetime(2022, 5, 15, 15)
+
+    def ids(dst):
+        return [line.split(",")[0] for f in sorted(dst.glob("*/*.csv")) for line in f.read_text().splitlines()[1:]]
+
+    assert hour_slice(tmp_path / "src", tmp_path / "morning", day, two) == 2
+    assert ids(tmp_path / "morning") == ["morning", "at_two"]
+    assert hour_slice(tmp_path / "src", tmp_path / "hour", day, three, after=two) == 2
+    assert ids(tmp_path / "hour") == ["in_hour", "at_three"]
+    assert (tmp_path / "hour" / "grid_dwells" / "grid_dwells_20220515_h15.csv").exists()
