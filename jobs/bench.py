@@ -6,7 +6,8 @@ Scenarios, each on its own copy of a prepared lake (preparation is not timed):
 - hourly:    the first hour of day 15 landed on the lake after `initial`, one hourly run (the quietest hour);
 - hourly-day: the same lake caught up to 14:00 of day 15 by one hourly run (not timed), then the hour 14:00-15:00
              landed, one hourly run: a daytime hour, when most phones report their dwells;
-- companion: reason 3d alone (`jobs.rules.companion.rule`) on bronze as known after `initial`, counted.
+- companion: reason 3d alone (`jobs.rules.companion.rule`) on bronze as known after `initial`, materialised as
+             the screen does (its dwells once, every column of its candidates), counted.
 Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
 JVM (its VmHWM, reset before each run). Results go to bench/results/<commit>-sf<X>.json to compare commits.
 The landing set is generated once per (sf, days, grid split, seed) under --work and reused.
@@ -202,7 +203,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     from jobs.rules import companion
     from jobs.rules.links import linked_phones
     from jobs.run import run
-    from jobs.spark import get_spark
+    from jobs.spark import cut, get_spark
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -312,9 +313,10 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         dwells = asof.known_by(raw, t_initial).count()
         links = linked_phones(b["kit_bindings"], b["phone_registrations"])
 
-        def comp(_i: int) -> int:  # from bronze: as the screen does (jobs.screen.inputs), the cells cases touched
-            mine = companion.dwells_in_case_cells(raw, links, b["case_reports"], t_initial)
-            return companion.rule(spark, mine, links, b["case_reports"], policy_at(t_initial)).count()
+        def comp(_i: int) -> int:  # as the screen does: the dwells in case cells materialised once (jobs.screen.inputs:
+            # the rule reads them twice), and every column of the candidates, evidence included (screen.screen)
+            mine = cut(companion.dwells_in_case_cells(raw, links, b["case_reports"], t_initial))
+            return cut(companion.rule(spark, mine, links, b["case_reports"], policy_at(t_initial))).count()
 
         timed("companion rule (3d) alone", dwells, comp, lambda n: n)
         for df in b.values():
