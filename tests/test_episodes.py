@@ -120,6 +120,7 @@ def test_bundled_candidates_give_the_same_episodes_as_each_candidate_alone(spark
     assert bundle(c_df).count() == 6  # p: registered or not at 5/2, and 5/3; q; r: two bases
     got = episodes(c_df, e_df, as_of, POLICY).toPandas()
     want = build_episodes(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS), pd.DataFrame(events), as_of, POLICY)
+
     def rows(df):
         return [[None if pd.isna(v) else (pd.Timestamp(v) if isinstance(v, datetime) else v) for v in r]
                 for r in df.sort_values("person_id")[EPISODE_SCHEMA.fieldNames()].values.tolist()]
