@@ -278,34 +278,25 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             return run_on(landing, lake, t_initial, "nightly")
 
         timed("steady nightly (+1 day)", day14, nightly, lambda lk: gold_rows(spark, lk))
-    if "hourly" in scenarios:
+    def timed_hour(name: str, base: Path, t_to: datetime, after: datetime | None = None) -> None:
+        """One hourly run at t_to on a copy of `base`, the rows of the next day known in (after, t_to] landed."""
         def hourly(i: int) -> Path:
-            landing, lake = restore(initial_base, f"h{i}")
-            hour_slice(src, landing, last + timedelta(days=1), t_hour)
-            return run_on(landing, lake, t_hour, "hourly")
-
-        probe = work / "scratch" / "hour-probe"
-        shutil.rmtree(probe, ignore_errors=True)
-        hour_rows = hour_slice(src, probe, last + timedelta(days=1), t_hour)
-        timed("hourly (+1 hour)", hour_rows, hourly, lambda lk: gold_rows(spark, lk))
-    if "hourly-day" in scenarios:
-        t_from, t_to = t_initial + timedelta(hours=DAY_HOUR), t_initial + timedelta(hours=DAY_HOUR + 1)
-        day_base = work / "scratch" / "hourly-day"
-        shutil.rmtree(day_base, ignore_errors=True)
-        shutil.copytree(initial_base / "landing", day_base / "landing", copy_function=os.link)
-        shutil.copytree(initial_base / "lake", day_base / "lake")
-        hour_slice(src, day_base / "landing", last + timedelta(days=1), t_from)
-        run_on(day_base / "landing", day_base / "lake", t_from, "hourly")  # the morning in one catch-up run
-
-        def hourly_day(i: int) -> Path:
-            landing, lake = restore(day_base, f"h{i}")
-            hour_slice(src, landing, last + timedelta(days=1), t_to, after=t_from)
+            landing, lake = restore(base, f"h{i}")
+            hour_slice(src, landing, last + timedelta(days=1), t_to, after)
             return run_on(landing, lake, t_to, "hourly")
 
-        probe = work / "scratch" / "hour-probe-day"
+        probe = work / "scratch" / f"hour-probe-{base.name}"
         shutil.rmtree(probe, ignore_errors=True)
-        day_rows = hour_slice(src, probe, last + timedelta(days=1), t_to, after=t_from)
-        timed(f"hourly (+1 hour at {DAY_HOUR}:00)", day_rows, hourly_day, lambda lk: gold_rows(spark, lk))
+        timed(name, hour_slice(src, probe, last + timedelta(days=1), t_to, after), hourly, lambda lk: gold_rows(spark, lk))
+
+    if "hourly" in scenarios:
+        timed_hour("hourly (+1 hour)", initial_base, t_hour)
+    if "hourly-day" in scenarios:
+        t_from = t_initial + timedelta(hours=DAY_HOUR)
+        landing, lake = restore(initial_base, "day")
+        hour_slice(src, landing, last + timedelta(days=1), t_from)
+        run_on(landing, lake, t_from, "hourly")  # the morning in one catch-up run
+        timed_hour(f"hourly (+1 hour at {DAY_HOUR}:00)", landing.parent, t_from + timedelta(hours=1), t_from)
     if "companion" in scenarios:
         lake = Lake(initial_base / "lake")
         b = asof.load(spark, lake, t_initial, skip=("grid_dwells",))
