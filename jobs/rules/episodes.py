@@ -90,9 +90,10 @@ def bundle(candidates: DataFrame) -> DataFrame:
     candidates it stands for (weight), the first MAX_EVIDENCE evidence items and the first DETAIL_KEYS record keys
     in sorted order: all that an episode reports of its members."""
     return candidates.groupBy(*BUNDLE_KEY).agg(
-        F.max("exposure_end").alias("exposure_end"), F.min("evidence").alias("evidence"), F.count(F.lit(1)).alias("weight"),
+        F.max("exposure_end").alias("exposure_end"), F.count(F.lit(1)).alias("weight"),
         F.slice(F.array_sort(F.collect_list("evidence")), 1, MAX_EVIDENCE).alias("evidence_items"),
-        F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"))
+        F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"),
+    ).withColumn("evidence", F.col("evidence_items")[0])
 
 
 def _member_key(evidence: str) -> str:
