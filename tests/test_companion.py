@@ -266,3 +266,74 @@ def test_affected_people_are_exactly_the_new_link_the_case_cell_and_the_new_dwel
     keys = incremental.affected(seen, nobody, F_RUN, T_RUN, policy_at(T_RUN).home_prefix).collect()
     names = {person_key_py(p): n for n, p in H.items()}
     assert sorted(names.get(r["person_key"], r["person_key"]) for r in keys) == ["case_e", "x_old", "z_new"]
+
+
+# -- the dwell hours of a side (jobs.rules.companion.hours_reached) against a count done by hand ------------------
+def _first_hours(sides_: list[dict], dwells: list[dict], need: int, days: int) -> dict[str, tuple]:
+    """The rule's definition, one instant at a time: pair_key -> (x, hours_side, hours)."""
+    from datetime import timedelta
+
+    base = datetime(2000, 1, 1)
+
+    def sec(t: datetime) -> int:
+        return int((t - base).total_seconds() // 1)
+
+    def hours_at(key: tuple, x: datetime) -> int:
+        return sum(max(0, sec(min(d["hi"], x)) - sec(max(d["lo"], x - timedelta(days=days))))
+                   for d in dwells if d["key"] == key and d["known"] <= x and (d["valid_to"] is None or d["valid_to"] > x))
+
+    out: dict[str, tuple] = {}
+    for s in sides_:
+        key = s["key"]
+        xs = sorted({s["x0"]} | {d["known"] for d in dwells if d["key"] == key})
+        hit = next(((x, hours_at(key, x)) for x in xs if s["x0"] <= x <= s["x_limit"] and hours_at(key, x) >= need),
+                   None)
+        if hit and (s["pair_key"] not in out or (hit[0], s["side"] != "case") < (out[s["pair_key"]][0],
+                                                                              out[s["pair_key"]][1] != "case")):
+            out[s["pair_key"]] = (hit[0], s["side"], round(hit[1] / 3600, 2))
+    return out
+
+
+def test_dwell_hours_of_a_side_at_each_instant_match_a_count_of_its_current_dwell_versions(spark):
+    """Random sides sharing dwells, superseded versions, reports after a dwell left the window, instants with
+    fractions of a second, and ties between a pair's x0 and a report: the running sum gives the count by hand."""
+    import random
+    from datetime import timedelta
+
+    from jobs.rules.companion import hours_reached
+
+    policy = policy_at(datetime.fromisoformat(T))
+    need, days = policy.companion_dwell_hours * 3600, policy.window_days
+    rnd = random.Random(7)
+    t0 = datetime(2022, 5, 1)
+    keys = [(f"1390000{i:04d}", f"G{i % 3}", t0 - timedelta(days=30), datetime(9999, 12, 31)) for i in range(12)]
+    keys[3] = (keys[3][0], keys[3][1], t0 + timedelta(days=5, hours=3), t0 + timedelta(days=19))  # a bounded link
+    dwells, sides_ = [], []
+    for key in keys:
+        at = t0 + timedelta(hours=rnd.randint(0, 48))
+        for _ in range(rnd.randint(3, 12)):
+            lo = at + timedelta(hours=rnd.randint(0, 30), seconds=rnd.choice([0, 0, 17]))
+            hi = lo + timedelta(hours=rnd.randint(1, 20), minutes=rnd.randint(0, 59))
+            late = timedelta(days=rnd.choice([0, 0, 0, 0, 13, 15]))  # a report after its dwell left the window
+            known = hi + late + timedelta(minutes=rnd.choice([0, 5, 90]), microseconds=rnd.choice([0, 0, 250000]))
+            valid_to = rnd.choice([None, None, None, known + timedelta(days=rnd.randint(0, 9), hours=3), known])
+            c_lo, c_hi = max(lo, key[2]), min(hi, key[3])
+            if c_lo < c_hi:
+                dwells.append({"key": key, "lo": c_lo, "hi": c_hi, "known": known, "valid_to": valid_to})
+            at = hi
+    reports = sorted(d["known"] for d in dwells)
+    for i in range(40):
+        a, b = rnd.sample(keys, 2)
+        x0 = rnd.choice([rnd.choice(reports), t0 + timedelta(days=rnd.randint(0, 25), minutes=rnd.randint(0, 1440))])
+        x_limit = x0 + timedelta(days=rnd.randint(0, 14), hours=rnd.randint(0, 23))
+        for side, key in (("person", a), ("case", b)):
+            sides_.append({"pair_key": f"p{i:02d}", "side": side, "key": key, "x0": x0, "x_limit": x_limit})
+    side_cols = "phone string, grid_id string, s_from timestamp, s_to timestamp"
+    sdf = spark.createDataFrame([(s["pair_key"], s["side"], *s["key"], s["x0"], s["x_limit"]) for s in sides_],
+                                f"pair_key string, side string, {side_cols}, x0 timestamp, x_limit timestamp")
+    ddf = spark.createDataFrame([(*d["key"], d["lo"], d["hi"], d["known"], d["valid_to"]) for d in dwells],
+                                f"{side_cols}, lo timestamp, hi timestamp, known timestamp, valid_to timestamp")
+    got = {r["pair_key"]: (r["x"], r["hours_side"], r["hours"]) for r in hours_reached(sdf, ddf, policy).collect()}
+    want = _first_hours(sides_, dwells, need, days)
+    assert len(want) >= 10 and len(want) < 40  # the draw has both kinds of pairs
+    assert got == want

@@ -145,12 +145,28 @@ def hours_reached(sides_: DataFrame, dwells: DataFrame, policy: Policy) -> DataF
     current at x. A dwell is reported after it ends (feeds.md), so between two reports of a side its hours only
     fall: the first x of a side is its pair's x0 or one of its own reports, and the pair's x is the earlier of
     its two sides' (the case side on a tie)."""
+    w = policy.window_days * 86400
+    win = F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days))
+    # A dwell version [lo, hi], known at k, current until v, counts at x >= k (hi <= end_at <= k: feeds.md rejects
+    # an observed time after the knowledge time): g(x) = (hi - lo) - (x - (lo + W))+ + (x - (hi + W))+ seconds.
+    # Each term is an affine a + b * x switched on at one instant, and switched off again at v, so a side's hours
+    # at x are a running sum over its own events in time order: linear in its dwells, never instants x dwells.
+    lo_e, hi_e = _epoch(F.col("lo")), _epoch(F.col("hi"))
+    terms = [(F.col("known"), hi_e - lo_e, 0), (F.greatest("known", F.col("lo") + win), lo_e + w, -1),
+             (F.greatest("known", F.col("hi") + win), -(hi_e + w), 1)]
+    on = [F.struct(at.alias("x"), a.alias("a"), F.lit(b).alias("b")) for at, a, b in terms]
+    off = [F.struct(F.greatest(at, F.col("valid_to")).alias("x"), (-a).alias("a"), F.lit(-b).alias("b"))
+           for at, a, b in terms]
+    ev = dwells.select(*SIDE, F.explode(F.array(*on)).alias("e")).unionByName(
+        dwells.where(F.col("valid_to").isNotNull()).select(*SIDE, F.explode(F.array(*off)).alias("e")))
+    ev = ev.select(*SIDE, "e.x", "e.a", "e.b", F.lit(1).alias("ask"))
+    # the instants that can be first: every report of the side, and the pairs' x0
     xs = dwells.select(*SIDE, F.col("known").alias("x")).unionByName(sides_.select(*SIDE, F.col("x0").alias("x"))).distinct()
-    win_lo = F.col("x") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days))
-    j = xs.join(dwells, SIDE).where(
-        (F.col("known") <= F.col("x")) & (F.col("valid_to").isNull() | (F.col("valid_to") > F.col("x"))))
-    secs = _seconds(F.greatest("lo", win_lo), F.least("hi", "x"))
-    h = j.groupBy(*SIDE, "x").agg(F.sum(secs).alias("secs")).where(F.col("secs") >= policy.companion_dwell_hours * 3600)
+    xs = xs.select(*SIDE, "x", F.lit(0).cast("bigint").alias("a"), F.lit(0).alias("b"), F.lit(2).alias("ask"))
+    upto = Window.partitionBy(*SIDE).orderBy("x", "ask").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    secs = F.sum("a").over(upto) + F.sum("b").over(upto) * _epoch(F.col("x"))  # events at x sort before the ask at x
+    h = ev.unionByName(xs).withColumn("secs", secs).where(
+        (F.col("ask") == 2) & (F.col("secs") >= policy.companion_dwell_hours * 3600)).select(*SIDE, "x", "secs")
     # Per side, the first such x at or after each pair's x0: a running minimum over the side's instants taken
     # from the latest back (a range join of pairs to instants was pairs x instants rows).
     events = h.select(*SIDE, "x", F.lit(None).cast("string").alias("pair_key"), F.lit(None).cast("string").alias("side"),
