@@ -10,7 +10,10 @@ Scenarios, each on its own copy of a prepared lake (preparation is not timed):
              the screen does (its dwells once, every column of its candidates), counted.
 Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
 JVM (its VmHWM, reset before each run). Results go to bench/results/<commit>-sf<X>.json to compare commits.
-The landing set is generated once per (sf, days, grid split, seed) under --work and reused.
+The landing set is generated once per (sf, days, grid split, seed) under --work and reused. The prepared lakes
+are rebuilt by every run unless --reuse-lakes is given: then a lake prepared earlier from the same landing set and
+as-of is reused (its JSON names the commit that prepared it; compare only runs whose lakes have the same layout).
+A reused lake skips the runs that warm the JVM up, so the first timed run is a cold one: use --repeat 3.
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ def add_parser(sub) -> None:
     p.add_argument("--work", default=str(ROOT / "bench" / "cache"), help="cached landing sets and scratch lakes")
     p.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the JSON results go")
     p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
+    p.add_argument("--reuse-lakes", action="store_true",
+                   help="reuse a lake prepared by an earlier run from the same landing set (not with the initial scenario)")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     result = bench(args.sf, args.repeat, args.grid_split, Path(args.work), Path(args.results), args.only or SCENARIOS,
-                   days=args.days)
+                   days=args.days, reuse=args.reuse_lakes)
     print(table(result))
     print(f"results: {result['path']}")
     return 0
@@ -170,19 +175,44 @@ def gold_rows(spark, lake_dir: Path) -> int:
     return Lake(lake_dir).read_gold(spark, "popup_reasons").count()
 
 
-def prepare(work: Path, src: Path, name: str, last_day: date, as_of: datetime | None) -> tuple[Path, Path]:
-    """A landing of days <= last_day and, when as_of is given, a lake that has run nightly on it."""
+STAMP = "prepared.json"  # written last, once a prepared lake is complete: what it was made from, and by which commit
+
+
+def stamp(base: Path, src: Path, last_day: date, as_of: datetime) -> dict:
+    made = {"landing": str(src), "last_day": last_day.isoformat(), "as_of": as_of.isoformat(), "commit": commit()}
+    (base / STAMP).write_text(json.dumps(made), encoding="utf-8")
+    return made
+
+
+def reusable(base: Path, src: Path, last_day: date, as_of: datetime) -> dict | None:
+    """The stamp of a lake prepared from this landing set up to last_day and run at as_of, if there is one."""
+    try:
+        made = json.loads((base / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = made.get("landing") == str(src) and made.get("last_day") == last_day.isoformat()
+    return made if same and made.get("as_of") == as_of.isoformat() and (base / "lake").is_dir() else None
+
+
+def prepare(work: Path, src: Path, name: str, last_day: date, as_of: datetime | None,
+            reuse: bool = False) -> tuple[Path, Path, dict | None]:
+    """A landing of days <= last_day and, when as_of is given, a lake that has run nightly on it (with reuse, the
+    one an earlier run prepared from the same landing set, if any). The third item is the lake's stamp."""
     from jobs.run import run
 
     base = work / "scratch" / name
-    shutil.rmtree(base, ignore_errors=True)
     landing, lake = base / "landing", base / "lake"
+    if reuse and as_of is not None and (made := reusable(base, src, last_day, as_of)):
+        print(f"bench: reusing the {name} lake prepared by commit {made['commit']}", file=sys.stderr, flush=True)
+        return landing, lake, made
+    shutil.rmtree(base, ignore_errors=True)
     link_days(src, landing, last_day)
-    if as_of is not None:
-        code = run(str(landing), str(lake), as_of, mode="nightly", log=lambda *_: None)
-        if code:
-            raise SystemExit(f"bench: preparing {name} failed with exit code {code}")
-    return landing, lake
+    if as_of is None:
+        return landing, lake, None
+    code = run(str(landing), str(lake), as_of, mode="nightly", log=lambda *_: None)
+    if code:
+        raise SystemExit(f"bench: preparing {name} failed with exit code {code}")
+    return landing, lake, stamp(base, src, last_day, as_of)
 
 
 def restore(base: Path, tag: str) -> tuple[Path, Path]:
@@ -196,7 +226,7 @@ def restore(base: Path, tag: str) -> tuple[Path, Path]:
 
 
 def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, scenarios=SCENARIOS,
-          days: int = DAYS) -> dict:
+          days: int = DAYS, reuse: bool = False) -> dict:
     from jobs import asof
     from jobs.lake import Lake
     from jobs.policy import policy_at
@@ -254,22 +284,20 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         return lake
 
     initial_base = work / "scratch" / "initial"
-    rows_14 = None
-    if {"initial", "hourly", "hourly-day", "companion"} & set(scenarios):
-        landing14, _ = prepare(work, src, "initial", last, None)
-        rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
+    prepared: dict[str, str] = {}  # prepared lake -> the commit that prepared it
     if "initial" in scenarios:
+        landing14, _, _ = prepare(work, src, "initial", last, None)  # a landing only: the timed runs load it
+        rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
         timed(f"initial ({days} days, nightly)", rows_14,
               lambda i: run_on(*restore(initial_base, f"r{i}"), t_initial, "nightly"), lambda lk: gold_rows(spark, lk))
-    if {"hourly", "hourly-day", "companion"} & set(scenarios):
-        done = initial_base.parent / f"initial-r{repeat - 1}" / "lake"
-        if "initial" in scenarios and done.exists():
-            shutil.copytree(done, initial_base / "lake")  # the timed initial run already made this state
-        else:
-            run_on(initial_base / "landing", initial_base / "lake", t_initial, "nightly")
+        if {"hourly", "hourly-day", "companion"} & set(scenarios):
+            shutil.copytree(initial_base.parent / f"initial-r{repeat - 1}" / "lake", initial_base / "lake")  # that state
+            prepared["initial"] = stamp(initial_base, src, last, t_initial)["commit"]
+    elif {"hourly", "hourly-day", "companion"} & set(scenarios):
+        prepared["initial"] = prepare(work, src, "initial", last, t_initial, reuse)[2]["commit"]
     if "nightly" in scenarios:
         base = work / "scratch" / "nightly"
-        prepare(work, src, "nightly", last - timedelta(days=1), t_prev)
+        prepared["nightly"] = prepare(work, src, "nightly", last - timedelta(days=1), t_prev, reuse)[2]["commit"]
         day14 = sum(data_rows(f) for f in src.glob(f"*/*_{last:%Y%m%d}.csv"))
 
         def nightly(i: int) -> Path:
@@ -312,11 +340,11 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         timed("companion rule (3d) alone", dwells, comp, lambda n: n)
         for df in b.values():
             df.unpersist()
-    for d in (work / "scratch").glob("*-[rh][0-9]*"):
-        shutil.rmtree(d, ignore_errors=True)
+    for d in [*(work / "scratch").glob("*-[rh][0-9]*"), work / "scratch" / "initial-day", *(work / "scratch").glob("hour-probe-*")]:
+        shutil.rmtree(d, ignore_errors=True)  # the per-run copies; the prepared lakes stay for --reuse-lakes
     result = {
         "commit": commit(), "sf": sf, "days": days, "grid_split": grid_split, "repeat": repeat,
-        "landing": str(src), "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
+        "landing": str(src), "prepared_by": prepared, "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
                     "spark_master": spark.sparkContext.master,
                     "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),

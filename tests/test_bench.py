@@ -5,6 +5,7 @@ scenarios, to keep it to about a minute and a half: every scenario is a whole ru
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,36 @@ def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_t
     assert hour_slice(tmp_path / "src", tmp_path / "hour", day, three, after=two) == 2
     assert ids(tmp_path / "hour") == ["in_hour", "at_three"]
     assert (tmp_path / "hour" / "grid_dwells" / "grid_dwells_20220515_h15.csv").exists()
+
+
+def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_same_landing_and_as_of(tmp_path, monkeypatch):
+    from datetime import date, datetime
+
+    import jobs.run
+    from jobs import bench
+
+    runs: list[datetime] = []
+
+    def fake_run(landing, lake, as_of, mode, log):  # preparing is a nightly run; here it only leaves a lake behind
+        runs.append(as_of)
+        Path(lake).mkdir(parents=True)
+        return 0
+
+    monkeypatch.setattr(jobs.run, "run", fake_run)
+    monkeypatch.setattr(bench, "commit", lambda: "c1")
+    src = tmp_path / "landing-set"
+    (src / "grid_dwells").mkdir(parents=True)
+    (src / "grid_dwells" / "grid_dwells_20220501.csv").write_text("record_id\nr1\n", encoding="utf-8")
+    day, t, later = date(2022, 5, 1), datetime(2022, 5, 2), datetime(2022, 5, 3)
+
+    assert bench.prepare(tmp_path, src, "initial", day, t)[2]["commit"] == "c1"
+    monkeypatch.setattr(bench, "commit", lambda: "c2")
+    assert bench.prepare(tmp_path, src, "initial", day, t)[2]["commit"] == "c2", "without reuse it is rebuilt"
+    assert bench.prepare(tmp_path, src, "initial", day, t, reuse=True)[2]["commit"] == "c2"
+    assert runs == [t, t], "the third call reused the second's lake"
+    assert bench.prepare(tmp_path, src, "initial", day, later, reuse=True)[2]["as_of"] == later.isoformat()
+    assert runs == [t, t, later], "a lake run at another as-of is not reused"
+    other = tmp_path / "landing-set-2"
+    shutil.copytree(src, other)
+    bench.prepare(tmp_path, other, "initial", day, later, reuse=True)
+    assert len(runs) == 4, "nor one made from another landing set"
