@@ -175,6 +175,7 @@ def gold_rows(spark, lake_dir: Path) -> int:
     return Lake(lake_dir).read_gold(spark, "popup_reasons").count()
 
 
+PREPARED = ("initial", "nightly")  # the lakes prepare() makes under scratch/; everything else there is a copy
 STAMP = "prepared.json"  # written last, once a prepared lake is complete: what it was made from, and by which commit
 
 
@@ -340,8 +341,9 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         timed("companion rule (3d) alone", dwells, comp, lambda n: n)
         for df in b.values():
             df.unpersist()
-    for d in [*(work / "scratch").glob("*-[rh][0-9]*"), work / "scratch" / "initial-day", *(work / "scratch").glob("hour-probe-*")]:
-        shutil.rmtree(d, ignore_errors=True)  # the per-run copies; the prepared lakes stay for --reuse-lakes
+    for d in (work / "scratch").iterdir():  # the per-run copies and probes; the prepared lakes stay for --reuse-lakes
+        if d.name not in PREPARED:
+            shutil.rmtree(d, ignore_errors=True)
     result = {
         "commit": commit(), "sf": sf, "days": days, "grid_split": grid_split, "repeat": repeat,
         "landing": str(src), "prepared_by": prepared, "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
