@@ -132,3 +132,46 @@ def test_bundled_candidates_give_the_same_episodes_as_each_candidate_alone(spark
     assert by["q"].release_detail.startswith("a record behind the reason changed: grid_dwells grid-dwell-record-000, ")
     assert len(by["q"].release_detail) == len("a record behind the reason changed: ") + 500
     assert by["r"].release_basis == "evidence_withdrawn"
+
+
+def test_one_call_for_several_people_releases_each_only_by_their_own_events():
+    """`episodes` hands build_episodes a bucket of many people at once; one person's verification or NAT must never
+    release another's reason."""
+    drug = {"popup_code": "4", "reason_type": "drug_purchase", "release_mode": "nat", "nat_from": D(2022, 5, 2),
+            "exposure_end": None, "start": D(2022, 5, 3)}
+    cands = [cand(person_id="a"), cand(person_id="b"), cand(person_id="c", **drug), cand(person_id="d", **drug)]
+    events = [{**verif("v1", D(2022, 5, 3), "not_exposed"), "person_id": "a"},
+              {**nat("n1", D(2022, 5, 4), D(2022, 5, 4, 8)), "person_id": "d"}]
+    out = build_episodes(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS), pd.DataFrame(events), D(2022, 5, 9), POLICY)
+    got = {r.person_id: (r.status, r.release_basis) for r in out.itertuples()}
+    assert got == {"a": ("released", "verified_not_exposed"), "b": ("active", None),
+                   "c": ("active", None), "d": ("released", "nat_negative")}
+
+
+def test_episodes_of_many_people_sharing_a_bucket_match_each_person_alone(spark):
+    """More people than buckets, so buckets hold several: every column equals build_episodes on each person alone."""
+    from jobs.rules.episodes import BUCKETS_PER_PARTITION, EPISODE_SCHEMA, EVENT_SCHEMA, episodes
+
+    n = 3 * BUCKETS_PER_PARTITION * int(spark.conf.get("spark.sql.shuffle.partitions"))
+    cands, events = [], []
+    for i in range(n):
+        p = f"p{i:03d}"
+        cands.append(cand(person_id=p, start=D(2022, 5, 2, i % 24), evidence_known_at=D(2022, 5, 2, i % 24)))
+        if i % 3:
+            events.append({**verif(f"v{i}", D(2022, 5, 3 + i % 4), "not_exposed" if i % 3 == 1 else "cleared"),
+                           "person_id": p})
+    as_of = D(2022, 5, 20)
+    c_df = spark.createDataFrame(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS))
+    e_df = spark.createDataFrame(pd.DataFrame(events, columns=EVENT_SCHEMA.fieldNames()), EVENT_SCHEMA)
+    cols = EPISODE_SCHEMA.fieldNames()
+    got = episodes(c_df, e_df, as_of, POLICY).toPandas()[cols].sort_values("person_id").reset_index(drop=True)
+    alone = [r for c in cands for r in build_episodes(
+        pd.DataFrame([c], columns=CANDIDATE_COLUMNS),
+        pd.DataFrame([e for e in events if e["person_id"] == c["person_id"]], columns=EVENT_SCHEMA.fieldNames()),
+        as_of, POLICY).to_dict("records")]
+    want = pd.DataFrame(alone, columns=cols).sort_values("person_id").reset_index(drop=True)
+    assert len(want) == n and sorted(want["status"].unique()) == ["active", "released"]
+    def plain(df):  # NaT and None both as None
+        return df.astype(object).where(df.notna(), None)
+
+    pd.testing.assert_frame_equal(plain(got), plain(want))
