@@ -211,7 +211,8 @@ def write_files(folder: Path, rows: list[dict]) -> list[Path]:
             c.font = Font(bold=True)
         for row in cells:
             ws.append(row)
-            for c in ws[ws.max_row]:
+        for row in ws.iter_rows(min_row=2):  # once at the end: ws[ws.max_row] scans the whole sheet on every call
+            for c in row:
                 c.data_type = "s"  # IDs and phones stay text
         for col, width in zip("ABCDEFGHIJKLM", (26, 22, 16, 10, 10, 8, 20, 13, 10, 16, 70, 14, 17), strict=True):
             ws.column_dimensions[col].width = width
