@@ -66,7 +66,7 @@ def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy
         if policy.enabled(code):
             for df in dfs:
                 out = out.unionByName(df)
-    return out  # duplicates are dropped by episodes' bundle, in the same shuffle
+    return out.distinct()
 
 
 def with_keys(eps: DataFrame) -> DataFrame:
@@ -78,8 +78,9 @@ def with_keys(eps: DataFrame) -> DataFrame:
 
 def screen(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy) -> DataFrame:
     """Reasons as of T (all episodes ever raised up to T), keyed; no run ids."""
+    cands = cut(candidates(spark, b, t, policy))
     events = release_events(b["verifications"], b["nat_results"])
-    return with_keys(episodes(candidates(spark, b, t, policy), events, t, policy)).drop("person_id")
+    return with_keys(episodes(cands, events, t, policy)).drop("person_id")
 
 
 def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> DataFrame:

@@ -175,22 +175,3 @@ def test_episodes_of_many_people_sharing_a_bucket_match_each_person_alone(spark)
         return df.astype(object).where(df.notna(), None)
 
     pd.testing.assert_frame_equal(plain(got), plain(want))
-
-
-def test_a_candidate_given_twice_counts_once_in_the_evidence(spark):
-    """Two rules (or one rule twice) may give the very same candidate; `bundle` drops such duplicates in its own
-    aggregation. A candidate differing only in its exposure end is another candidate and counts."""
-    from jobs.rules.episodes import EVENT_SCHEMA, episodes
-
-    def ev(rid):
-        return json.dumps({"feed": "venue_scans", "record_id": rid})
-
-    a, b = cand(evidence=ev("s1")), cand(evidence=ev("s2"))
-    later = cand(evidence=ev("s2"), exposure_end=D(2022, 5, 1, 12))
-    c_df = spark.createDataFrame(pd.DataFrame([a, a, b, b, later], columns=CANDIDATE_COLUMNS))
-    e_df = spark.createDataFrame([], EVENT_SCHEMA)
-    got = episodes(c_df, e_df, D(2022, 5, 20), POLICY).collect()
-    assert len(got) == 1
-    evidence = json.loads(got[0]["evidence"])
-    assert evidence["count"] == 3
-    assert [i["record_id"] for i in evidence["items"]] == ["s1", "s2", "s2"]

@@ -12,9 +12,9 @@ cause that starts before it ends. It ends:
 After a release, only candidates starting later (new evidence) raise a new episode. Everything is computed
 from instants in the data, never from when runs happen, so hourly and nightly runs agree.
 
-This runs as a pandas function on buckets of people (a small, branchy state machine; only people with candidates
-reach it). Candidates that differ only in their evidence and exposure end are first bundled into one row (`bundle`):
-one household and one case give thousands of dwell pairs that the state machine would walk one by one.
+This runs per person as a pandas function (a small, branchy state machine; only people with candidates reach it).
+Candidates that differ only in their evidence and exposure end are first bundled into one row (`bundle`): one
+household and one case give thousands of dwell pairs that the state machine would walk one by one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.policy import Policy
-from jobs.spark import cut
 
 CANDIDATE_SCHEMA = T.StructType([
     T.StructField("person_id", T.StringType()), T.StructField("popup_code", T.StringType()),
@@ -88,17 +87,13 @@ def _record_key(evidence: F.Column) -> F.Column:
 
 
 def bundle(candidates: DataFrame) -> DataFrame:
-    """One row per BUNDLE_KEY of the distinct candidates (two rules, or one rule twice, may give the same one): the
-    latest exposure_end, the smallest evidence (the sort tie-break), how many distinct candidates it stands for
-    (weight), the first MAX_EVIDENCE evidence items and the first DETAIL_KEYS record keys in sorted order: all that
-    an episode reports of its members. Deduplicated inside the aggregation, so the candidates are shuffled once."""
-    members = F.collect_set(F.struct("evidence", "exposure_end")).alias("_m")  # the rest of a candidate is the key
-    return candidates.groupBy(*BUNDLE_KEY).agg(members).select(
-        *BUNDLE_KEY, F.array_max(F.transform("_m", lambda m: m["exposure_end"])).alias("exposure_end"),
-        F.size("_m").cast("long").alias("weight"),
-        F.slice(F.array_sort(F.transform("_m", lambda m: m["evidence"])), 1, MAX_EVIDENCE).alias("evidence_items"),
-        F.slice(F.array_sort(F.array_distinct(F.transform("_m", lambda m: _record_key(m["evidence"])))), 1,
-                DETAIL_KEYS).alias("record_keys"),
+    """One row per BUNDLE_KEY: the latest exposure_end, the smallest evidence (the sort tie-break), how many
+    candidates it stands for (weight), the first MAX_EVIDENCE evidence items and the first DETAIL_KEYS record keys
+    in sorted order: all that an episode reports of its members."""
+    return candidates.groupBy(*BUNDLE_KEY).agg(
+        F.max("exposure_end").alias("exposure_end"), F.count(F.lit(1)).alias("weight"),
+        F.slice(F.array_sort(F.collect_list("evidence")), 1, MAX_EVIDENCE).alias("evidence_items"),
+        F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"),
     ).withColumn("evidence", F.col("evidence_items")[0])
 
 
@@ -267,9 +262,8 @@ def episodes(candidates: DataFrame, events: DataFrame, as_of: datetime, policy: 
     5 ms of pandas each (20,000 people: 104 s on 2 cores), whatever the group's size."""
     parts = int(candidates.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     bucket = F.pmod(F.xxhash64("person_id"), F.lit(BUCKETS_PER_PARTITION * parts)).alias("_bucket")
-    bundles = cut(bundle(candidates))  # read twice below; far fewer rows than the candidates
-    ev = events.join(bundles.select("person_id").distinct(), "person_id").select(bucket, *EVENT_SCHEMA.fieldNames())
-    bundles = bundles.select(bucket, "*")
+    ev = events.join(candidates.select("person_id").distinct(), "person_id").select(bucket, *EVENT_SCHEMA.fieldNames())
+    bundles = bundle(candidates).select(bucket, "*")
 
     def fn(c: pd.DataFrame, e: pd.DataFrame) -> pd.DataFrame:
         return build_episodes(c.drop(columns="_bucket"), e.drop(columns="_bucket"), as_of, policy)
