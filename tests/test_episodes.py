@@ -9,7 +9,7 @@ import pandas as pd
 
 from jobs.policy import load_versions
 from jobs.rules.common import CANDIDATE_COLUMNS
-from jobs.rules.episodes import build_episodes
+from jobs.rules.episodes import EPISODE_SCHEMA, build_episodes
 
 POLICY = load_versions()[0]
 D = datetime
@@ -31,6 +31,12 @@ def verif(vid, at, outcome, signed=False, known=None) -> dict:
 def nat(sid, sampled, known) -> dict:
     return {"person_id": "p", "kind": "nat", "event_id": sid, "event_at": sampled, "known_at": known, "outcome": None,
             "commitment_signed": None}
+
+
+def episode_rows(df) -> list[list]:
+    """Every column of episodes, by person, with NaN/NaT as None and times as Timestamps (Spark and pandas agree)."""
+    return [[None if pd.isna(v) else (pd.Timestamp(v) if isinstance(v, datetime) else v) for v in r]
+            for r in df.sort_values("person_id")[EPISODE_SCHEMA.fieldNames()].values.tolist()]
 
 
 def run(cands, events, as_of):
@@ -93,7 +99,7 @@ def test_touching_holds_merge_into_one_episode():
 def test_bundled_candidates_give_the_same_episodes_as_each_candidate_alone(spark):
     """Thousands of dwell pairs of one household and one case share start and stop; `episodes` bundles them before
     the state machine. The reference is build_episodes on every candidate alone; every column must agree."""
-    from jobs.rules.episodes import EPISODE_SCHEMA, EVENT_SCHEMA, bundle, episodes
+    from jobs.rules.episodes import EVENT_SCHEMA, bundle, episodes
 
     def ev(rid):
         return json.dumps({"feed": "grid_dwells", "record_id": rid})
@@ -121,11 +127,7 @@ def test_bundled_candidates_give_the_same_episodes_as_each_candidate_alone(spark
     got = episodes(c_df, e_df, as_of, POLICY).toPandas()
     want = build_episodes(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS), pd.DataFrame(events), as_of, POLICY)
 
-    def rows(df):
-        return [[None if pd.isna(v) else (pd.Timestamp(v) if isinstance(v, datetime) else v) for v in r]
-                for r in df.sort_values("person_id")[EPISODE_SCHEMA.fieldNames()].values.tolist()]
-
-    assert rows(got) == rows(want)
+    assert episode_rows(got) == episode_rows(want)
     by = {r.person_id: r for r in want.itertuples()}
     assert (by["p"].released_at, by["p"].release_basis) == (D(2022, 5, 12, 23), "verified_cleared")  # 4/28 23:00 + 14 d
     assert json.loads(by["p"].evidence)["count"] == 55 and len(json.loads(by["p"].evidence)["items"]) == 20
@@ -150,7 +152,7 @@ def test_one_call_for_several_people_releases_each_only_by_their_own_events():
 
 def test_episodes_of_many_people_sharing_a_bucket_match_each_person_alone(spark):
     """More people than buckets, so buckets hold several: every column equals build_episodes on each person alone."""
-    from jobs.rules.episodes import BUCKETS_PER_PARTITION, EPISODE_SCHEMA, EVENT_SCHEMA, episodes
+    from jobs.rules.episodes import BUCKETS_PER_PARTITION, EVENT_SCHEMA, episodes
 
     n = 3 * BUCKETS_PER_PARTITION * int(spark.conf.get("spark.sql.shuffle.partitions"))
     cands, events = [], []
@@ -163,15 +165,11 @@ def test_episodes_of_many_people_sharing_a_bucket_match_each_person_alone(spark)
     as_of = D(2022, 5, 20)
     c_df = spark.createDataFrame(pd.DataFrame(cands, columns=CANDIDATE_COLUMNS))
     e_df = spark.createDataFrame(pd.DataFrame(events, columns=EVENT_SCHEMA.fieldNames()), EVENT_SCHEMA)
-    cols = EPISODE_SCHEMA.fieldNames()
-    got = episodes(c_df, e_df, as_of, POLICY).toPandas()[cols].sort_values("person_id").reset_index(drop=True)
+    got = episodes(c_df, e_df, as_of, POLICY).toPandas()
     alone = [r for c in cands for r in build_episodes(
         pd.DataFrame([c], columns=CANDIDATE_COLUMNS),
         pd.DataFrame([e for e in events if e["person_id"] == c["person_id"]], columns=EVENT_SCHEMA.fieldNames()),
         as_of, POLICY).to_dict("records")]
-    want = pd.DataFrame(alone, columns=cols).sort_values("person_id").reset_index(drop=True)
+    want = pd.DataFrame(alone, columns=EPISODE_SCHEMA.fieldNames())
     assert len(want) == n and sorted(want["status"].unique()) == ["active", "released"]
-    def plain(df):  # NaT and None both as None
-        return df.astype(object).where(df.notna(), None)
-
-    pd.testing.assert_frame_equal(plain(got), plain(want))
+    assert episode_rows(got) == episode_rows(want)
