@@ -1,32 +1,42 @@
 """Hourly runs: screen only the people whose reasons can have changed since the previous run (rules.md,
 "Hourly equals nightly").
 
-A person's reasons depend on their own rows, their linked phones' rows, and shared context (announcements,
-case reports, border counties, venues, and the cases' own scans and dwells). So between the previous run's
-as-of F and this run's T, a person's outcome can change only if one of these holds; the union is `affected`:
+A person's reasons depend on their own rows, their linked phones' rows, shared context (announcements, case
+reports, border counties, venues, and the cases' own scans and dwells), and the passing of time. So between the
+previous run's as-of F and this run's T, a person's outcome can change only if one of these holds; the union is
+`affected`:
 
-1. a row about them or a phone linked to them became known in [F, T] (late rows count from F); a grid dwell
-   only in a cell a case phone dwelt in (nothing else reads grid dwells);
+1. a row about them or a phone linked to them became known in [F, T] (late rows count from F) or was written by
+   ingest since the previous run, or such a row's key had a version that was theirs: a correction may name
+   someone else, and a re-delivery with the same knowledge time overwrites its row, so what it said before comes
+   from bronze's change data feed (bronze_writes); a grid dwell only in a cell a case phone dwelt in (nothing
+   else reads grid dwells);
 2. a ticket of theirs departs or arrives, or a declared Beijing entry falls, in [F, T] (scheduled times count
    only once they have come);
-3. they have an active reason (releases fall due, evidence is withdrawn);
-4. new context touches a place they were: a county or city of a new announcement, case, border county or venue
-   (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case phone dwelt in
-   (a new case, a new dwell of a case phone, or a phone newly linked to a case).
+3. a release of theirs falls due by T: gold's `release_eligible_at` (every time-based end an active reason can
+   reach without a new row; an open reason ends only by a new row, which 1 or 4 finds);
+4. new or corrected context touches a place they were: a county or city of an announcement, case, border
+   county or venue (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case
+   phone dwelt in (a case, a dwell of a case phone, or a phone newly linked to a case). A correction counts
+   with every version of its key: a case dwell moved to another cell withdraws the reasons of the old cell.
 
 Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
-cases' rows, and only the affected people's reasons are published. tests/test_run.py proves hourly = nightly.
+cases' rows, and only the affected people's reasons are published (and only theirs can be found gone).
+tests/test_run.py and tests/test_incremental.py prove hourly = nightly.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs import schemas
 from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
+from jobs.lake import Lake
 from jobs.rules.links import linked_phones
 from jobs.spark import cut
 
@@ -36,6 +46,7 @@ PHONE_FEEDS = ("telecom_stays", "grid_dwells")
 LINK_FEEDS = ("kit_bindings", "phone_registrations")
 # Taken as of T only for the wanted people or phones (restrict): all of bronze but the small shared context and
 # the link feeds (two-event rows: their as-of hides ends not yet known, so they are no safe superset unwindowed).
+WRITTEN = ("insert", "update_preimage", "update_postimage")  # change data feed rows (deletes: none in bronze)
 NARROWED = PHONE_FEEDS + tuple(f for f in PERSON_FEEDS if f not in LINK_FEEDS)
 
 
@@ -47,47 +58,97 @@ def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
     return df.where(cond)
 
 
+def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None]) -> dict[str, DataFrame] | None:
+    """Per feed, what ingest wrote into bronze after the versions `since` (the previous run's input_versions), from
+    Delta's change data feed: inserted rows, and both images of a row replaced in place (a re-delivery with the
+    same knowledge time overwrites its row and keeps its knowledge time, so neither new_rows nor bronze shows what
+    it said before). Materialised. None when some feed's changes were not recorded (a lake from before bronze
+    kept them): the caller then screens everyone."""
+    out = {}
+    for f in schemas.FEEDS:
+        path, v = lake.bronze(f), since.get(f)
+        if not lake.exists(path) or (v is not None and lake.version(spark, path) <= v):
+            out[f] = spark.createDataFrame([], schemas.bronze_schema(f)).withColumn("_change_type", F.lit(None).cast("string"))
+            continue
+        rows = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0 if v is None else v + 1)
+                .load(path).where(F.col("_change_type").isin(*WRITTEN)).drop("_commit_version", "_commit_timestamp"))
+        try:
+            out[f] = cut(rows)
+        except AnalysisException as e:
+            if "DELTA_MISSING_CHANGE_DATA" not in str(e):
+                raise
+            return None
+    return out
+
+
+def changed(df: DataFrame, feed: str, floor: datetime, written: DataFrame | None = None) -> DataFrame:
+    """Every version of the keys that have a new version (new_rows, or a row ingest wrote since the previous run),
+    and what a row replaced in place said before: a correction and what it replaced, whose owner or place may
+    differ."""
+    key = schemas.feed_spec(feed)["key"]
+    keys = new_rows(df, floor).select(*key)
+    if written is not None:
+        keys = keys.unionByName(written.select(*key))
+    out = df.join(keys.distinct(), key, "left_semi")
+    if written is None:
+        return out
+    before = written.where(F.col("_change_type") == "update_preimage").drop("_change_type")
+    return out.unionByName(before, allowMissingColumns=True)
+
+
 def _persons_of_phones(phones: DataFrame, links: DataFrame) -> DataFrame:
     return links.join(phones.select("phone").distinct(), "phone", "left_semi").select("person_id")
 
 
-def affected(b: dict[str, DataFrame], active_keys: DataFrame, floor: datetime, t: datetime, home_prefix: str) -> DataFrame:
-    """person_key of everyone whose reasons may differ from the previous run's (see the module docstring)."""
+def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: datetime, home_prefix: str,
+             written: dict[str, DataFrame] | None = None) -> DataFrame:
+    """person_key of everyone whose reasons may differ from the previous run's (see the module docstring).
+    `due_keys`: person_key of the active reasons whose release falls due by T; `written`: bronze_writes."""
+    w = written or {}
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
-    ids = [new_rows(b[f], floor).select("person_id") for f in PERSON_FEEDS]
-    # the case phones' dwells, read once: a new dwell counts only in their cells (grid dwells have no reader but the
-    # companion rule, and a dwell elsewhere pairs with no case; a corrected dwell whose old version held a reason
-    # belongs to someone active), and new context uses the cells of the new case phones (context_persons)
+    ch = {f: changed(b[f], f, floor, w.get(f)) for f in PERSON_FEEDS + PHONE_FEEDS}
+    ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
+    # the case phones' dwells, read once: a changed dwell counts only in their cells (grid dwells have no reader
+    # but the companion rule, and a dwell elsewhere pairs with no case), and new context uses the cells of the
+    # new case phones (context_persons)
     case_phones = case_phone_set(b["case_reports"], links)
     case_dwells = b["grid_dwells"].join(case_phones, "phone", "left_semi").select("phone", "grid_id")
     case_cells = case_dwells.select("grid_id")
     ids.append(_persons_of_phones(
-        new_rows(b["telecom_stays"], floor).select("phone")
-        .unionByName(new_rows(b["grid_dwells"], floor).join(case_cells.distinct(), "grid_id", "left_semi").select("phone"))
-        .unionByName(new_rows(b["kit_bindings"], floor).select("phone"))
-        .unionByName(new_rows(b["phone_registrations"], floor).select("phone")), links))
+        ch["telecom_stays"].select("phone")
+        .unionByName(ch["grid_dwells"].join(case_cells.distinct(), "grid_id", "left_semi").select("phone"))
+        .unionByName(ch["kit_bindings"].select("phone"))
+        .unionByName(ch["phone_registrations"].select("phone")), links))
     tk = b["tickets"]
     due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
     ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
     ids.append(b["trip_declarations"].where(due("entered_beijing_at")).select("person_id"))  # a declared future entry
-    ids.extend(context_persons(b, links, case_phones, case_dwells, floor, home_prefix))
+    ids.extend(context_persons(b, ch, w, links, case_phones, case_dwells, floor, home_prefix))
     out = ids[0]
     for df in ids[1:]:
         out = out.unionByName(df)
     keys = out.where(F.col("person_id").isNotNull()).distinct().select(person_key(F.col("person_id")).alias("person_key"))
-    return keys.unionByName(active_keys.select("person_key")).distinct()
+    return keys.unionByName(due_keys.select("person_key")).distinct()
 
 
-def context_persons(b: dict[str, DataFrame], links: DataFrame, case_phones: DataFrame, case_dwells: DataFrame,
-                    floor: datetime, home_prefix: str) -> list[DataFrame]:
-    """People a new announcement, case, border county or venue touches. `case_phones`: case_phone_set of all
-    cases; `case_dwells`: phone, grid_id of their grid dwells."""
-    ann = new_rows(b["risk_announcements"], floor)
-    cases_new = new_rows(b["case_reports"], floor)
-    venues_new = new_rows(b["venues"], floor)
+def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
+    """person_key of the active gold reasons whose time-based release is due by T, and of the reasons this run
+    already assigned or released (a rerun after a publish that stopped half-way screens them again)."""
+    due = (F.col("status") == "active") & (F.col("release_eligible_at") <= ts(t))
+    mine = (F.col("first_run_id") == run_id) | F.col("release_run_id").eqNullSafe(F.lit(run_id))
+    return reasons.where(due | mine).select("person_key")
+
+
+def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], w: dict[str, DataFrame], links: DataFrame,
+                    case_phones: DataFrame, case_dwells: DataFrame, floor: datetime, home_prefix: str) -> list[DataFrame]:
+    """People a new or corrected announcement, case, border county or venue touches (with every version of a
+    corrected one). `ch`: `changed` of the person and phone feeds; `w`: bronze_writes; `case_phones`: case_phone_set of all cases;
+    `case_dwells`: phone, grid_id of their grid dwells."""
+    ann, cases_new, venues_new = (changed(b[f], f, floor, w.get(f)) for f in ("risk_announcements", "case_reports", "venues"))
     c6 = (ann.select(F.substring("area_code", 1, 6).alias("c"))
           .unionByName(cases_new.select(F.col("county_code").alias("c")))
-          .unionByName(new_rows(b["border_port_counties"], floor).select(F.col("county_code").alias("c")))
+          .unionByName(changed(b["border_port_counties"], "border_port_counties", floor, w.get("border_port_counties"))
+                       .select(F.col("county_code").alias("c")))
           .unionByName(venues_new.select(F.col("county_code").alias("c"))).distinct())
     c4 = ann.where(~F.col("area_code").startswith(home_prefix)).select(F.substring("area_code", 1, 4).alias("c")).distinct()
     c6b, c4b = F.broadcast(c6), F.broadcast(c4)
@@ -105,21 +166,21 @@ def context_persons(b: dict[str, DataFrame], links: DataFrame, case_phones: Data
     decl = b["trip_declarations"].select("person_id", F.explode_outer("counties").alias("county"))
     out.append(decl.join(c6b, F.col("county") == F.col("c"), "left_semi").select("person_id"))
 
-    # Cases: venues they scanned and cells their phones dwelt in, when the case or those rows are new.
+    # Cases: venues they scanned and cells their phones dwelt in, when the case or those rows are new or corrected
+    # (every version: a case scan moved to another venue withdraws the old venue's co-location reasons).
     cases = b["case_reports"]
     case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     # phones that became a case's: a new case, or a phone newly linked to an earlier case (its old dwells now count)
-    new_links = (new_rows(b["kit_bindings"], floor).select("person_id", "phone")
-                 .unionByName(new_rows(b["phone_registrations"], floor).select("person_id", "phone")))
+    new_links = ch["kit_bindings"].select("person_id", "phone").unionByName(ch["phone_registrations"].select("person_id", "phone"))
     new_case_phones = case_phone_set(cases_new, links).unionByName(
         new_links.join(case_ids, "person_id", "left_semi").select("phone")).distinct()
     scans = b["venue_scans"]
     case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
-                   .unionByName(new_rows(scans, floor).join(case_ids, "person_id", "left_semi").select("venue_id")))
+                   .unionByName(ch["venue_scans"].join(case_ids, "person_id", "left_semi").select("venue_id")))
     dwells = b["grid_dwells"]
     case_cells = (case_dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
-                  .unionByName(new_rows(dwells, floor).join(case_phones, "phone", "left_semi").select("grid_id")))
+                  .unionByName(ch["grid_dwells"].join(case_phones, "phone", "left_semi").select("grid_id")))
     venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
     out.append(scans.join(venues_all, "venue_id", "left_semi").select("person_id"))
     out.append(_persons_of_phones(dwells.join(case_cells.distinct(), "grid_id", "left_semi"), links))

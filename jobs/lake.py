@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -28,6 +29,36 @@ def delta_version(path: str | Path) -> int:
     history for this cost a second or more per table in a fresh JVM)."""
     names = (p.name for p in (Path(path) / "_delta_log").glob("*.json"))
     return max(int(n[:-5]) for n in names if n[:-5].isdigit())
+
+
+# Bronze records its changes: an hourly run reads what ingest wrote since the previous run, including what a
+# re-delivery overwrote in place (jobs/incremental.py).
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+
+
+def checksum(path: str | Path) -> dict | None:
+    """The latest version's checksum file (file count, metadata), or None when Delta did not write one."""
+    crc = Path(path) / "_delta_log" / f"{delta_version(path):020d}.crc"
+    try:
+        return json.loads(crc.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    crc = checksum(path)
+    if crc is not None:
+        return (crc.get("metadata") or {}).get("configuration") or {}
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"] or {}
+
+
+def set_properties(spark: SparkSession, path: str, props: dict[str, str]) -> None:
+    """Set the table properties that differ (a metadata-only commit)."""
+    if any(table_properties(spark, path).get(k) != v for k, v in props.items()):
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+                  + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
 
 
 def committed(write, what: str, attempts: int = CONFLICT_ATTEMPTS, sleep=time.sleep):
@@ -94,18 +125,22 @@ class Lake:
 
     def merge(self, spark: SparkSession, path: str, schema, source: DataFrame, keys: list[str],
               update_when: str | None = None, update_set: dict[str, str] | None = None,
-              insert: bool = True, prune: str | None = None) -> None:
+              insert: bool = True, prune: str | None = None, properties: dict[str, str] | None = None) -> None:
         """Upsert `source` into the Delta table at `path` on `keys` (created with `schema` if missing). `prune`, a
         condition on the target alone (`t.`) that every matching row meets, lets Delta skip the files that cannot
-        match (by their min/max statistics) instead of reading the whole table."""
+        match (by their min/max statistics) instead of reading the whole table. `properties`: table properties
+        the table must have (set at creation, or before this write)."""
         from delta.tables import DeltaTable
 
         source = source.select([c.name for c in schema.fields])
         if not self.exists(path):  # first load: a plain write is one commit instead of two
             if not insert:
                 return
-            committed(lambda: source.write.format("delta").mode("append").save(path), f"append to {path}")
+            committed(lambda: source.write.format("delta").options(**(properties or {})).mode("append").save(path),
+                      f"append to {path}")
             return
+        if properties:
+            set_properties(spark, path, properties)
         cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys) + (f" AND {prune}" if prune else "")
 
         def once():

@@ -14,13 +14,11 @@ Each step runs only where it can change something; on a small table each costs s
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from jobs.lake import Lake, delta_version
+from jobs.lake import Lake, checksum, delta_version, set_properties
 
 
 def tables(lake: Lake) -> list[str]:
@@ -32,15 +30,6 @@ def tables(lake: Lake) -> list[str]:
 def retention(days: int) -> dict[str, str]:
     return {"delta.logRetentionDuration": f"interval {days} days",
             "delta.deletedFileRetentionDuration": f"interval {days} days"}
-
-
-def checksum(path: str) -> dict | None:
-    """The latest version's checksum file (file count, metadata), or None when Delta did not write one."""
-    crc = Path(path) / "_delta_log" / f"{delta_version(path):020d}.crc"
-    try:
-        return json.loads(crc.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def has_file_older_than(path: str, cutoff: float) -> bool:
@@ -62,15 +51,8 @@ def maintain(spark, path: str, days: int) -> tuple[int, bool, bool]:
     from delta.tables import DeltaTable
 
     t = DeltaTable.forPath(spark, path)
-    props = retention(days)
-    crc = checksum(path)
-    if crc is not None:
-        current, files = (crc.get("metadata") or {}).get("configuration") or {}, crc.get("numFiles")
-    else:
-        current, files = t.detail().select("properties").first()["properties"] or {}, None
-    if any(current.get(k) != v for k, v in props.items()):
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
-                  + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
+    files = (checksum(path) or {}).get("numFiles")
+    set_properties(spark, path, retention(days))
     compact = files is None or files > 1
     if compact:
         t.optimize().executeCompaction()

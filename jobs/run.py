@@ -64,6 +64,12 @@ class RunContext:
         return str(self.lake.root / "staging" / self.run_id / "popup_reasons")
 
     @property
+    def scope_path(self) -> str:
+        """An incremental hourly run's screened people (person_key), beside its staged reasons: the stages after
+        the screen (often other processes) must only release, or count as released, reasons of these people."""
+        return str(self.lake.root / "staging" / self.run_id / "screened_people")
+
+    @property
     def policy(self):
         from jobs.policy import policy_at
 
@@ -71,9 +77,14 @@ class RunContext:
 
 
 # -- run_log -------------------------------------------------------------------------------------------------
-def last_completed_as_of(spark, lake: Lake) -> datetime | None:
+def last_completed(spark, lake: Lake):
+    """The run_log row (as_of, input_versions) of the last completed run, or None."""
     runs = lake.read_gold(spark, "run_log").where(F.col("status") == "completed")
-    row = runs.orderBy(F.col("finished_at").desc()).select("as_of").first()
+    return runs.orderBy(F.col("finished_at").desc()).select("as_of", "input_versions").first()
+
+
+def last_completed_as_of(spark, lake: Lake) -> datetime | None:
+    row = last_completed(spark, lake)
     return row["as_of"] if row else None
 
 
@@ -188,6 +199,9 @@ def stage_screen(ctx: RunContext) -> None:
     reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy)
     if ctx.affected is not None:
         reasons = reasons.join(ctx.affected, "person_key", "left_semi")
+        ctx.affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
+    else:
+        shutil.rmtree(ctx.scope_path, ignore_errors=True)  # a full recompute after an incremental try of this run
     reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
     for df in b.values():
         df.unpersist()
@@ -197,16 +211,23 @@ def stage_screen(ctx: RunContext) -> None:
 def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
     """(the cached frames to drop after the screen, the bronze frames as of T to screen). Hourly: only the people
     whose reasons may have changed since the previous run (jobs/incremental.py). A full recompute instead when
-    there is no earlier run to build on, the as-of goes back in time, the policy version changed, or
-    SCREENING_HOURLY_FULL=1."""
+    there is no earlier run to build on, the as-of goes back in time, the policy version changed, bronze did not
+    record its changes since the previous run, or SCREENING_HOURLY_FULL=1."""
     from jobs import asof, incremental
     from jobs import screen as screen_mod
     from jobs.policy import policy_at
 
     ctx.affected = None
-    floor = last_completed_as_of(ctx.spark, ctx.lake)
-    if (ctx.mode != "hourly" or floor is None or floor > ctx.as_of or os.environ.get("SCREENING_HOURLY_FULL") == "1"
-            or policy_at(floor).id != ctx.policy.id):
+    prev = last_completed(ctx.spark, ctx.lake)
+    floor = prev["as_of"] if prev else None
+    written = None
+    if (ctx.mode == "hourly" and floor is not None and floor <= ctx.as_of and os.environ.get("SCREENING_HOURLY_FULL") != "1"
+            and policy_at(floor).id == ctx.policy.id):
+        written = incremental.bronze_writes(ctx.spark, ctx.lake, json.loads(prev["input_versions"] or "{}"))
+        if written is None:
+            ctx.log("hourly: bronze changes since the previous run were not all recorded (a lake from before change "
+                    "data feed); screening everyone")
+    if written is None:
         b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
         return b, b
     # Most of bronze: finding the affected people needs no versions told apart (every version known at T is a
@@ -214,8 +235,8 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
     raw = {f: ctx.lake.read_bronze(ctx.spark, f) for f in incremental.NARROWED}
     b = asof.load(ctx.spark, ctx.lake, ctx.as_of, skip=incremental.NARROWED)
     seen = {**b, **{f: asof.known_by(df, ctx.as_of) for f, df in raw.items()}}
-    active = ctx.lake.read_gold(ctx.spark, "popup_reasons").where("status = 'active'").select("person_key")
-    ctx.affected = cut(incremental.affected(seen, active, floor, ctx.as_of, ctx.policy.home_prefix))
+    due = incremental.due_releases(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.as_of, ctx.run_id)
+    ctx.affected = cut(incremental.affected(seen, due, floor, ctx.as_of, ctx.policy.home_prefix, written))
     ctx.log(f"hourly: {ctx.affected.count()} people to screen (changes since {floor:%Y-%m-%d %H:%M:%S})")
     return b, incremental.restrict(b, ctx.affected, raw, ctx.as_of)
 
@@ -226,10 +247,15 @@ def staged(ctx: RunContext):
     return ctx.spark.read.format("delta").load(ctx.staging)
 
 
+def screened_scope(ctx: RunContext):
+    """person_key of the people this run screened, or None when it screened everyone."""
+    return ctx.spark.read.format("delta").load(ctx.scope_path) if ctx.lake.exists(ctx.scope_path) else None
+
+
 def stage_dq_results(ctx: RunContext) -> None:
     from jobs.dq import result_gates
 
-    halt(ctx, result_gates(ctx, staged(ctx)))
+    halt(ctx, result_gates(ctx, staged(ctx), screened_scope(ctx)))
 
 
 def stage_publish(ctx: RunContext) -> None:
@@ -237,7 +263,8 @@ def stage_publish(ctx: RunContext) -> None:
     from jobs.screen import publish
 
     policy = ctx.policy
-    counts = publish(ctx.spark, ctx.lake, staged(ctx), ctx.as_of, ctx.run_id, policy, log=ctx.log)
+    counts = publish(ctx.spark, ctx.lake, staged(ctx), ctx.as_of, ctx.run_id, policy, log=ctx.log,
+                     scope=screened_scope(ctx))
     from jobs import dispatch
 
     counts.update(dispatch.publish(ctx.spark, ctx.lake, ctx.as_of, ctx.run_id, policy, log=ctx.log))

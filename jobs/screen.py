@@ -123,8 +123,9 @@ def changes(gold: DataFrame, staged: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 
 def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, run_id: str, policy: Policy,
-            log=print) -> dict:
-    """MERGE the screened reasons into popup_reasons, rewrite popup_status, add this run's lists."""
+            log=print, scope: DataFrame | None = None) -> dict:
+    """MERGE the screened reasons into popup_reasons, rewrite popup_status, add this run's lists. `scope`: the
+    person_key of the people screened (None = everyone); only their reasons can be gone."""
     reasons_path = lake.gold("popup_reasons")
     schema = schemas.gold_schema("popup_reasons")
     src = reasons.withColumn("first_run_id", F.lit(run_id)).withColumn(
@@ -139,6 +140,8 @@ def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, ru
     gold = lake.read_gold(spark, "popup_reasons")
     # An active reason the rules no longer produce (a popup kind switched off, evidence gone) is released.
     gone = gold.where("status = 'active'").join(reasons.select("person_key", "reason_key"), ["person_key", "reason_key"], "left_anti")
+    if scope is not None:
+        gone = gone.join(scope, "person_key", "left_semi")
     n_gone = gone.count()
     if n_gone:
         lake.merge(spark, reasons_path, schema, gone.withColumn("status", F.lit("released")).withColumn(

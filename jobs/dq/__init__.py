@@ -5,7 +5,7 @@ Three entry points, called by jobs.run's stages:
 - `feed_gates(ctx)` (stage dq_feeds, after ingest): the suite `feed.<feed>` on this run's delivery of each feed
   that delivered rows (bronze rows with `_run_id` = the run id), then the feed gates: reject_share, feed_empty,
   feed_volume, feed_suite.
-- `result_gates(ctx, staged)` (stage dq_results, before publishing): the suite `gold.popup_reasons` on the screened
+- `result_gates(ctx, staged, scope)` (stage dq_results, before publishing): the suite `gold.popup_reasons` on the screened
   reasons, then the result gates: assign_volume, release_volume, release_share, gold_suite.
 - `validate_published(ctx)` (stage publish, after the gold tables and lists are written): the suites
   `gold.popup_status` and `gold.run_lists` (recorded, not gating: the lists are written already).
@@ -184,8 +184,9 @@ def _people(df, by: str | None = None) -> dict[str, int]:
     return out
 
 
-def result_gates(ctx, staged) -> list[tuple[str, str, dict]]:
-    """(gate, one-line message, numbers) for every result gate that trips on the screened reasons."""
+def result_gates(ctx, staged, scope=None) -> list[tuple[str, str, dict]]:
+    """(gate, one-line message, numbers) for every result gate that trips on the screened reasons. `scope`: the
+    person_key of the people an incremental hourly run screened (None = everyone)."""
     from jobs.dq import gx
     from jobs.screen import before_run, changes
 
@@ -195,7 +196,6 @@ def result_gates(ctx, staged) -> list[tuple[str, str, dict]]:
         ("gold.popup_reasons", "staged.popup_reasons", staged, gx.suite_specs()["gold"]["gold.popup_reasons"]["expect"])])
 
     gold_all = before_run(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.run_id)
-    scope = getattr(ctx, "affected", None)  # an incremental hourly run screened only these people
     gold = gold_all if scope is None else gold_all.join(scope, "person_key", "left_semi")
     to_assign, to_release = changes(gold, staged)
     assigned = _people(to_assign)

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from jobs import schemas
 from jobs.faults import point
 from jobs.ingest.validate import validate
-from jobs.lake import Lake
+from jobs.lake import CHANGE_FEED, Lake
 
 THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
 KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
@@ -242,4 +242,4 @@ class Ingestor:
         if not two_event and earliest:  # a version matches only its own knowledge time: older files need not be read
             prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
         self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update,
-                        prune=prune)
+                        prune=prune, properties=CHANGE_FEED)
