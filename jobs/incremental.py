@@ -15,10 +15,11 @@ previous run's as-of F and this run's T, a person's outcome can change only if o
    only once they have come);
 3. a release of theirs falls due by T: gold's `release_eligible_at` (every time-based end an active reason can
    reach without a new row; an open reason ends only by a new row, which 1 or 4 finds);
-4. new or corrected context touches a place they were: a county or city of an announcement, case, border
-   county or venue (their stays, tickets, scans, declared counties), a venue a case scanned, a grid cell a case
-   phone dwelt in (a case, a dwell of a case phone, or a phone newly linked to a case). A correction counts
-   with every version of its key: a case dwell moved to another cell withdraws the reasons of the old cell.
+4. new or corrected context touches a place they were: a county or city of an announcement, a local case
+   outside the home region (what ① reads of a case) or a border county (their stays, tickets, scans, declared
+   counties), a new or corrected venue, a venue a case scanned, a grid cell a case phone dwelt in (a case, a
+   dwell of a case phone, or a phone newly linked to a case). A correction counts with every version of its
+   key: a case dwell moved to another cell withdraws the reasons of the old cell.
 
 Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
 cases' rows, and only the affected people's reasons are published (and only theirs can be found gone).
@@ -107,6 +108,8 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     w = written or {}
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
     ch = {f: changed(b[f], f, floor, w.get(f)) for f in PERSON_FEEDS + PHONE_FEEDS}
+    for f in ("grid_dwells", "venue_scans") + LINK_FEEDS:  # each read twice below: one join of bronze, not two
+        ch[f] = cut(ch[f])
     ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
     # the case phones' dwells, read once: a changed dwell counts only in their cells (grid dwells have no reader
     # but the companion rule, and a dwell elsewhere pairs with no case), and new context uses the cells of the
@@ -145,11 +148,13 @@ def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], w: dict[s
     corrected one). `ch`: `changed` of the person and phone feeds; `w`: bronze_writes; `case_phones`: case_phone_set of all cases;
     `case_dwells`: phone, grid_id of their grid dwells."""
     ann, cases_new, venues_new = (changed(b[f], f, floor, w.get(f)) for f in ("risk_announcements", "case_reports", "venues"))
+    # a case's county is read only by ① (local cases outside the home region: one in Beijing would otherwise take
+    # in everyone who was in its district); a venue's place only for the people who scanned it (below)
+    case_counties = cases_new.where((F.col("case_type") == "local") & ~F.col("county_code").startswith(home_prefix))
     c6 = (ann.select(F.substring("area_code", 1, 6).alias("c"))
-          .unionByName(cases_new.select(F.col("county_code").alias("c")))
+          .unionByName(case_counties.select(F.col("county_code").alias("c")))
           .unionByName(changed(b["border_port_counties"], "border_port_counties", floor, w.get("border_port_counties"))
-                       .select(F.col("county_code").alias("c")))
-          .unionByName(venues_new.select(F.col("county_code").alias("c"))).distinct())
+                       .select(F.col("county_code").alias("c"))).distinct())
     c4 = ann.where(~F.col("area_code").startswith(home_prefix)).select(F.substring("area_code", 1, 4).alias("c")).distinct()
     c6b, c4b = F.broadcast(c6), F.broadcast(c4)
 

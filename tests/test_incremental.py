@@ -18,7 +18,7 @@ from jobs.run import run, run_stage
 from tests.landing import resident_id, write_feed
 
 NAMES = ["due", "idle", "moved_case_dwell", "phone_corrected", "own_dwell_moved", "coloc", "case_s", "scan_owner",
-         "scan_other"]
+         "scan_other", "in_district", "out_county"]
 P = {n: resident_id(f"11010519870202{i:03d}") for i, n in enumerate(NAMES, 1)}
 PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
 CA, CP, CQ = "13800000101", "13800000102", "13800000103"
@@ -34,13 +34,14 @@ def scan(sid: str, who: str, venue: str, at: str) -> dict:
     return {"scan_id": sid, "person_id": P[who], "venue_id": venue, "scan_type": "checkin", "scanned_at": at}
 
 
-def case(cid: str, reported: str, phone: str | None = None, person: str | None = None) -> dict:
-    return {"case_id": cid, "phone": phone, "person_id": person, "county_code": "110105", "case_type": "local",
+def case(cid: str, reported: str, phone: str | None = None, person: str | None = None, county: str = "110105") -> dict:
+    return {"case_id": cid, "phone": phone, "person_id": person, "county_code": county, "case_type": "local",
             "case_date": "2022-05-05", "reported_at": reported}
 
 
 def build(landing) -> None:
-    """Cases in 110105 (no one was there) and venues in 110106, so a corrected case's county touches no one."""
+    """Cases in 110105 and venues in 110106: a case in Beijing makes no one who was in its district a case-county
+    contact (① is for counties outside Beijing), so `in_district` is not screened when c-P is corrected."""
     write_feed(landing, "kit_bindings", [{"person_id": P[n], "phone": PH[n], "bound_at": "2021-01-01T00:00:00"}
                                          for n in NAMES if n != "case_s"])
     write_feed(landing, "border_port_counties", [{"county_code": "152501", "port_name": "二连浩特", "valid_from": "2020-01-01"}])
@@ -48,7 +49,11 @@ def build(landing) -> None:
         {"record_id": "s-due", "phone": PH["due"], "county_code": "152501", "first_seen": "2022-05-01T08:00:00",
          "last_seen": "2022-05-01T12:00:00", "reported_at": "2022-05-01T13:00:00"},
         {"record_id": "s-idle", "phone": PH["idle"], "county_code": "152501", "first_seen": "2022-05-10T08:00:00",
-         "last_seen": "2022-05-10T12:00:00", "reported_at": "2022-05-10T13:00:00"}])
+         "last_seen": "2022-05-10T12:00:00", "reported_at": "2022-05-10T13:00:00"},
+        {"record_id": "s-in", "phone": PH["in_district"], "county_code": "110105", "first_seen": "2022-05-09T08:00:00",
+         "last_seen": "2022-05-09T12:00:00", "reported_at": "2022-05-09T13:00:00"},
+        {"record_id": "s-out", "phone": PH["out_county"], "county_code": "130203", "first_seen": "2022-05-12T08:00:00",
+         "last_seen": "2022-05-12T12:00:00", "reported_at": "2022-05-12T13:00:00"}])
     write_feed(landing, "case_reports", [case("c-A", "2022-05-08T09:00:00", phone=CA),
                                          case("c-P", "2022-05-08T09:00:00", phone=CP),
                                          case("c-S", "2022-05-06T09:00:00", person=P["case_s"])])
@@ -73,7 +78,8 @@ def correct(landing) -> None:
         dwell("gd-a10", CA, "G11", "2022-05-08T00:00:00", "2022-05-09T07:00:00", FIX),  # the case's dwell: another cell
         dwell("gd-o30", PH["own_dwell_moved"], "G31", "2022-05-10T10:00:00", "2022-05-10T10:30:00", FIX)],  # own dwell
         name="part-002.csv")
-    write_feed(landing, "case_reports", [case("c-P", FIX, phone=CQ)], name="part-002.csv")  # the case's phone
+    write_feed(landing, "case_reports", [case("c-P", FIX, phone=CQ),  # the case's phone; a case where out_county was
+                                         case("c-X", FIX, county="130203")], name="part-002.csv")
     write_feed(landing, "venue_scans", [  # re-deliveries: the case's scan at another venue, a scan's person
         scan("sc-case", "case_s", "v-tea", "2022-05-04T10:00:00"), scan("sc-own", "scan_other", "v-bar", "2022-05-05T10:10:00")],
         name="part-002.csv")
@@ -116,14 +122,22 @@ def test_before_the_corrections_everyone_but_scan_other_has_one_active_reason(la
         "due": [("border_county", "active")], "idle": [("border_county", "active")],
         "moved_case_dwell": [("companion", "active")], "phone_corrected": [("companion", "active")],
         "own_dwell_moved": [("companion", "active")], "coloc": [("case_colocation", "active")],
-        "case_s": [], "scan_owner": [("case_colocation", "active")], "scan_other": []}
+        "case_s": [], "scan_owner": [("case_colocation", "active")], "scan_other": [], "in_district": [],
+        "out_county": []}
 
 
 def test_hourly_run_screens_due_releases_and_whoever_a_correction_touched_but_not_the_idle(lakes):
     said = lakes[1]
-    # everyone but `idle`: `due` by its release time, the rest by a corrected row (case_s scanned the venues)
+    # everyone but `idle` and `in_district`: `due` by its release time, `out_county` by the new case in its
+    # county, the rest by a corrected row (case_s scanned the venues)
     assert [x for x in said if x.startswith("hourly: ")] == [
-        "hourly: 8 people to screen (changes since 2022-05-15 11:00:00)"]
+        "hourly: 9 people to screen (changes since 2022-05-15 11:00:00)"]
+    assert lakes[2]["in_district"] == []
+
+
+def test_a_case_outside_beijing_raises_1_for_who_was_in_its_county(lakes):
+    assert [(r[0], r[1], r[2], r[3]) for r in lakes[2]["out_county"]] == [
+        ("case_county", "county=130203", "active", datetime(2022, 5, 15, 11, 30))]
 
 
 def test_a_release_that_falls_due_is_made_without_any_new_row(lakes):
