@@ -47,8 +47,9 @@ PHONE_FEEDS = ("telecom_stays", "grid_dwells")
 LINK_FEEDS = ("kit_bindings", "phone_registrations")
 # Taken as of T only for the wanted people or phones (restrict): all of bronze but the small shared context and
 # the link feeds (two-event rows: their as-of hides ends not yet known, so they are no safe superset unwindowed).
-WRITTEN = ("insert", "update_preimage", "update_postimage")  # change data feed rows (deletes: none in bronze)
 NARROWED = PHONE_FEEDS + tuple(f for f in PERSON_FEEDS if f not in LINK_FEEDS)
+CONTEXT_FEEDS = ("risk_announcements", "case_reports", "venues", "border_port_counties")  # shared, kept whole
+WRITTEN = ("insert", "update_preimage", "update_postimage")  # change data feed rows (deletes: none in bronze)
 
 
 def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
@@ -107,7 +108,7 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     `due_keys`: person_key of the active reasons whose release falls due by T; `written`: bronze_writes."""
     w = written or {}
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
-    ch = {f: changed(b[f], f, floor, w.get(f)) for f in PERSON_FEEDS + PHONE_FEEDS}
+    ch = {f: changed(b[f], f, floor, w.get(f)) for f in PERSON_FEEDS + PHONE_FEEDS + CONTEXT_FEEDS}
     for f in ("grid_dwells", "venue_scans") + LINK_FEEDS:  # each read twice below: one join of bronze, not two
         ch[f] = cut(ch[f])
     ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
@@ -126,7 +127,7 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
     ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
     ids.append(b["trip_declarations"].where(due("entered_beijing_at")).select("person_id"))  # a declared future entry
-    ids.extend(context_persons(b, ch, w, links, case_phones, case_dwells, floor, home_prefix))
+    ids.extend(context_persons(b, ch, links, case_phones, case_dwells, home_prefix))
     out = ids[0]
     for df in ids[1:]:
         out = out.unionByName(df)
@@ -142,19 +143,18 @@ def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
     return reasons.where(due | mine).select("person_key")
 
 
-def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], w: dict[str, DataFrame], links: DataFrame,
-                    case_phones: DataFrame, case_dwells: DataFrame, floor: datetime, home_prefix: str) -> list[DataFrame]:
+def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame, case_phones: DataFrame,
+                    case_dwells: DataFrame, home_prefix: str) -> list[DataFrame]:
     """People a new or corrected announcement, case, border county or venue touches (with every version of a
-    corrected one). `ch`: `changed` of the person and phone feeds; `w`: bronze_writes; `case_phones`: case_phone_set of all cases;
+    corrected one). `ch`: `changed` of every feed read here; `case_phones`: case_phone_set of all cases;
     `case_dwells`: phone, grid_id of their grid dwells."""
-    ann, cases_new, venues_new = (changed(b[f], f, floor, w.get(f)) for f in ("risk_announcements", "case_reports", "venues"))
+    ann, cases_new, venues_new = ch["risk_announcements"], ch["case_reports"], ch["venues"]
     # a case's county is read only by ① (local cases outside the home region: one in Beijing would otherwise take
     # in everyone who was in its district); a venue's place only for the people who scanned it (below)
     case_counties = cases_new.where((F.col("case_type") == "local") & ~F.col("county_code").startswith(home_prefix))
     c6 = (ann.select(F.substring("area_code", 1, 6).alias("c"))
           .unionByName(case_counties.select(F.col("county_code").alias("c")))
-          .unionByName(changed(b["border_port_counties"], "border_port_counties", floor, w.get("border_port_counties"))
-                       .select(F.col("county_code").alias("c"))).distinct())
+          .unionByName(ch["border_port_counties"].select(F.col("county_code").alias("c"))).distinct())
     c4 = ann.where(~F.col("area_code").startswith(home_prefix)).select(F.substring("area_code", 1, 4).alias("c")).distinct()
     c6b, c4b = F.broadcast(c6), F.broadcast(c4)
 
