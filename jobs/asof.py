@@ -55,7 +55,10 @@ def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: st
     """`as_of(raw, feed, t)` restricted to the rows whose `col` is in `wanted`, without windowing the whole feed:
     the version window runs only over the keys those rows have. It must see every version of such a key, also
     one whose `col` differs (a dwell corrected onto another phone ends the old version), hence the keys first."""
+    from jobs.spark import lookup
+
     key = schemas.feed_spec(feed)["key"]
+    wanted = lookup(wanted.select(col).distinct())
     mine = known_by(raw, t).join(wanted, col, "left_semi")
-    versions = known_by(raw, t).join(mine.select(*key).distinct(), key, "left_semi")
+    versions = known_by(raw, t).join(lookup(mine.select(*key).distinct()), key, "left_semi")
     return as_of(versions, feed, t).join(wanted, col, "left_semi")

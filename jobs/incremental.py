@@ -39,7 +39,7 @@ from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
 from jobs.lake import Lake
 from jobs.rules.links import linked_phones
-from jobs.spark import cut
+from jobs.spark import cut, lookup
 
 PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
                 "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
@@ -91,7 +91,7 @@ def changed(df: DataFrame, feed: str, floor: datetime, written: DataFrame | None
     keys = new_rows(df, floor).select(*key)
     if written is not None:
         keys = keys.unionByName(written.select(*key))
-    out = df.join(keys.distinct(), key, "left_semi")
+    out = df.join(lookup(keys.distinct()), key, "left_semi")
     if written is None:
         return out
     before = written.where(F.col("_change_type") == "update_preimage").drop("_change_type")
@@ -115,12 +115,12 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     # the case phones' dwells, read once: a changed dwell counts only in their cells (grid dwells have no reader
     # but the companion rule, and a dwell elsewhere pairs with no case), and new context uses the cells of the
     # new case phones (context_persons)
-    case_phones = case_phone_set(b["case_reports"], links)
-    case_dwells = b["grid_dwells"].join(case_phones, "phone", "left_semi").select("phone", "grid_id")
-    case_cells = case_dwells.select("grid_id")
+    case_phones = lookup(case_phone_set(b["case_reports"], links))
+    case_dwells = cut(b["grid_dwells"].join(case_phones, "phone", "left_semi").select("phone", "grid_id"))
+    case_cells = lookup(case_dwells.select("grid_id").distinct())
     ids.append(_persons_of_phones(
         ch["telecom_stays"].select("phone")
-        .unionByName(ch["grid_dwells"].join(case_cells.distinct(), "grid_id", "left_semi").select("phone"))
+        .unionByName(ch["grid_dwells"].join(case_cells, "grid_id", "left_semi").select("phone"))
         .unionByName(ch["kit_bindings"].select("phone"))
         .unionByName(ch["phone_registrations"].select("phone")), links))
     tk = b["tickets"]
@@ -187,8 +187,8 @@ def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: Da
     case_cells = (case_dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
                   .unionByName(ch["grid_dwells"].join(case_phones, "phone", "left_semi").select("grid_id")))
     venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
-    out.append(scans.join(venues_all, "venue_id", "left_semi").select("person_id"))
-    out.append(_persons_of_phones(dwells.join(case_cells.distinct(), "grid_id", "left_semi"), links))
+    out.append(scans.join(lookup(venues_all), "venue_id", "left_semi").select("person_id"))
+    out.append(_persons_of_phones(dwells.join(lookup(case_cells.distinct()), "grid_id", "left_semi"), links))
     return out
 
 

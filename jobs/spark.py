@@ -129,6 +129,21 @@ def cut(df):
     return df.localCheckpoint(eager=True)
 
 
+# A lookup side up to this many rows is broadcast: tens of MB of keys, against the whole of a big feed shuffled and
+# sorted for a sort-merge join (tuning only: results do not depend on it).
+BROADCAST_ROWS = 500_000
+
+
+def lookup(df):
+    """`df`, materialised, as the side of a join that looks its rows up in a big table: broadcast when it is small.
+    The planner cannot tell how few rows a filtered union of keys holds, so without this it shuffles and sorts the
+    whole big table (an hourly run's every-version lookup of a thousand dwell keys in all of bronze: 21 s)."""
+    from pyspark.sql import functions as F
+
+    df = cut(df)
+    return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
+
+
 def release(spark) -> None:
     """Drop what a finished run left in this JVM (cached frames, Delta table snapshots), so one process can run
     many runs (tests, the hourly backfill) without its heap filling up."""

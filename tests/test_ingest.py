@@ -432,6 +432,35 @@ def test_rows_of_some_phones_as_of_t_still_see_a_dwell_corrected_onto_another_ph
     assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(wanted, "phone", "left_semi"))
 
 
+@pytest.mark.parametrize(("limit", "join"), [(500_000, "BroadcastHashJoin"), (0, "SortMergeJoin")])
+def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_by_sorting(spark, monkeypatch, limit, join):
+    """as_of_for looks its wanted phones and their record keys up in all of bronze: broadcast while they are few
+    (jobs.spark.lookup), sorted and merged above the limit; the same rows either way. The planner's own size-based
+    broadcast is off here, so only lookup's decision shows."""
+    import jobs.spark
+
+    monkeypatch.setattr(jobs.spark, "BROADCAST_ROWS", limit)
+    a, b = "13700000001", "13700000002"
+    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+            ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),
+            ("D2", b, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2)]
+    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
+                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    wanted = spark.createDataFrame([(a,), (a,)], "phone string")
+    t = datetime(2022, 5, 1, 13, 0)
+    before = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        got = as_of_for(raw, "grid_dwells", t, wanted, "phone")
+        plan = got._jdf.queryExecution().executedPlan().toString()
+        assert sorted((r["record_id"], r["phone"], r["_valid_to"]) for r in got.collect()) == [
+            ("D1", a, dt("2022-05-01T12:00:00"))]
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", before)
+    other = ({"BroadcastHashJoin", "SortMergeJoin"} - {join}).pop()
+    assert join in plan and other not in plan
+
+
 def test_rows_of_some_people_as_of_t_still_see_a_scan_corrected_onto_another_person(spark):
     """The same for the person feeds, taken as of T only for the affected people (incremental.persons_as_of)."""
     p1, p2 = resident_id("11010519850101001"), resident_id("11010519850101002")

@@ -64,7 +64,9 @@ def dwells_in_case_cells(raw: DataFrame, links: DataFrame, case_reports: DataFra
     """grid_dwells as of T in the cells a case phone dwelt in: all the rule reads (a pair lies in a case's cell, and
     the hours counted are its two sides' in that cell). The cells come from every version known at T (a safe
     superset); the version window then runs over those cells' records only, never over the whole feed."""
-    cphones = case_phones(case_reports, links).select(F.col("c_phone").alias("phone")).distinct()
+    from jobs.spark import lookup
+
+    cphones = lookup(case_phones(case_reports, links).select(F.col("c_phone").alias("phone")).distinct())
     cells = known_by(raw, t).join(cphones, "phone", "left_semi").select("grid_id").distinct()
     return as_of_for(raw, "grid_dwells", t, cells, "grid_id")
 
