@@ -185,7 +185,9 @@ class Ingestor:
             validated = v if validated is None else validated.unionByName(v)
         counts: dict[str, tuple[int, int]] = {}
         if validated is not None:
-            validated = validated.persist()
+            # Only a rejected row keeps its raw line (the rejects table shows it): cached for every row, the lines
+            # took more memory than the parsed columns (3 days of SF 0.1 grid dwells: 921 MB cached, 347 MB without).
+            validated = validated.withColumn("_raw", F.when(F.col("_reject_reason").isNotNull(), F.col("_raw"))).persist()
             good = validated.where(F.col("_reject_reason").isNull())
             bad = validated.where(F.col("_reject_reason").isNotNull()).select(
                 F.lit(feed).alias("feed"), F.col("_file").alias("file"), F.col("_line").alias("line"),
