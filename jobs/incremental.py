@@ -22,7 +22,8 @@ previous run's as-of F and this run's T, a person's outcome can change only if o
    key: a case dwell moved to another cell withdraws the reasons of the old cell.
 
 Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
-cases' rows, and only the affected people's reasons are published (and only theirs can be found gone).
+cases' rows, for the affected people only (screen's `people`), and only their reasons are published (and only
+theirs can be found gone).
 tests/test_run.py and tests/test_incremental.py prove hourly = nightly.
 """
 

@@ -196,9 +196,8 @@ def stage_screen(ctx: RunContext) -> None:
     from jobs.screen import screen
 
     b, inputs = screen_inputs(ctx)
-    reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy)
+    reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy, ctx.affected)
     if ctx.affected is not None:
-        reasons = reasons.join(ctx.affected, "person_key", "left_semi")
         ctx.affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
     else:
         shutil.rmtree(ctx.scope_path, ignore_errors=True)  # a full recompute after an incremental try of this run

@@ -186,7 +186,10 @@ def hours_reached(sides_: DataFrame, dwells: DataFrame, policy: Policy) -> DataF
                         F.round(F.col("m.secs") / 3600, 2).alias("hours"))
 
 
-def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_reports: DataFrame, policy: Policy) -> DataFrame:
+def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_reports: DataFrame, policy: Policy,
+         person_links: DataFrame | None = None) -> DataFrame:
+    """`person_links`: the links of the people whose candidates are wanted (default: `links`, everyone). The case
+    side always takes every link of a case."""
     from jobs.keys import mask_phone
     from jobs.rules.common import candidates, evidence_json, least_with_basis
     from jobs.spark import cut
@@ -194,7 +197,8 @@ def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_rep
     if policy.companion_grid_m != FEED_GRID_M:
         raise ValueError(f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid")
     # pairs feeds four branches (sides, their dwells, the instants, the final join): materialise it once
-    pairs = cut(overlaps(grid_dwells, links, case_phones(case_reports, links), policy))
+    pairs = cut(overlaps(grid_dwells, links if person_links is None else person_links, case_phones(case_reports, links),
+                         policy))
     sides_ = sides(pairs)
     hit = pairs.join(hours_reached(sides_, side_dwells(grid_dwells, sides_, policy.window_days), policy), "pair_key")
     stop, basis = least_with_basis((F.col("d_valid_to"), "evidence_withdrawn"), (F.col("cd_valid_to"), "evidence_withdrawn"),
