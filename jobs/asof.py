@@ -46,9 +46,12 @@ def current(df: DataFrame) -> DataFrame:
 
 
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
-    """Every feed as known at T (but `skip`), cached: each is read by several rules."""
-    return {feed: as_of(lake.read_bronze(spark, feed), feed, t).persist() for feed in schemas.FEEDS
-            if feed not in skip}
+    """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
+    read side by side (a second or so of driver work each)."""
+    from jobs.spark import each
+
+    feeds = [f for f in schemas.FEEDS if f not in skip]
+    return dict(zip(feeds, each(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), feeds), strict=True))
 
 
 def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str) -> DataFrame:

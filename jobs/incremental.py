@@ -40,7 +40,7 @@ from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
 from jobs.lake import Lake
 from jobs.rules.links import linked_phones
-from jobs.spark import cut, lookup
+from jobs.spark import cut, each, lookup
 
 PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
                 "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
@@ -53,12 +53,16 @@ CONTEXT_FEEDS = ("risk_announcements", "case_reports", "venues", "border_port_co
 WRITTEN = ("insert", "update_preimage", "update_postimage")  # change data feed rows (deletes: none in bronze)
 
 
-def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
-    """Rows whose start or end became known at or after the previous run's as-of (late rows are set to it)."""
+def _is_new(df: DataFrame, floor: datetime) -> F.Column:
     cond = F.col("_known_at") >= ts(floor)
     if "_end_known_at" in df.columns:
         cond = cond | (F.col("_end_known_at") >= ts(floor))
-    return df.where(cond)
+    return cond
+
+
+def new_rows(df: DataFrame, floor: datetime) -> DataFrame:
+    """Rows whose start or end became known at or after the previous run's as-of (late rows are set to it)."""
+    return df.where(_is_new(df, floor))
 
 
 def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None]) -> dict[str, DataFrame] | None:
@@ -67,21 +71,21 @@ def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None])
     same knowledge time overwrites its row and keeps its knowledge time, so neither new_rows nor bronze shows what
     it said before). Materialised. None when some feed's changes were not recorded (a lake from before bronze
     kept them): the caller then screens everyone."""
-    out = {}
-    for f in schemas.FEEDS:
+    def one(f: str) -> DataFrame | None:
         path, v = lake.bronze(f), since.get(f)
         if not lake.exists(path) or (v is not None and lake.version(spark, path) <= v):
-            out[f] = spark.createDataFrame([], schemas.bronze_schema(f)).withColumn("_change_type", F.lit(None).cast("string"))
-            continue
+            return spark.createDataFrame([], schemas.bronze_schema(f)).withColumn("_change_type", F.lit(None).cast("string"))
         rows = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0 if v is None else v + 1)
                 .load(path).where(F.col("_change_type").isin(*WRITTEN)).drop("_commit_version", "_commit_timestamp"))
         try:
-            out[f] = cut(rows)
+            return cut(rows)
         except AnalysisException as e:
             if "DELTA_MISSING_CHANGE_DATA" not in str(e):
                 raise
             return None
-    return out
+
+    out = dict(zip(schemas.FEEDS, each(one, schemas.FEEDS), strict=True))
+    return None if any(df is None for df in out.values()) else out
 
 
 def changed(df: DataFrame, feed: str, floor: datetime, written: DataFrame | None = None) -> DataFrame:
@@ -109,31 +113,82 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     `due_keys`: person_key of the active reasons whose release falls due by T; `written`: bronze_writes."""
     w = written or {}
     links = linked_phones(b["kit_bindings"], b["phone_registrations"])
-    ch = {f: changed(b[f], f, floor, w.get(f)) for f in PERSON_FEEDS + PHONE_FEEDS + CONTEXT_FEEDS}
-    for f in ("grid_dwells", "venue_scans") + LINK_FEEDS:  # each read twice below: one join of bronze, not two
-        ch[f] = cut(ch[f])
+    twice = ("venue_scans",) + LINK_FEEDS  # each read twice below: one join of bronze, not two
+
+    def change(f: str) -> DataFrame:
+        df = changed(b[f], f, floor, w.get(f))
+        return cut(df) if f in twice else df
+
+    feeds = [f for f in PERSON_FEEDS + PHONE_FEEDS + CONTEXT_FEEDS if f != "grid_dwells"]
+    ch = dict(zip(feeds, each(change, feeds), strict=True))
     ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
-    # the case phones' dwells, read once: a changed dwell counts only in their cells (grid dwells have no reader
-    # but the companion rule, and a dwell elsewhere pairs with no case), and new context uses the cells of the
-    # new case phones (context_persons)
     case_phones = lookup(case_phone_set(b["case_reports"], links))
-    case_dwells = cut(b["grid_dwells"].join(case_phones, "phone", "left_semi").select("phone", "grid_id"))
-    case_cells = lookup(case_dwells.select("grid_id").distinct())
     ids.append(_persons_of_phones(
         ch["telecom_stays"].select("phone")
-        .unionByName(ch["grid_dwells"].join(case_cells, "grid_id", "left_semi").select("phone"))
+        .unionByName(dwell_phones(b["grid_dwells"], floor, case_phones, new_case_phones(b, ch, links),
+                                  w.get("grid_dwells")))
         .unionByName(ch["kit_bindings"].select("phone"))
         .unionByName(ch["phone_registrations"].select("phone")), links))
     tk = b["tickets"]
     due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
     ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
     ids.append(b["trip_declarations"].where(due("entered_beijing_at")).select("person_id"))  # a declared future entry
-    ids.extend(context_persons(b, ch, links, case_phones, case_dwells, home_prefix))
+    ids.extend(context_persons(b, ch, links, home_prefix))
     out = ids[0]
     for df in ids[1:]:
         out = out.unionByName(df)
     keys = out.where(F.col("person_id").isNotNull()).distinct().select(person_key(F.col("person_id")).alias("person_key"))
     return keys.unionByName(due_keys.select("person_key")).distinct()
+
+
+def _flag(keys: DataFrame, cols: list[str], flag: str) -> DataFrame:
+    """The distinct `cols` of `keys` with `flag` true, as a lookup side: a semi-join that can be one of several
+    conditions of one pass (_flagged), or a plain one."""
+    return lookup(keys.select(*cols).distinct().withColumn(flag, F.lit(True)))
+
+
+def _flagged(df: DataFrame, side: DataFrame, cols: list[str], flag: str) -> DataFrame:
+    return df.join(side, cols, "left").withColumn(flag, F.coalesce(F.col(flag), F.lit(False)))
+
+
+def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new_case_phones: DataFrame,
+                 written: DataFrame | None = None) -> DataFrame:
+    """Phones whose reasons a grid dwell may have changed (module docstring, 1 and 4): those of a new or corrected
+    dwell (every version, as `changed`) in a cell a case phone dwelt in (grid dwells have no reader but the
+    companion rule, and a dwell elsewhere pairs with no case), and those of every dwell in a cell that a new case
+    phone's dwells, or a new or corrected case dwell, touch. `dwells`: every version known at T, most of bronze,
+    so it is read twice, not once per question: the new rows and the case phones' dwells, then every version of
+    the new keys and the dwells of the touched cells."""
+    key = schemas.feed_spec("grid_dwells")["key"]
+    first = cut(_flagged(dwells, _flag(case_phones, ["phone"], "_case"), ["phone"], "_case")
+                .where(_is_new(dwells, floor) | F.col("_case")))
+    keys = first.where(_is_new(first, floor)).select(*key)
+    before = None
+    if written is not None:
+        keys = keys.unionByName(written.select(*key))
+        before = written.where(F.col("_change_type") == "update_preimage").select("phone", "grid_id")
+    new_keys = _flag(keys, key, "_new")
+    case_dwells = first.where("_case")
+    changed_cells = case_dwells.join(new_keys, key, "left_semi").select("grid_id")
+    if before is not None:
+        changed_cells = changed_cells.unionByName(before.join(case_phones, "phone", "left_semi").select("grid_id"))
+    touched = case_dwells.join(lookup(new_case_phones), "phone", "left_semi").select("grid_id").unionByName(changed_cells)
+    second = cut(_flagged(_flagged(dwells, new_keys, key, "_new"), _flag(touched, ["grid_id"], "_touched"), ["grid_id"],
+                          "_touched").where(F.col("_new") | F.col("_touched")).select("phone", "grid_id", "_new", "_touched"))
+    new = second.where("_new").select("phone", "grid_id")
+    if before is not None:
+        new = new.unionByName(before)
+    return (new.join(lookup(case_dwells.select("grid_id").distinct()), "grid_id", "left_semi").select("phone")
+            .unionByName(second.where("_touched").select("phone")))
+
+
+def new_case_phones(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame) -> DataFrame:
+    """Phones that became a case's: a new or corrected case's, or a phone newly linked to an earlier case (its old
+    dwells now count)."""
+    case_ids = b["case_reports"].where(F.col("person_id").isNotNull()).select("person_id").distinct()
+    new_links = ch["kit_bindings"].select("person_id", "phone").unionByName(ch["phone_registrations"].select("person_id", "phone"))
+    return case_phone_set(ch["case_reports"], links).unionByName(
+        new_links.join(case_ids, "person_id", "left_semi").select("phone")).distinct()
 
 
 def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
@@ -144,11 +199,10 @@ def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
     return reasons.where(due | mine).select("person_key")
 
 
-def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame, case_phones: DataFrame,
-                    case_dwells: DataFrame, home_prefix: str) -> list[DataFrame]:
+def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame,
+                    home_prefix: str) -> list[DataFrame]:
     """People a new or corrected announcement, case, border county or venue touches (with every version of a
-    corrected one). `ch`: `changed` of every feed read here; `case_phones`: case_phone_set of all cases;
-    `case_dwells`: phone, grid_id of their grid dwells."""
+    corrected one); the cells of cases: dwell_phones. `ch`: `changed` of every feed read here."""
     ann, cases_new, venues_new = ch["risk_announcements"], ch["case_reports"], ch["venues"]
     # a case's county is read only by ① (local cases outside the home region: one in Beijing would otherwise take
     # in everyone who was in its district); a venue's place only for the people who scanned it (below)
@@ -172,24 +226,16 @@ def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: Da
     decl = b["trip_declarations"].select("person_id", F.explode_outer("counties").alias("county"))
     out.append(decl.join(c6b, F.col("county") == F.col("c"), "left_semi").select("person_id"))
 
-    # Cases: venues they scanned and cells their phones dwelt in, when the case or those rows are new or corrected
-    # (every version: a case scan moved to another venue withdraws the old venue's co-location reasons).
+    # Cases: venues they scanned, when the case or those scans are new or corrected (every version: a case scan
+    # moved to another venue withdraws the old venue's co-location reasons).
     cases = b["case_reports"]
     case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
-    # phones that became a case's: a new case, or a phone newly linked to an earlier case (its old dwells now count)
-    new_links = ch["kit_bindings"].select("person_id", "phone").unionByName(ch["phone_registrations"].select("person_id", "phone"))
-    new_case_phones = case_phone_set(cases_new, links).unionByName(
-        new_links.join(case_ids, "person_id", "left_semi").select("phone")).distinct()
     scans = b["venue_scans"]
     case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
                    .unionByName(ch["venue_scans"].join(case_ids, "person_id", "left_semi").select("venue_id")))
-    dwells = b["grid_dwells"]
-    case_cells = (case_dwells.join(new_case_phones, "phone", "left_semi").select("grid_id")
-                  .unionByName(ch["grid_dwells"].join(case_phones, "phone", "left_semi").select("grid_id")))
     venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
     out.append(scans.join(lookup(venues_all), "venue_id", "left_semi").select("person_id"))
-    out.append(_persons_of_phones(dwells.join(lookup(case_cells.distinct()), "grid_id", "left_semi"), links))
     return out
 
 
@@ -214,12 +260,13 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     phones = (by_person(links, wanted).select("phone")
               .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct())
     phones = cut(phones)
-    out = dict(b)
-    for f in PERSON_FEEDS:
-        out[f] = cut(persons_as_of(raw[f], f, t, wanted) if f in NARROWED else by_person(b[f], wanted))
-    for f in PHONE_FEEDS:
-        out[f] = cut(as_of_for(raw[f], f, t, phones, "phone"))
-    return out
+    def narrow(f: str) -> DataFrame:
+        if f in PHONE_FEEDS:
+            return cut(as_of_for(raw[f], f, t, phones, "phone"))
+        return cut(persons_as_of(raw[f], f, t, wanted) if f in NARROWED else by_person(b[f], wanted))
+
+    feeds = PHONE_FEEDS + PERSON_FEEDS  # the biggest first: the small ones fill in beside it
+    return {**b, **dict(zip(feeds, each(narrow, feeds), strict=True))}
 
 
 def by_person(df: DataFrame, keys: DataFrame) -> DataFrame:

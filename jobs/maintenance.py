@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from jobs.lake import Lake, checksum, delta_version, set_properties
+from jobs.spark import each
 
 
 def tables(lake: Lake) -> list[str]:
@@ -67,8 +67,7 @@ def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int
     """Every table, a few at a time: each step on a small table is mostly waiting on its own little Spark jobs."""
     days = policy.audit_window_days
     paths = tables(lake)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        done = list(pool.map(lambda p: maintain(spark, p, days), paths))
+    done = each(lambda p: maintain(spark, p, days), paths, threads)
     log(f"maintenance: {len(paths)} tables, {sum(d[1] for d in done)} compacted, {sum(d[2] for d in done)} vacuumed "
         f"(the others had no file older than {days} days); time travel kept for {days} days")
     return {p: d[0] for p, d in zip(paths, done, strict=True)}

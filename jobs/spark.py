@@ -144,6 +144,22 @@ def lookup(df):
     return F.broadcast(df) if df.count() <= BROADCAST_ROWS else df
 
 
+# Independent small jobs (each feed's new keys, each feed's narrowing) are submitted this many at a time: each is
+# mostly driver work (planning, a Delta snapshot) and a task or two, so two cores keep several busy (tuning only).
+CONCURRENT_JOBS = 4
+
+
+def each(fn, items, threads: int = CONCURRENT_JOBS) -> list:
+    """[fn(x) for x in items], up to `threads` at a time (Spark runs jobs submitted from several threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(fn, items))
+
+
 def release(spark) -> None:
     """Drop what a finished run left in this JVM (cached frames, Delta table snapshots), so one process can run
     many runs (tests, the hourly backfill) without its heap filling up."""

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from jobs import schemas
 from jobs.faults import point
 from jobs.ingest.validate import validate
 from jobs.lake import CHANGE_FEED, Lake
+from jobs.spark import each
 
 THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
 KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
@@ -132,8 +132,7 @@ class Ingestor:
             if todo:
                 work.append((feed, todo, rep))
         # Feeds are independent tables: a few at a time, since a small feed is mostly Delta commit latency.
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
-            list(pool.map(lambda w: self.ingest_feed(*w), work))
+        each(lambda w: self.ingest_feed(*w), work, THREADS)
         point("ingest:bronze")
         # One commit each for all feeds' rejects and file records (files last: a crash before re-takes them).
         if self.rejects:
