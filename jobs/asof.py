@@ -47,7 +47,7 @@ def current(df: DataFrame) -> DataFrame:
 
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
     """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
-    read side by side (a second or so of driver work each)."""
+    read side by side (driver work, each table on its own)."""
     from jobs.spark import each
 
     feeds = [f for f in schemas.FEEDS if f not in skip]

@@ -260,6 +260,7 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     phones = (by_person(links, wanted).select("phone")
               .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct())
     phones = cut(phones)
+
     def narrow(f: str) -> DataFrame:
         if f in PHONE_FEEDS:
             return cut(as_of_for(raw[f], f, t, phones, "phone"))
