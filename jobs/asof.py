@@ -48,10 +48,9 @@ def current(df: DataFrame) -> DataFrame:
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
     """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
     read side by side (driver work, each table on its own)."""
-    from jobs.spark import each
+    from jobs.spark import each_of
 
-    feeds = [f for f in schemas.FEEDS if f not in skip]
-    return dict(zip(feeds, each(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), feeds), strict=True))
+    return each_of(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip])
 
 
 def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str) -> DataFrame:

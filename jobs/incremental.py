@@ -40,7 +40,7 @@ from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
 from jobs.lake import Lake
 from jobs.rules.links import linked_phones
-from jobs.spark import cut, each, lookup
+from jobs.spark import cut, each_of, lookup
 
 PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
                 "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
@@ -84,7 +84,7 @@ def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None])
                 raise
             return None
 
-    out = dict(zip(schemas.FEEDS, each(one, schemas.FEEDS), strict=True))
+    out = each_of(one, schemas.FEEDS)
     return None if any(df is None for df in out.values()) else out
 
 
@@ -120,9 +120,9 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
         return cut(df) if f in twice else df
 
     feeds = [f for f in PERSON_FEEDS + PHONE_FEEDS + CONTEXT_FEEDS if f != "grid_dwells"]
-    ch = dict(zip(feeds, each(change, feeds), strict=True))
+    ch = each_of(change, feeds)
     ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
-    case_phones = lookup(case_phone_set(b["case_reports"], links))
+    case_phones = case_phone_set(b["case_reports"], links)
     ids.append(_persons_of_phones(
         ch["telecom_stays"].select("phone")
         .unionByName(dwell_phones(b["grid_dwells"], floor, case_phones, new_case_phones(b, ch, links),
@@ -160,7 +160,8 @@ def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new
     so it is read twice, not once per question: the new rows and the case phones' dwells, then every version of
     the new keys and the dwells of the touched cells."""
     key = schemas.feed_spec("grid_dwells")["key"]
-    first = cut(_flagged(dwells, _flag(case_phones, ["phone"], "_case"), ["phone"], "_case")
+    case_phones = _flag(case_phones, ["phone"], "_case")
+    first = cut(_flagged(dwells, case_phones, ["phone"], "_case")
                 .where(_is_new(dwells, floor) | F.col("_case")))
     keys = first.where(_is_new(first, floor)).select(*key)
     before = None
@@ -266,8 +267,7 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
             return cut(as_of_for(raw[f], f, t, phones, "phone"))
         return cut(persons_as_of(raw[f], f, t, wanted) if f in NARROWED else by_person(b[f], wanted))
 
-    feeds = PHONE_FEEDS + PERSON_FEEDS  # the biggest first: the small ones fill in beside it
-    return {**b, **dict(zip(feeds, each(narrow, feeds), strict=True))}
+    return {**b, **each_of(narrow, PHONE_FEEDS + PERSON_FEEDS)}  # the biggest first: the small ones fill in beside it
 
 
 def by_person(df: DataFrame, keys: DataFrame) -> DataFrame:

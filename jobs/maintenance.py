@@ -18,7 +18,7 @@ import os
 import time
 
 from jobs.lake import Lake, checksum, delta_version, set_properties
-from jobs.spark import each
+from jobs.spark import each_of
 
 
 def tables(lake: Lake) -> list[str]:
@@ -67,7 +67,8 @@ def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int
     """Every table, a few at a time: each step on a small table is mostly waiting on its own little Spark jobs."""
     days = policy.audit_window_days
     paths = tables(lake)
-    done = each(lambda p: maintain(spark, p, days), paths, threads)
-    log(f"maintenance: {len(paths)} tables, {sum(d[1] for d in done)} compacted, {sum(d[2] for d in done)} vacuumed "
-        f"(the others had no file older than {days} days); time travel kept for {days} days")
-    return {p: d[0] for p, d in zip(paths, done, strict=True)}
+    done = each_of(lambda p: maintain(spark, p, days), paths, threads)
+    log(f"maintenance: {len(paths)} tables, {sum(d[1] for d in done.values())} compacted, "
+        f"{sum(d[2] for d in done.values())} vacuumed (the others had no file older than {days} days); time travel "
+        f"kept for {days} days")
+    return {p: d[0] for p, d in done.items()}

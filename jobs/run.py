@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from jobs import schemas
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
-from jobs.spark import cut, each, get_spark, release
+from jobs.spark import cut, each_of, get_spark, release
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 EXIT_HALTED = 3   # a data-quality gate stopped the run
@@ -231,8 +231,7 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
         return b, b
     # Most of bronze: finding the affected people needs no versions told apart (every version known at T is a
     # safe superset), and only the affected people's rows and phones are then taken as of T.
-    raw = dict(zip(incremental.NARROWED, each(lambda f: ctx.lake.read_bronze(ctx.spark, f), incremental.NARROWED),
-                   strict=True))
+    raw = each_of(lambda f: ctx.lake.read_bronze(ctx.spark, f), incremental.NARROWED)
     b = asof.load(ctx.spark, ctx.lake, ctx.as_of, skip=incremental.NARROWED)
     seen = {**b, **{f: asof.known_by(df, ctx.as_of) for f, df in raw.items()}}
     due = incremental.due_releases(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.as_of, ctx.run_id)

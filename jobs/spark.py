@@ -160,6 +160,12 @@ def each(fn, items, threads: int = CONCURRENT_JOBS) -> list:
         return list(pool.map(fn, items))
 
 
+def each_of(fn, keys, threads: int = CONCURRENT_JOBS) -> dict:
+    """{k: fn(k) for k in keys}, as `each` runs them."""
+    keys = list(keys)
+    return dict(zip(keys, each(fn, keys, threads), strict=True))
+
+
 def release(spark) -> None:
     """Drop what a finished run left in this JVM (cached frames, Delta table snapshots), so one process can run
     many runs (tests, the hourly backfill) without its heap filling up."""
