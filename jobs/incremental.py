@@ -161,8 +161,8 @@ def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new
     the new keys and the dwells of the touched cells."""
     key = schemas.feed_spec("grid_dwells")["key"]
     case_phones = _flag(case_phones, ["phone"], "_case")
-    first = cut(_flagged(dwells, case_phones, ["phone"], "_case")
-                .where(_is_new(dwells, floor) | F.col("_case")))
+    first = cut(_flagged(dwells.select(*key, "phone", "grid_id", "_known_at"), case_phones, ["phone"], "_case")
+                .where(_is_new(dwells, floor) | F.col("_case")))  # the columns used below only: Parquet skips the rest
     keys = first.where(_is_new(first, floor)).select(*key)
     before = None
     if written is not None:
