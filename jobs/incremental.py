@@ -161,8 +161,9 @@ def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new
     the new keys and the dwells of the touched cells."""
     key = schemas.feed_spec("grid_dwells")["key"]
     case_phones = _flag(case_phones, ["phone"], "_case")
-    first = cut(_flagged(dwells.select(*key, "phone", "grid_id", "_known_at"), case_phones, ["phone"], "_case")
-                .where(_is_new(dwells, floor) | F.col("_case")))  # the columns used below only: Parquet skips the rest
+    used = dwells.select(*key, "phone", "grid_id", *[c for c in ("_known_at", "_end_known_at") if c in dwells.columns])
+    first = cut(_flagged(used, case_phones, ["phone"], "_case")  # the columns used below only: Parquet skips the rest
+                .where(_is_new(used, floor) | F.col("_case")))
     keys = first.where(_is_new(first, floor)).select(*key)
     before = None
     if written is not None:

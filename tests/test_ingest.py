@@ -505,6 +505,34 @@ def test_late_row_counts_from_previous_run_as_of(spark, tmp_path):
     assert seen == []
 
 
+def test_header_only_file_is_registered_with_no_rows_and_leaves_bronze_untouched(spark, tmp_path):
+    """Most files of an hourly delivery hold a header only: they are registered (and skipped by hash later) but
+    need no bronze commit. A line of more than spaces after the header is still read, and rejected here."""
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    write_feed(landing, "venue_scans", [SCAN])
+    Ingestor(spark, lake, landing, run_id="r1", floor=None, log=quiet).run()
+    version = lake.version(spark, lake.bronze("venue_scans"))
+    blank = write_feed(landing, "venue_scans", [], name="part-002.csv")
+    with open(blank, "a", encoding="utf-8", newline="") as f:
+        f.write("  \r\n\n \n")  # blank lines: read_raw skips them too
+    write_feed(landing, "persons", [])  # a feed whose first file is header-only
+    tab = write_feed(landing, "kit_bindings", [])
+    with open(tab, "a", encoding="utf-8", newline="") as f:
+        f.write("\t\n")
+    reports = Ingestor(spark, lake, landing, run_id="r2", floor=None, log=quiet).run()
+    assert lake.version(spark, lake.bronze("venue_scans")) == version
+    assert not lake.exists(lake.bronze("persons"))
+    files = {r["file"]: (r["rows"], r["rejected"], r["status"]) for r in
+             lake.read_gold(spark, "ingested_files").where("run_id = 'r2'").collect()}
+    assert files == {"venue_scans/part-002.csv": (0, 0, "loaded"), "persons/part-001.csv": (0, 0, "loaded"),
+                     "kit_bindings/part-001.csv": (1, 1, "loaded")}
+    assert [(r["file"], r["line"], r["reason"]) for r in lake.read_gold(spark, "rejects").collect()] == [
+        ("kit_bindings/part-001.csv", 2, "malformed_row")]
+    assert [(reports[f].files, reports[f].rows, reports[f].loaded) for f in ("venue_scans", "persons")] == [(1, 0, 0)] * 2
+    again = Ingestor(spark, lake, landing, run_id="r3", floor=None, log=quiet).run()
+    assert (again["venue_scans"].skipped, again["persons"].skipped, again["persons"].files) == (2, 1, 0)
+
+
 def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp_path):
     """A version matches only its own knowledge time, so the merge leaves files of older rows unread (a file
     moved away does not fail it) and still applies a same-time redelivery, also one of an old row."""

@@ -55,6 +55,17 @@ def read_header(path: Path) -> list[str]:
     return [h.strip().lstrip("\ufeff") for h in row]
 
 
+def has_rows(path: Path) -> bool:
+    """Whether a line after the header holds more than spaces: what read_raw keeps as a row. An hourly delivery is
+    mostly header-only files, and each one read by Spark and merged cost a few seconds for nothing."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        f.readline()
+        for chunk in iter(lambda: f.read(1 << 16), ""):
+            if chunk.strip(" \r\n"):
+                return True
+    return False
+
+
 def discover(landing: Path) -> dict[str, list[Path]]:
     """Landing files per known feed, sorted by path (the tie-break order)."""
     return {feed: sorted((landing / feed).glob("*.csv")) for feed in schemas.FEEDS if (landing / feed).is_dir()}
@@ -175,8 +186,9 @@ class Ingestor:
                 msg = f"{rel}: extra column(s) ignored: {', '.join(extra)}"
                 self.log(msg)
                 rep.messages.append(msg)
-            by_header.setdefault(tuple(header), []).append(p)
             file_rows.append((feed, rel, digest, None, None, "loaded", self.run_id, self.floor))
+            if has_rows(p):  # a header-only file is registered with 0 rows, without a Spark job or a commit
+                by_header.setdefault(tuple(header), []).append(p)
 
         validated = None
         for header, files in by_header.items():
