@@ -506,7 +506,7 @@ def test_late_row_counts_from_previous_run_as_of(spark, tmp_path):
 
 
 def test_header_only_file_is_registered_with_no_rows_and_leaves_bronze_untouched(spark, tmp_path):
-    """Most files of an hourly delivery hold a header only: they are registered (and skipped by hash later) but
+    """Half the files of a quiet hour hold a header only: they are registered (and skipped by hash later) but
     need no bronze commit. A line of more than spaces after the header is still read, and rejected here."""
     landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
     write_feed(landing, "venue_scans", [SCAN])

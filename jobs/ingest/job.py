@@ -57,7 +57,7 @@ def read_header(path: Path) -> list[str]:
 
 def has_rows(path: Path) -> bool:
     """Whether a line after the header holds more than spaces: what read_raw keeps as a row. An hourly delivery is
-    mostly header-only files, and each one read by Spark and merged cost a few seconds for nothing."""
+    often half header-only files, and each one read by Spark and merged cost a few seconds for nothing."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         f.readline()
         for chunk in iter(lambda: f.read(1 << 16), ""):
