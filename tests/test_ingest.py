@@ -505,6 +505,22 @@ def test_late_row_counts_from_previous_run_as_of(spark, tmp_path):
     assert seen == []
 
 
+def test_row_known_exactly_at_the_floor_is_not_late_and_one_second_before_is(spark, tmp_path):
+    # both sides of the floor: ingest skips its late count (a Spark job) when no row is known before it
+    floor = datetime(2022, 5, 4, 0, 0)
+    at_floor = [dict(SCAN, scan_id="V3", scanned_at="2022-05-04T00:00:00"),
+                dict(SCAN, scan_id="V4", scanned_at="2022-05-04T08:00:00")]
+    before = [dict(SCAN, scan_id="V5", scanned_at="2022-05-03T23:59:59")]
+    cases = (("at", at_floor, 0, [("V3", floor), ("V4", dt("2022-05-04T08:00:00"))]),
+             ("before", before, 1, [("V5", floor)]))  # a late row counts from the floor
+    for name, rows, late, known in cases:
+        landing, lake = tmp_path / name / "landing", Lake(tmp_path / name / "lake")
+        write_feed(landing, "venue_scans", rows)
+        rep = Ingestor(spark, lake, landing, run_id=name, floor=floor, log=quiet).run()["venue_scans"]
+        assert (rep.loaded, rep.late) == (len(rows), late)
+        assert sorted((r["scan_id"], r["_known_at"]) for r in lake.read_bronze(spark, "venue_scans").collect()) == known
+
+
 def test_header_only_file_is_registered_with_no_rows_and_leaves_bronze_untouched(spark, tmp_path):
     """Half the files of a quiet hour hold a header only: they are registered (and skipped by hash later) but
     need no bronze commit. A line of more than spaces after the header is still read, and rejected here."""

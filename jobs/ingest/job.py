@@ -48,22 +48,14 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_header(path: Path) -> list[str]:
+def read_head(path: Path) -> tuple[list[str], bool]:
+    """The header, and whether a line after it holds more than spaces: what read_raw keeps as a row. An hourly
+    delivery is often half header-only files, and each one read by Spark and merged cost a few seconds for nothing."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         first = f.readline()
-    row = next(csv.reader(io.StringIO(first)), [])
-    return [h.strip().lstrip("\ufeff") for h in row]
-
-
-def has_rows(path: Path) -> bool:
-    """Whether a line after the header holds more than spaces: what read_raw keeps as a row. An hourly delivery is
-    often half header-only files, and each one read by Spark and merged cost a few seconds for nothing."""
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        f.readline()
-        for chunk in iter(lambda: f.read(1 << 16), ""):
-            if chunk.strip(" \r\n"):
-                return True
-    return False
+        rows = any(chunk.strip(" \r\n") for chunk in iter(lambda: f.read(1 << 16), ""))
+    header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(io.StringIO(first)), [])]
+    return header, rows
 
 
 def discover(landing: Path) -> dict[str, list[Path]]:
@@ -168,7 +160,7 @@ class Ingestor:
         rejects = self.rejects
         for p, digest in todo:
             rel = str(p.resolve().relative_to(self.landing.resolve()))
-            header = read_header(p)
+            header, rows = read_head(p)
             missing = [c for c in required if c not in header]
             extra = [h for h in header if h not in required]
             rep.files += 1
@@ -187,7 +179,7 @@ class Ingestor:
                 self.log(msg)
                 rep.messages.append(msg)
             file_rows.append((feed, rel, digest, None, None, "loaded", self.run_id, self.floor))
-            if has_rows(p):  # a header-only file is registered with 0 rows, without a Spark job or a commit
+            if rows:  # a header-only file is registered with 0 rows, without a Spark job or a commit
                 by_header.setdefault(tuple(header), []).append(p)
 
         validated = None
@@ -241,7 +233,8 @@ class Ingestor:
         # Within this batch: one row per merge key, the later file then the later line.
         w = Window.partitionBy(*keys).orderBy(F.col("_file").desc(), F.col("_line").desc())
         df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
-        if floor is not None:
+        # A row is late if known before the floor; when even the earliest is not, the count (a Spark job) is 0.
+        if floor is not None and earliest is not None and earliest < f"{self.floor:%Y-%m-%d %H:%M:%S.%f}":
             rep.late += df.where(F.col("_known_at") > F.col("_source_known_at")).count()
         schema = schemas.bronze_schema(feed)
         later = "(s._file > t._file OR (s._file = t._file AND s._line > t._line))"
