@@ -9,7 +9,11 @@ Scenarios, each on its own copy of a prepared lake (preparation is not timed):
 - companion: reason 3d alone (`jobs.rules.companion.rule`) on bronze as known after `initial`, materialised as
              the screen does (its dwells once, every column of its candidates), counted.
 Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
-JVM (its VmHWM, reset before each run). Results go to bench/results/<commit>-sf<X>.json to compare commits.
+JVM (its VmHWM, reset before each run). A run's clock starts once its copy of the lake and its landing are in place:
+making them is the bench's work, not the run's. With --fresh-process each run of the first four scenarios is a
+`screening run` of its own, as the nightly and hourly jobs are: its wall time includes starting Python and the
+Spark JVM, and every run starts cold (its peak: the child JVM's VmHWM, read while it runs). Results go to
+bench/results/<commit>-sf<X>-d<days>.json to compare commits.
 The landing set is generated once per (sf, days, grid split, seed) under --work and reused. The prepared lakes
 are rebuilt by every run unless --reuse-lakes is given: then a lake prepared earlier from the same landing set and
 as-of is reused (its JSON names the commit that prepared it; compare only runs whose lakes have the same layout).
@@ -51,12 +55,14 @@ def add_parser(sub) -> None:
     p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
     p.add_argument("--reuse-lakes", action="store_true",
                    help="reuse a lake prepared by an earlier run from the same landing set (not with the initial scenario)")
+    p.add_argument("--fresh-process", action="store_true",
+                   help="time each run as its own `screening run` process: Spark start-up included, a cold JVM each time")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     result = bench(args.sf, args.repeat, args.grid_split, Path(args.work), Path(args.results), args.only or SCENARIOS,
-                   days=args.days, reuse=args.reuse_lakes)
+                   days=args.days, reuse=args.reuse_lakes, fresh=args.fresh_process)
     print(table(result))
     print(f"results: {result['path']}")
     return 0
@@ -148,8 +154,8 @@ def hour_slice(src: Path, dst: Path, day: date, cut: datetime, after: datetime |
 class DriverMemory:
     """Peak RSS of the driver JVM: reset its high-water mark (clear_refs 5), read VmHWM after."""
 
-    def __init__(self, spark):
-        self.pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+    def __init__(self, spark=None, pid: int | None = None):
+        self.pid = pid if pid is not None else int(spark._jvm.java.lang.ProcessHandle.current().pid())
 
     def reset(self) -> None:
         try:
@@ -167,6 +173,37 @@ class DriverMemory:
         import psutil
 
         return psutil.Process(self.pid).memory_info().rss / 2**20
+
+
+def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log) -> tuple[int, float]:
+    """`screening run` in a process of its own, its output lines to `log`: (exit code, peak RSS in MB of the JVMs it
+    started, polled while it runs: VmHWM only grows, so the last reading is the peak but for its last quarter
+    second)."""
+    import threading
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "jobs.cli", "run", "--landing", str(landing), "--lake", str(lake),
+           "--as-of", t.isoformat(), "--mode", mode]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peaks: dict[int, float] = {}
+
+    def watch() -> None:
+        while proc.poll() is None:
+            try:
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    peaks[child.pid] = DriverMemory(pid=child.pid).peak_mb()
+            except (psutil.Error, OSError):
+                pass
+            time.sleep(0.25)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    for line in proc.stdout:
+        log(line.rstrip("\n"))
+    code = proc.wait()
+    watcher.join()
+    return code, max(peaks.values(), default=0.0)
 
 
 def gold_rows(spark, lake_dir: Path) -> int:
@@ -227,7 +264,7 @@ def restore(base: Path, tag: str) -> tuple[Path, Path]:
 
 
 def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, scenarios=SCENARIOS,
-          days: int = DAYS, reuse: bool = False) -> dict:
+          days: int = DAYS, reuse: bool = False, fresh: bool = False) -> dict:
     from jobs import asof
     from jobs.lake import Lake
     from jobs.policy import policy_at
@@ -259,27 +296,37 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             stage_s.setdefault(m[1], []).append(float(m[2]))
             print(f"bench: {line}", file=sys.stderr, flush=True)  # progress: a run at SF 0.1 takes most of an hour
 
-    def timed(name: str, rows_in: int, fn, rows_out) -> None:
+    child_peak: list[float] = []  # a fresh-process run's peak (run_on)
+
+    def timed(name: str, rows_in: int, fn, rows_out, setup=lambda i: i) -> None:
+        """fn(setup(i)) timed, `repeat` times; setup (copying the lake, landing the files) is not."""
         walls, peaks, outs = [], [], []
         stage_s.clear()
         screened.clear()
         for i in range(repeat):
             print(f"bench: {name}, run {i + 1} of {repeat}", file=sys.stderr, flush=True)
+            arg = setup(i)
+            child_peak.clear()
             mem.reset()
             t = time.perf_counter()
-            out_ctx = fn(i)
+            out_ctx = fn(arg)
             walls.append(time.perf_counter() - t)
-            peaks.append(mem.peak_mb())
+            peaks.append(child_peak[-1] if child_peak else mem.peak_mb())
             outs.append(rows_out(out_ctx))
         wall = statistics.median(walls)
         rows.append({"stage": name, "at": datetime.now().isoformat(timespec="seconds"), "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
                      "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
                      "runs_s": [round(w, 2) for w in walls],
                      "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}}
-                    | ({"people_screened": screened[-1]} if screened else {}))
+                    | ({"people_screened": screened[-1]} if screened else {})
+                    | ({"fresh_process": True} if child_peak else {}))
 
     def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
-        code = run(str(landing), str(lake), t, mode=mode, log=collect)
+        if fresh:
+            code, peak = run_fresh(landing, lake, t, mode, collect)
+            child_peak.append(peak)
+        else:
+            code = run(str(landing), str(lake), t, mode=mode, log=collect)
         if code:
             raise SystemExit(f"bench: {mode} run at {t} failed with exit code {code}")
         return lake
@@ -289,8 +336,8 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     if "initial" in scenarios:
         landing14, _, _ = prepare(work, src, "initial", last, None)  # a landing only: the timed runs load it
         rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
-        timed(f"initial ({days} days, nightly)", rows_14,
-              lambda i: run_on(*restore(initial_base, f"r{i}"), t_initial, "nightly"), lambda lk: gold_rows(spark, lk))
+        timed(f"initial ({days} days, nightly)", rows_14, lambda copy: run_on(*copy, t_initial, "nightly"),
+              lambda lk: gold_rows(spark, lk), setup=lambda i: restore(initial_base, f"r{i}"))
         if {"hourly", "hourly-day", "companion"} & set(scenarios):
             shutil.copytree(initial_base.parent / f"initial-r{repeat - 1}" / "lake", initial_base / "lake")  # that state
             prepared["initial"] = stamp(initial_base, src, last, t_initial)["commit"]
@@ -301,22 +348,24 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         prepared["nightly"] = prepare(work, src, "nightly", last - timedelta(days=1), t_prev, reuse)[2]["commit"]
         day14 = sum(data_rows(f) for f in src.glob(f"*/*_{last:%Y%m%d}.csv"))
 
-        def nightly(i: int) -> Path:
+        def day_landed(i: int) -> tuple[Path, Path]:
             landing, lake = restore(base, f"r{i}")
             link_days(src, landing, last)
-            return run_on(landing, lake, t_initial, "nightly")
+            return landing, lake
 
-        timed("steady nightly (+1 day)", day14, nightly, lambda lk: gold_rows(spark, lk))
+        timed("steady nightly (+1 day)", day14, lambda copy: run_on(*copy, t_initial, "nightly"),
+              lambda lk: gold_rows(spark, lk), setup=day_landed)
     def timed_hour(name: str, base: Path, t_to: datetime, after: datetime | None = None) -> None:
         """One hourly run at t_to on a copy of `base`, the rows of the next day known in (after, t_to] landed."""
-        def hourly(i: int) -> Path:
+        def hour_landed(i: int) -> tuple[Path, Path]:
             landing, lake = restore(base, f"h{i}")
             hour_slice(src, landing, last + timedelta(days=1), t_to, after)
-            return run_on(landing, lake, t_to, "hourly")
+            return landing, lake
 
         probe = work / "scratch" / f"hour-probe-{base.name}"
         shutil.rmtree(probe, ignore_errors=True)
-        timed(name, hour_slice(src, probe, last + timedelta(days=1), t_to, after), hourly, lambda lk: gold_rows(spark, lk))
+        timed(name, hour_slice(src, probe, last + timedelta(days=1), t_to, after),
+              lambda copy: run_on(*copy, t_to, "hourly"), lambda lk: gold_rows(spark, lk), setup=hour_landed)
 
     if "hourly" in scenarios:
         timed_hour("hourly (+1 hour)", initial_base, t_hour)
@@ -379,5 +428,6 @@ def table(result: dict) -> str:
                      f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
         if r.get("stages_s"):
             lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items())
-                         + (f"; {r['people_screened']} people screened" if "people_screened" in r else ""))
+                         + (f"; {r['people_screened']} people screened" if "people_screened" in r else "")
+                         + ("; each run a fresh process" if r.get("fresh_process") else ""))
     return "\n".join(lines)

@@ -18,7 +18,8 @@ STAGES = ["initial (2 days, nightly)", "companion rule (3d) alone"]
 def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["bench", "--sf", "0.0005", "--days", "2", "--grid-split", "2", "--repeat", "1",
-              "--only", "initial", "--only", "companion", "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")])
+              "--only", "initial", "--only", "companion", "--fresh-process", "--work", str(tmp_path / "work"),
+              "--results", str(tmp_path / "results")])
     assert done.value.code == 0
     out = capsys.readouterr().out.splitlines()
 
@@ -29,7 +30,8 @@ def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_
     assert len(rows) == 3 and rows[2].startswith("results: ")
     for line, stage in zip(rows, STAGES, strict=False):
         assert line.startswith(stage) and len(line.removeprefix(stage).split()) == 5  # rows in/out, s, rows/s, MB
-    assert table[1].startswith("    of which ingest ")  # the initial run's stage breakdown
+    # the initial run's stage breakdown, read from the output of its own `screening run` process
+    assert table[1].startswith("    of which ingest ") and table[1].endswith("; each run a fresh process")
 
     path = Path(out[-1].removeprefix("results: "))
     saved = json.loads(path.read_text(encoding="utf-8"))
@@ -41,6 +43,7 @@ def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_
     initial = saved["rows"][0]
     assert set(initial["stages_s"]) == {"ingest", "dq_feeds", "screen", "dq_results", "publish"}
     assert initial["rows_out"] > 0, "the run published reasons"
+    assert initial["fresh_process"] and "fresh_process" not in saved["rows"][1], "the companion rule runs in the bench"
     assert not list((tmp_path / "work" / "scratch").glob("*-r0")), "the per-run copies are removed"
 
 
