@@ -53,14 +53,22 @@ def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = (
     return each_of(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip])
 
 
-def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str) -> DataFrame:
-    """`as_of(raw, feed, t)` restricted to the rows whose `col` is in `wanted`, without windowing the whole feed:
-    the version window runs only over the keys those rows have. It must see every version of such a key, also
-    one whose `col` differs (a dwell corrected onto another phone ends the old version), hence the keys first."""
+def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str,
+              also: tuple[DataFrame, str] | None = None) -> DataFrame:
+    """`as_of(raw, feed, t)` restricted to the rows whose `col` is in `wanted` (and, with `also` = (frame, column),
+    whose column is in that frame too), without windowing the whole feed: the version window runs only over the
+    keys those rows have. It must see every version of such a key, also one whose `col` differs (a dwell corrected
+    onto another phone ends the old version), hence the keys first."""
     from jobs.spark import lookup
 
     key = schemas.feed_spec(feed)["key"]
-    wanted = lookup(wanted.select(col).distinct())
-    mine = known_by(raw, t).join(wanted, col, "left_semi")
+    sides = [(lookup(df.select(c).distinct()), c) for df, c in [(wanted, col)] + ([also] if also else [])]
+
+    def kept(df: DataFrame) -> DataFrame:
+        for side, c in sides:
+            df = df.join(side, c, "left_semi")
+        return df
+
+    mine = kept(known_by(raw, t))
     versions = known_by(raw, t).join(lookup(mine.select(*key).distinct()), key, "left_semi")
-    return as_of(versions, feed, t).join(wanted, col, "left_semi")
+    return kept(as_of(versions, feed, t))

@@ -39,6 +39,7 @@ from jobs import schemas
 from jobs.asof import as_of_for, ts
 from jobs.keys import person_key
 from jobs.lake import Lake
+from jobs.rules import companion
 from jobs.rules.links import linked_phones
 from jobs.spark import cut, each_of, lookup
 
@@ -253,17 +254,20 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     and companion rules read them); shared context (announcements, cases, venues, persons) stays whole.
     `b` holds the other feeds as of T; the NARROWED feeds come in `raw`, bronze as stored, and only their rows
     of the wanted people and phones are taken as of T: the whole feeds (most of bronze) are never windowed or
-    cached."""
+    cached. Grid dwells only in the cells a case phone dwelt in, as the full screen takes them: the companion
+    rule, their only reader, pairs nothing elsewhere (a quiet hour at SF 1: 11,917 rows instead of 928,324)."""
     cases = b["case_reports"].where(F.col("person_id").isNotNull())
     wanted = keys.select("person_key").unionByName(
         cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct()
     wanted = cut(wanted)
-    links = linked_phones(b["kit_bindings"], b["phone_registrations"])
+    links = cut(linked_phones(b["kit_bindings"], b["phone_registrations"]))
     phones = (by_person(links, wanted).select("phone")
               .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct())
     phones = cut(phones)
 
     def narrow(f: str) -> DataFrame:
+        if f == "grid_dwells":  # as the full screen takes it (screen.inputs), for these phones
+            return cut(companion.dwells_in_case_cells(raw[f], links, b["case_reports"], t, phones))
         if f in PHONE_FEEDS:
             return cut(as_of_for(raw[f], f, t, phones, "phone"))
         return cut(persons_as_of(raw[f], f, t, wanted) if f in NARROWED else by_person(b[f], wanted))

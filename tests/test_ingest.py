@@ -432,6 +432,26 @@ def test_rows_of_some_phones_as_of_t_still_see_a_dwell_corrected_onto_another_ph
     assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(wanted, "phone", "left_semi"))
 
 
+def test_rows_of_some_phones_in_some_cells_as_of_t_still_see_a_dwell_corrected_out_of_the_cells(spark):
+    """An hourly run takes its phones' dwells only in the cells a case phone dwelt in (incremental.restrict, as
+    companion.dwells_in_case_cells): a dwell moved out of such a cell still ends its version inside it."""
+    a, b = "13700000001", "13700000002"
+    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+            ("D1", a, "G9", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # moved out of the case cell
+            ("D2", a, "G9", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),  # never in a case cell
+            ("D3", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
+            ("D4", b, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 4)]  # not a wanted phone
+    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
+                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    phones = spark.createDataFrame([(a,)], "phone string")
+    cells = spark.createDataFrame([("G1",), ("G2",)], "grid_id string")
+    t = datetime(2022, 5, 1, 13, 0)
+    got = as_of_for(raw, "grid_dwells", t, cells, "grid_id", (phones, "phone"))
+    assert sorted((r["record_id"], r["grid_id"], r["_valid_to"], r["_is_current"]) for r in got.collect()) == [
+        ("D1", "G1", dt("2022-05-01T12:00:00"), False), ("D3", "G2", None, True)]
+    assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(cells, "grid_id", "left_semi").join(phones, "phone", "left_semi"))
+
+
 @pytest.mark.parametrize(("limit", "join"), [(500_000, "BroadcastHashJoin"), (0, "SortMergeJoin")])
 def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_by_sorting(spark, monkeypatch, limit, join):
     """as_of_for looks its wanted phones and their record keys up in all of bronze: broadcast while they are few

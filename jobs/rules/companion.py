@@ -61,13 +61,15 @@ def case_phones(case_reports: DataFrame, links: DataFrame) -> DataFrame:
     return direct.unionByName(linked).distinct()
 
 
-def dwells_in_case_cells(raw: DataFrame, links: DataFrame, case_reports: DataFrame, t: datetime) -> DataFrame:
+def dwells_in_case_cells(raw: DataFrame, links: DataFrame, case_reports: DataFrame, t: datetime,
+                         phones: DataFrame | None = None) -> DataFrame:
     """grid_dwells as of T in the cells a case phone dwelt in: all the rule reads (a pair lies in a case's cell, and
     the hours counted are its two sides' in that cell). The cells come from every version known at T (a safe
-    superset); the version window then runs over those cells' records only, never over the whole feed."""
+    superset); the version window then runs over those cells' records only, never over the whole feed.
+    `phones` (an hourly run's: its people's and the cases'): only their dwells in those cells."""
     cphones = lookup(case_phones(case_reports, links).select(F.col("c_phone").alias("phone")).distinct())
     cells = known_by(raw, t).join(cphones, "phone", "left_semi").select("grid_id").distinct()
-    return as_of_for(raw, "grid_dwells", t, cells, "grid_id")
+    return as_of_for(raw, "grid_dwells", t, cells, "grid_id", None if phones is None else (phones, "phone"))
 
 
 def _clip(lo: Column, hi: Column, frm: Column, to: Column) -> tuple[Column, Column]:
