@@ -234,7 +234,7 @@ class Ingestor:
         w = Window.partitionBy(*keys).orderBy(F.col("_file").desc(), F.col("_line").desc())
         df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
         # A row is late if known before the floor; when even the earliest is not, the count (a Spark job) is 0.
-        if floor is not None and earliest is not None and earliest < f"{self.floor:%Y-%m-%d %H:%M:%S.%f}":
+        if self.floor and earliest and datetime.fromisoformat(earliest) < self.floor:
             rep.late += df.where(F.col("_known_at") > F.col("_source_known_at")).count()
         schema = schemas.bronze_schema(feed)
         later = "(s._file > t._file OR (s._file = t._file AND s._line > t._line))"
