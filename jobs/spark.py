@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from jobs import ROOT
@@ -52,6 +53,10 @@ def fetch_jars() -> None:
     print(f"Delta jars cached in {JAR_DIR}")
 
 
+NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false",
+              "spark.sql.codegen.factoryMode": "NO_CODEGEN"}  # expressions interpreted too
+
+
 def builder_config(app_name: str = "screening", *, testing: bool = False) -> dict[str, str]:
     missing = [str(p) for p in delta_jar_paths() if not p.exists()]
     if missing:
@@ -89,8 +94,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
     # Generated code pays off on big data. On a lake of a few thousand rows, compiling it took a third of a
     # stage (the screen stage: 47 s warm with it, 33 s without), so the tests and small lakes turn it off.
     if os.environ.get("SCREENING_CODEGEN", "off" if testing else "on") == "off":
-        conf["spark.sql.codegen.wholeStage"] = "false"
-        conf["spark.sql.codegen.factoryMode"] = "NO_CODEGEN"  # expressions interpreted too
+        conf.update(NO_CODEGEN)
     if testing or os.environ.get("SCREENING_SPARK_UI", "0") != "1":
         conf["spark.ui.enabled"] = "false"
     if testing:
@@ -127,6 +131,26 @@ def cut(df):
     into the plan of each (a run's plans reached hundreds of thousands of nodes and filled the driver heap).
     Local checkpoint: on a cluster a lost executor fails the stage, and the Airflow task's retry reruns it."""
     return df.localCheckpoint(eager=True)
+
+
+@contextmanager
+def interpreted(spark, on: bool = True):
+    """Queries run inside the block without generated code, unless `on` is false or SCREENING_CODEGEN fixes the
+    choice for the whole process. The settings are the session's: every thread's queries meanwhile are affected."""
+    if not on or "SCREENING_CODEGEN" in os.environ:
+        yield
+        return
+    before = {k: spark.conf.get(k, None) for k in NO_CODEGEN}
+    for k, v in NO_CODEGEN.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
 
 
 # A lookup side up to this many rows is broadcast: tens of MB of keys, against the whole of a big feed shuffled and

@@ -569,6 +569,30 @@ def test_header_only_file_is_registered_with_no_rows_and_leaves_bronze_untouched
     assert (again["venue_scans"].skipped, again["persons"].skipped, again["persons"].files) == (2, 1, 0)
 
 
+def test_a_small_delivery_is_ingested_without_generated_code_and_a_large_one_with_it(spark, tmp_path, monkeypatch):
+    """Compiling the generated code of ingest's plans costs more than it saves on an hour's few rows; a day's
+    delivery is compiled. Either way the same rows load."""
+    from jobs.ingest import job
+
+    chosen = []
+    real = job.interpreted
+
+    def spy(spark_, on=True):
+        chosen.append(on)
+        return real(spark_, on)
+
+    monkeypatch.setattr(job, "interpreted", spy)
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    write_feed(landing, "venue_scans", [SCAN])
+    Ingestor(spark, lake, landing, run_id="r1", floor=None, log=quiet).run()
+    write_feed(landing, "persons", [person(P1)])
+    # the new delivery (the persons file; the scans are known) is as large as the limit: no longer small
+    monkeypatch.setattr(job, "SMALL_DELIVERY_BYTES", (landing / "persons" / "part-001.csv").stat().st_size)
+    reports = Ingestor(spark, lake, landing, run_id="r2", floor=None, log=quiet).run()
+    assert chosen == [True, False]
+    assert (reports["venue_scans"].skipped, reports["persons"].loaded) == (1, 1)
+
+
 def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp_path):
     """A version matches only its own knowledge time, so the merge leaves files of older rows unread (a file
     moved away does not fail it) and still applies a same-time redelivery, also one of an old row."""

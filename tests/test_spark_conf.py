@@ -26,3 +26,25 @@ def test_code_generation_is_on_for_runs_and_off_for_the_tests_small_frames(monke
 def test_screening_codegen_overrides_the_default(monkeypatch, value, testing, expected):
     monkeypatch.setenv("SCREENING_CODEGEN", value)
     assert codegen(builder_config("x", testing=testing)) == expected
+
+
+def test_interpreted_turns_generated_code_off_inside_and_gives_the_session_back_as_it_was(spark, monkeypatch):
+    from jobs.spark import interpreted
+
+    monkeypatch.delenv("SCREENING_CODEGEN", raising=False)
+    before = {k: spark.conf.get(k, None) for k in CODEGEN}
+    try:
+        spark.conf.set(CODEGEN[0], "true")
+        spark.conf.unset(CODEGEN[1])
+        with interpreted(spark):
+            inside = tuple(spark.conf.get(k, None) for k in CODEGEN)
+        assert inside == ("false", "NO_CODEGEN")
+        assert tuple(spark.conf.get(k, None) for k in CODEGEN) == ("true", None)
+        with interpreted(spark, on=False):
+            assert spark.conf.get(CODEGEN[0]) == "true"
+        monkeypatch.setenv("SCREENING_CODEGEN", "on")  # the operator's choice holds for the whole process
+        with interpreted(spark):
+            assert spark.conf.get(CODEGEN[0]) == "true"
+    finally:
+        for k, v in before.items():
+            spark.conf.set(k, v) if v is not None else spark.conf.unset(k)
