@@ -26,7 +26,7 @@ from jobs.spark import each, interpreted
 
 THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
 # A delivery under this size is parsed, validated and merged without generated code: in a fresh JVM, compiling the
-# code of ingest's plans cost more than it saved (an SF 0.1 hour, 2.6 MB: ingest 63 -> 52 s). A day is compiled.
+# code of ingest's plans cost more than it saved (an SF 0.1 hour, 2.6 MB: ingest 63 -> 56 s, medians of 3). A day is compiled.
 SMALL_DELIVERY_BYTES = 16 << 20
 KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
 
