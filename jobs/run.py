@@ -54,6 +54,7 @@ class RunContext:
     overrides: dict[str, str] = field(default_factory=dict)  # gate name → operator's reason
     log: object = print
     affected: object = None  # hourly: person keys screened (None = everyone)
+    run_log: dict | None = field(default=None, repr=False)  # this run's row as this process last read or wrote it
 
     @property
     def run_id(self) -> str:
@@ -89,8 +90,12 @@ def last_completed_as_of(spark, lake: Lake) -> datetime | None:
 
 
 def run_log_row(ctx: RunContext) -> dict | None:
-    row = ctx.lake.read_gold(ctx.spark, "run_log").where(F.col("run_id") == ctx.run_id).first()
-    return row.asDict() if row else None
+    """This run's run_log row. Read from the lake once per process: the lake lock makes this process its only
+    writer, so after that the copy kept in `ctx` is what the table holds."""
+    if ctx.run_log is None:
+        row = ctx.lake.read_gold(ctx.spark, "run_log").where(F.col("run_id") == ctx.run_id).first()
+        ctx.run_log = row.asDict() if row else {}
+    return dict(ctx.run_log) or None
 
 
 def write_run_log(ctx: RunContext, **fields) -> None:
@@ -99,8 +104,11 @@ def write_run_log(ctx: RunContext, **fields) -> None:
                                "started_at": datetime.now(), "status": "running"}
     row.update(fields)
     schema = schemas.gold_schema("run_log")
-    ctx.lake.merge(ctx.spark, ctx.lake.gold("run_log"), schema,
-                   ctx.spark.createDataFrame([{c.name: row.get(c.name) for c in schema.fields}], schema), ["run_id"])
+    row = {c.name: row.get(c.name) for c in schema.fields}
+    # The literal run id lets Delta skip every other run's file instead of joining the whole log (one per run).
+    ctx.lake.merge(ctx.spark, ctx.lake.gold("run_log"), schema, ctx.spark.createDataFrame([row], schema), ["run_id"],
+                   prune=f"t.run_id = '{ctx.run_id}'")
+    ctx.run_log = row
 
 
 def record_override(ctx: RunContext, gate: str, message: str) -> None:

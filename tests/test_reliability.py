@@ -146,3 +146,22 @@ def test_a_rerun_after_a_crash_mid_publish_still_gates_on_the_whole_change(spark
     assert people(changes(before, staged)) == [["d"], ["a"]]  # assign d, release a
     assert people(changes(before_run(half, run_id), staged)) == [["d"], ["a"]]
     assert people(changes(half, staged)) == [[], []]  # what the gates saw before the fix: no change at all
+
+
+def test_each_stage_adds_its_fields_to_the_one_run_log_row_of_its_run_and_leaves_other_runs_alone(spark, tmp_path):
+    from jobs.run import RunContext, run_log_row, write_run_log
+
+    lake = Lake(tmp_path / "lake")
+    other = RunContext(spark, lake, "", datetime(2022, 5, 14, 1, 0), "nightly")
+    write_run_log(other, status="completed", policy_version="v1")
+    ctx = RunContext(spark, lake, "", datetime(2022, 5, 15, 1, 0), "nightly")
+    write_run_log(ctx, rows_in='{"persons": 3}')
+    write_run_log(ctx, policy_version="v2")
+    later = RunContext(spark, lake, "", datetime(2022, 5, 15, 1, 0), "nightly")  # the next stage's process
+    write_run_log(later, status="completed")
+    rows = {r["run_id"]: r for r in lake.read_gold(spark, "run_log").collect()}
+    assert sorted(rows) == ["nightly-20220514T010000", "nightly-20220515T010000"]
+    got = rows["nightly-20220515T010000"]
+    assert (got["status"], got["rows_in"], got["policy_version"]) == ("completed", '{"persons": 3}', "v2")
+    assert (rows["nightly-20220514T010000"]["status"], rows["nightly-20220514T010000"]["policy_version"]) == ("completed", "v1")
+    assert run_log_row(later) == got.asDict()
