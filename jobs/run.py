@@ -100,7 +100,7 @@ def run_log_row(ctx: RunContext) -> dict | None:
 
 def write_run_log(ctx: RunContext, **fields) -> None:
     """Upsert this run's run_log row, keeping what earlier stages wrote."""
-    row = run_log_row(ctx) or {"run_id": ctx.run_id, "mode": ctx.mode, "as_of": ctx.as_of,
+    row = run_log_row(ctx) or {"run_id": ctx.run_id, "mode": ctx.mode, "as_of": ctx.as_of, "policy_version": ctx.policy.id,
                                "started_at": datetime.now(), "status": "running"}
     row.update(fields)
     schema = schemas.gold_schema("run_log")
@@ -169,7 +169,7 @@ def ingest_counts(ctx: RunContext) -> tuple[dict[str, int], dict[str, int]]:
 
 def stage_ingest(ctx: RunContext) -> None:
     floor = last_completed_as_of(ctx.spark, ctx.lake)
-    write_run_log(ctx, status="running", finished_at=None)
+    write_run_log(ctx, status="running", finished_at=None, policy_version=ctx.policy.id)  # a re-run's may be new
     ctx.log(f"run {ctx.run_id}: ingesting {ctx.landing}")
     reports = Ingestor(ctx.spark, ctx.lake, ctx.landing, ctx.run_id, floor, log=ctx.log).run()
     ctx.lake.restrict_personal()
@@ -212,7 +212,6 @@ def stage_screen(ctx: RunContext) -> None:
     reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
     for df in b.values():
         df.unpersist()
-    write_run_log(ctx, policy_version=ctx.policy.id)
 
 
 def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
@@ -275,10 +274,9 @@ def stage_publish(ctx: RunContext) -> None:
     from jobs import dispatch
 
     counts.update(dispatch.publish(ctx.spark, ctx.lake, ctx.as_of, ctx.run_id, policy, log=ctx.log))
-    write_run_log(ctx, rows_out=json.dumps(counts), policy_version=policy.id)
     from jobs.dq import validate_published
 
-    validate_published(ctx)
+    validate_published(ctx, rows_out=json.dumps(counts), policy_version=policy.id)
     if ctx.mode == "nightly":
         from jobs import report
 

@@ -248,8 +248,9 @@ def _derive(df, derive: dict):
     return df
 
 
-def validate_published(ctx) -> None:
-    """Suites on the published gold tables (recorded, not gating: the run's lists are already written)."""
+def validate_published(ctx, **run_log_fields) -> None:
+    """Suites on the published gold tables (recorded, not gating: the run's lists are already written).
+    `run_log_fields`: the publish stage's own fields, recorded in the same run_log write."""
     from jobs.dq import gx
 
     t0 = time.monotonic()
@@ -267,7 +268,7 @@ def validate_published(ctx) -> None:
     summary["validated_at"] = datetime.now().isoformat(timespec="seconds")
     from jobs.run import write_run_log
 
-    write_run_log(ctx, dq_summary=json.dumps(summary, default=str, ensure_ascii=False))
+    write_run_log(ctx, dq_summary=json.dumps(summary, default=str, ensure_ascii=False), **run_log_fields)
     print_summary(ctx, summary)
 
 
