@@ -183,11 +183,6 @@ class ScreeningStage(SparkSubmitOperator):
                 raise AirflowFailException(f"Delta jars missing ({', '.join(missing)}): run `make setup` once, "
                                            "or set the Variable screening_jars")
             self.jars = ",".join(str(p) for p in jars)
-        from jobs.spark import JVM_ARCHIVE, driver_java_options
-
-        if JVM_ARCHIVE.is_file():  # `make jvm-archive` ran here: the driver (client mode) maps its classes
-            self.conf = {"spark.driver.extraJavaOptions": driver_java_options(),
-                         "spark.driver.extraClassPath": self.jars.replace(",", os.pathsep), **self.conf}
         extra = _spark_conf()
         if extra:
             self.conf = {**self.conf, **extra}

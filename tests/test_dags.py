@@ -261,13 +261,12 @@ def test_landing_lake_and_python_come_from_variables(nightly):
 
 
 @pytest.fixture
-def stage_run(monkeypatch, common, tmp_path):
+def stage_run(monkeypatch, common):
     """Run a task's execute() with spark-submit replaced by a fake that exits with the given code and output."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     monkeypatch.delenv("AIRFLOW_CONN_SCREENING_SPARK", raising=False)
     monkeypatch.setattr(common, "_connection_defined", lambda conn_id: False)
-    monkeypatch.setattr("jobs.spark.JVM_ARCHIVE", tmp_path / "no-archive.jsa")
     seen = {}
 
     def go(dag, task_id, code, output=(), conf=None):
@@ -341,21 +340,6 @@ def test_success_defaults_to_local_spark_and_the_cached_delta_jars(stage_run, ni
     assert seen["jars"] == ",".join(str(p) for p in delta_jar_paths())
     assert json.loads(seen["conn"]) == {"conn_type": "spark", "host": "local[*]"}
     assert seen["operator"] == "airflow:ops"
-
-
-def test_the_driver_maps_the_jvm_class_data_archive_when_this_machine_has_one(stage_run, nightly, monkeypatch,
-                                                                             tmp_path):
-    from jobs.spark import delta_jar_paths
-
-    archive = tmp_path / "driver.jsa"
-    archive.write_bytes(b"archive")
-    monkeypatch.setattr("jobs.spark.JVM_ARCHIVE", archive)
-    monkeypatch.delenv("SCREENING_JVM_ARCHIVE_AT_EXIT", raising=False)
-    conf = stage_run(nightly, "screen", 0)["conf"]
-    assert conf["spark.driver.extraJavaOptions"].split() == [
-        "-Duser.timezone=Asia/Shanghai", f"-XX:SharedArchiveFile={archive}", "-Xshare:auto"]
-    assert conf["spark.driver.extraClassPath"].split(":") == [str(p) for p in delta_jar_paths()]
-    assert conf["spark.driver.memory"] == "2g"
 
 
 def test_more_spark_settings_come_from_a_variable_and_a_bad_one_fails_clearly(stage_run, nightly, monkeypatch):
