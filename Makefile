@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow jvm-archive
+.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -30,9 +30,6 @@ $(JARS_STAMP): $(STAMP)
 	$(BIN)/python -m jobs.spark --fetch-jars
 
 setup: java $(STAMP) $(JARS_STAMP)  ## create .venv, install the project, fetch the Delta jars once
-
-jvm-archive: setup  ## optional, once per machine: a class-data archive that makes each cold Spark driver start faster (3 min)
-	$(BIN)/python -m jobs.spark --jvm-archive
 
 run: setup  ## generate a demo landing set, run a nightly screening, print the summary
 	$(BIN)/screening generate --landing $(LANDING) --sf $(SF) --start 2022-05-01 --days 14 --seed 7

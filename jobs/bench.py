@@ -399,8 +399,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
                     "spark_master": spark.sparkContext.master,
                     "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
-                    "driver_memory": spark.conf.get("spark.driver.memory", "default"),
-                    "jvm_archive": "-XX:SharedArchiveFile" in spark.conf.get("spark.driver.extraJavaOptions", "")},
+                    "driver_memory": spark.conf.get("spark.driver.memory", "default")},
         "rows": rows,
     }
     result["path"] = str(write_result(result, results))
@@ -423,8 +422,7 @@ def write_result(result: dict, results: Path) -> Path:
 def table(result: dict) -> str:
     head = f"{'stage':<28}{'rows in':>12}{'rows out':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}"
     lines = [f"bench sf={result['sf']:g} commit={result['commit']} repeat={result['repeat']} "
-             f"(median wall; peak = driver JVM max RSS; load avg {result['machine']['load_avg_1m']:.1f}"
-             + ("; JVM class-data archive" if result["machine"].get("jvm_archive") else "") + ")", head]
+             f"(median wall; peak = driver JVM max RSS; load avg {result['machine']['load_avg_1m']:.1f})", head]
     for r in result["rows"]:
         lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
                      f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")

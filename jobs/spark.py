@@ -29,22 +29,6 @@ def delta_jar_paths() -> list[Path]:
     return [JAR_DIR / name for name in DELTA_JARS]
 
 
-# A class-data archive of the driver JVM (AppCDS, `make jvm-archive`): a cold driver maps it instead of loading and
-# verifying some 27,000 classes from jars. Optional: without it, or if the JDK or the jars changed since it was
-# written, the JVM loads the classes as usual (-Xshare:auto).
-JVM_ARCHIVE = Path(os.environ.get("SCREENING_JVM_ARCHIVE", ROOT / ".cache" / "jvm" / "driver.jsa"))
-ARCHIVE_AT_EXIT = "SCREENING_JVM_ARCHIVE_AT_EXIT"  # set by `--jvm-archive` for the one process that writes it
-
-
-def driver_java_options() -> str:
-    opts = ["-Duser.timezone=Asia/Shanghai"]
-    if os.environ.get(ARCHIVE_AT_EXIT):
-        opts.append(f"-XX:ArchiveClassesAtExit={os.environ[ARCHIVE_AT_EXIT]}")
-    elif JVM_ARCHIVE.is_file():
-        opts += [f"-XX:SharedArchiveFile={JVM_ARCHIVE}", "-Xshare:auto"]
-    return " ".join(opts)
-
-
 def fetch_jars() -> None:
     """Resolve Delta from Maven Central with Spark's own Ivy client, keep only the jars we need."""
     if all(p.exists() for p in delta_jar_paths()):
@@ -67,41 +51,6 @@ def fetch_jars() -> None:
         shutil.copy2(ivy / "jars" / name, JAR_DIR / name)
     (JAR_DIR / ".fetched").touch()
     print(f"Delta jars cached in {JAR_DIR}")
-
-
-def write_jvm_archive() -> None:
-    """Write JVM_ARCHIVE from the classes a small nightly run loads: the run's own JVM dumps them when it exits.
-    Once per machine, and again after the JDK, pyspark or the Delta jars change (a stale archive is just unused)."""
-    import subprocess
-    import tempfile
-
-    import psutil
-
-    JVM_ARCHIVE.parent.mkdir(parents=True, exist_ok=True)
-    part = JVM_ARCHIVE.with_name(f"{JVM_ARCHIVE.name}.{os.getpid()}.part")
-    log = JVM_ARCHIVE.with_name(f"{JVM_ARCHIVE.name}.log")  # the run's output, JVM included (it dies noisily)
-    cli = [sys.executable, "-m", "jobs.cli"]
-    print(f"writing {JVM_ARCHIVE}: a nightly run on a small generated lake (about 3 minutes; output in {log})")
-    with tempfile.TemporaryDirectory(prefix="screening-jvm-archive-") as tmp, log.open("w") as out:
-        landing, lake = Path(tmp) / "landing", Path(tmp) / "lake"
-        env = {"SCREENING_PII_KEY": "jvm-archive", **os.environ}  # a throwaway lake
-        for args, extra in (
-                (["generate", "--landing", str(landing), "--sf", "0.0005", "--start", "2022-05-01", "--days", "2",
-                  "--seed", "7"], {}),
-                (["run", "--landing", str(landing), "--lake", str(lake), "--as-of", "2022-05-03T01:00:00",
-                  "--mode", "nightly"], {ARCHIVE_AT_EXIT: str(part)})):
-            if subprocess.run([*cli, *args], env={**env, **extra}, stdout=out, stderr=out).returncode:
-                sys.exit(f"`screening {args[0]}` failed while writing the class-data archive: see {log}")
-        # The JVM outlives its Python process by the seconds it takes to write the archive.
-        deadline = time.monotonic() + 600
-        while any(str(part) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])):
-            if time.monotonic() > deadline:
-                sys.exit(f"the JVM writing {part} did not exit within 10 minutes: see {log}")
-            time.sleep(1)
-    if not part.is_file() or part.stat().st_size == 0:
-        sys.exit(f"no class-data archive was written to {part}: see {log}")
-    part.replace(JVM_ARCHIVE)
-    print(f"JVM class-data archive written to {JVM_ARCHIVE} ({JVM_ARCHIVE.stat().st_size / 2**20:.0f} MB)")
 
 
 NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false",
@@ -127,10 +76,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-        "spark.driver.extraJavaOptions": driver_java_options(),
-        # Delta on the driver's own class path too (spark.jars still ships it to executors): classes of Spark's
-        # added-jar loader stay out of the class-data archive, and Delta's are many of a run's classes.
-        "spark.driver.extraClassPath": os.pathsep.join(str(p) for p in delta_jar_paths()),
+        "spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
         "spark.executor.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
         # With the UI off nobody reads the status store: keep little of it (defaults: 1000 stages, 100k tasks).
         "spark.ui.retainedJobs": "100",
@@ -257,13 +203,9 @@ def release(spark) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fetch-jars", action="store_true", help="fetch the Delta jars into .cache/jars once")
-    parser.add_argument("--jvm-archive", action="store_true",
-                        help=f"write the driver JVM's class-data archive ({JVM_ARCHIVE}): faster cold starts")
     args = parser.parse_args(argv)
     if args.fetch_jars:
         fetch_jars()
-    if args.jvm_archive:
-        write_jvm_archive()
 
 
 if __name__ == "__main__":

@@ -48,25 +48,3 @@ def test_interpreted_turns_generated_code_off_inside_and_gives_the_session_back_
     finally:
         for k, v in before.items():
             spark.conf.set(k, v) if v is not None else spark.conf.unset(k)
-
-
-def test_the_driver_maps_the_class_data_archive_only_when_one_was_written(monkeypatch, tmp_path):
-    import jobs.spark as js
-
-    monkeypatch.delenv(js.ARCHIVE_AT_EXIT, raising=False)
-    monkeypatch.setattr(js, "JVM_ARCHIVE", tmp_path / "driver.jsa")
-    assert "SharedArchiveFile" not in builder_config("run")["spark.driver.extraJavaOptions"]
-    (tmp_path / "driver.jsa").write_bytes(b"archive")
-    opts = builder_config("run")["spark.driver.extraJavaOptions"].split()
-    assert opts == ["-Duser.timezone=Asia/Shanghai", f"-XX:SharedArchiveFile={tmp_path / 'driver.jsa'}", "-Xshare:auto"]
-    monkeypatch.setenv(js.ARCHIVE_AT_EXIT, str(tmp_path / "new.part"))  # the one process that writes it
-    opts = builder_config("run")["spark.driver.extraJavaOptions"].split()
-    assert opts == ["-Duser.timezone=Asia/Shanghai", f"-XX:ArchiveClassesAtExit={tmp_path / 'new.part'}"]
-
-
-def test_delta_is_on_the_drivers_own_class_path_so_the_archive_holds_its_classes():
-    import jobs.spark as js
-
-    conf = builder_config("run")
-    assert conf["spark.driver.extraClassPath"].split(":") == [str(p) for p in js.delta_jar_paths()]
-    assert conf["spark.jars"].split(",") == [str(p) for p in js.delta_jar_paths()]  # executors still get it
