@@ -11,8 +11,10 @@ Scenarios, each on its own copy of a prepared lake (preparation is not timed):
 Each is run --repeat times; the table shows the median wall time and the largest peak RSS of the Spark driver
 JVM (its VmHWM, reset before each run). A run's clock starts once its copy of the lake and its landing are in place:
 making them is the bench's work, not the run's. With --fresh-process each run of the first four scenarios is a
-`screening run` of its own, as the nightly and hourly jobs are: its wall time includes starting Python and the
-Spark JVM, and every run starts cold (its peak: the child JVM's VmHWM, read while it runs). Results go to
+`screening run` of its own: its wall time includes starting Python and the Spark JVM, and every run starts cold
+(its peak: the child JVM's VmHWM, read while it runs). With --per-stage each run is the stages of `screening run`,
+each a `screening stage NAME` process of its own, one after the other, as the Airflow DAGs' tasks run them (a
+`spark-submit` per task); a stage's time is then its process's wall time, start-up included. Results go to
 bench/results/<commit>-sf<X>-d<days>.json to compare commits.
 The landing set is generated once per (sf, days, grid split, seed) under --work and reused. The prepared lakes
 are rebuilt by every run unless --reuse-lakes is given: then a lake prepared earlier from the same landing set and
@@ -57,12 +59,16 @@ def add_parser(sub) -> None:
                    help="reuse a lake prepared by an earlier run from the same landing set (not with the initial scenario)")
     p.add_argument("--fresh-process", action="store_true",
                    help="time each run as its own `screening run` process: Spark start-up included, a cold JVM each time")
+    p.add_argument("--per-stage", action="store_true",
+                   help="time each run as one `screening stage` process per stage, as the Airflow tasks run them "
+                        "(implies --fresh-process)")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
     result = bench(args.sf, args.repeat, args.grid_split, Path(args.work), Path(args.results), args.only or SCENARIOS,
-                   days=args.days, reuse=args.reuse_lakes, fresh=args.fresh_process)
+                   days=args.days, reuse=args.reuse_lakes, fresh=args.fresh_process or args.per_stage,
+                   per_stage=args.per_stage)
     print(table(result))
     print(f"results: {result['path']}")
     return 0
@@ -175,35 +181,53 @@ class DriverMemory:
         return psutil.Process(self.pid).memory_info().rss / 2**20
 
 
-def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log) -> tuple[int, float]:
-    """`screening run` in a process of its own, its output lines to `log`: (exit code, peak RSS in MB of the JVMs it
-    started, polled while it runs: VmHWM only grows, so the last reading is the peak but for its last quarter
-    second)."""
+def commands(landing: Path, lake: Path, t: datetime, mode: str, per_stage: bool = False) -> list[tuple[str, list[str]]]:
+    """(stage, argv) of the processes one timed run starts: `screening run`, or with per_stage one `screening stage`
+    per stage of it, in order (RUN_STAGES: the Airflow tasks but maintenance, which `screening run` leaves out)."""
+    from jobs.run import RUN_STAGES
+
+    args = ["--landing", str(landing), "--lake", str(lake), "--as-of", t.isoformat(), "--mode", mode]
+    if not per_stage:
+        return [("run", [sys.executable, "-m", "jobs.cli", "run", *args])]
+    return [(s, [sys.executable, "-m", "jobs.cli", "stage", s.replace("_", "-"), *args]) for s in RUN_STAGES]
+
+
+def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log, per_stage: bool = False) -> tuple[int, float]:
+    """`screening run` in a process of its own (with per_stage, each stage in one of its own, stopping at the
+    first that fails), its output lines to `log`: (exit code, peak RSS in MB of the JVMs it started, polled while
+    it runs: VmHWM only grows, so the last reading is the peak but for its last quarter second). With per_stage a
+    stage's "stage NAME: N s" line is its process's wall time, start-up included, not the time inside it."""
     import threading
 
     import psutil
 
-    cmd = [sys.executable, "-m", "jobs.cli", "run", "--landing", str(landing), "--lake", str(lake),
-           "--as-of", t.isoformat(), "--mode", mode]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peaks: dict[int, float] = {}
+    for stage, cmd in commands(landing, lake, t, mode, per_stage):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def watch() -> None:
-        while proc.poll() is None:
-            try:
-                for child in psutil.Process(proc.pid).children(recursive=True):
-                    peaks[child.pid] = DriverMemory(pid=child.pid).peak_mb()
-            except (psutil.Error, OSError):
-                pass
-            time.sleep(0.25)
+        def watch(proc=proc) -> None:
+            while proc.poll() is None:
+                try:
+                    for child in psutil.Process(proc.pid).children(recursive=True):
+                        peaks[child.pid] = DriverMemory(pid=child.pid).peak_mb()
+                except (psutil.Error, OSError):
+                    pass
+                time.sleep(0.25)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    for line in proc.stdout:
-        log(line.rstrip("\n"))
-    code = proc.wait()
-    watcher.join()
-    return code, max(peaks.values(), default=0.0)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if not (per_stage and re.fullmatch(r"stage \w+: \d+ s", line)):
+                log(line)
+        code = proc.wait()
+        watcher.join()
+        if per_stage:
+            log(f"stage {stage}: {time.perf_counter() - t0:.0f} s")
+        if code:
+            return code, max(peaks.values(), default=0.0)
+    return 0, max(peaks.values(), default=0.0)
 
 
 def gold_rows(spark, lake_dir: Path) -> int:
@@ -264,7 +288,7 @@ def restore(base: Path, tag: str) -> tuple[Path, Path]:
 
 
 def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, scenarios=SCENARIOS,
-          days: int = DAYS, reuse: bool = False, fresh: bool = False) -> dict:
+          days: int = DAYS, reuse: bool = False, fresh: bool = False, per_stage: bool = False) -> dict:
     from jobs import asof
     from jobs.lake import Lake
     from jobs.policy import policy_at
@@ -319,11 +343,15 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
                      "runs_s": [round(w, 2) for w in walls],
                      "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}}
                     | ({"people_screened": screened[-1]} if screened else {})
-                    | ({"fresh_process": True} if child_peak else {}))
+                    | ({"fresh_process": True} if child_peak else {})
+                    | ({"per_stage": True} if child_peak and per_stage else {}))
+
+    def of_runs(name: str) -> str:  # a row timed stage by stage keeps its own name: the JSON keeps both rows
+        return f"{name} per stage" if per_stage else name
 
     def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
         if fresh:
-            code, peak = run_fresh(landing, lake, t, mode, collect)
+            code, peak = run_fresh(landing, lake, t, mode, collect, per_stage)
             child_peak.append(peak)
         else:
             code = run(str(landing), str(lake), t, mode=mode, log=collect)
@@ -336,7 +364,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     if "initial" in scenarios:
         landing14, _, _ = prepare(work, src, "initial", last, None)  # a landing only: the timed runs load it
         rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
-        timed(f"initial ({days} days, nightly)", rows_14, lambda copy: run_on(*copy, t_initial, "nightly"),
+        timed(of_runs(f"initial ({days} days, nightly)"), rows_14, lambda copy: run_on(*copy, t_initial, "nightly"),
               lambda lk: gold_rows(spark, lk), setup=lambda i: restore(initial_base, f"r{i}"))
         if {"hourly", "hourly-day", "companion"} & set(scenarios):
             shutil.copytree(initial_base.parent / f"initial-r{repeat - 1}" / "lake", initial_base / "lake")  # that state
@@ -353,7 +381,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             link_days(src, landing, last)
             return landing, lake
 
-        timed("steady nightly (+1 day)", day14, lambda copy: run_on(*copy, t_initial, "nightly"),
+        timed(of_runs("steady nightly (+1 day)"), day14, lambda copy: run_on(*copy, t_initial, "nightly"),
               lambda lk: gold_rows(spark, lk), setup=day_landed)
     def timed_hour(name: str, base: Path, t_to: datetime, after: datetime | None = None) -> None:
         """One hourly run at t_to on a copy of `base`, the rows of the next day known in (after, t_to] landed."""
@@ -364,7 +392,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
 
         probe = work / "scratch" / f"hour-probe-{base.name}"
         shutil.rmtree(probe, ignore_errors=True)
-        timed(name, hour_slice(src, probe, last + timedelta(days=1), t_to, after),
+        timed(of_runs(name), hour_slice(src, probe, last + timedelta(days=1), t_to, after),
               lambda copy: run_on(*copy, t_to, "hourly"), lambda lk: gold_rows(spark, lk), setup=hour_landed)
 
     if "hourly" in scenarios:
@@ -429,5 +457,6 @@ def table(result: dict) -> str:
         if r.get("stages_s"):
             lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items())
                          + (f"; {r['people_screened']} people screened" if "people_screened" in r else "")
-                         + ("; each run a fresh process" if r.get("fresh_process") else ""))
+                         + ("; each stage a process of its own" if r.get("per_stage")
+                            else "; each run a fresh process" if r.get("fresh_process") else ""))
     return "\n".join(lines)

@@ -116,3 +116,44 @@ def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_sam
     shutil.copytree(src, other)
     bench.prepare(tmp_path, other, "initial", day, later, reuse=True)
     assert len(runs) == 4, "nor one made from another landing set"
+
+
+def test_a_run_timed_per_stage_is_one_screening_stage_process_per_airflow_task_but_maintenance(tmp_path):
+    from datetime import datetime
+
+    from jobs.bench import commands
+
+    t = datetime(2022, 5, 15, 1)
+    run = commands(tmp_path / "landing", tmp_path / "lake", t, "hourly")
+    staged = commands(tmp_path / "landing", tmp_path / "lake", t, "hourly", per_stage=True)
+    assert [(name, argv[3:5]) for name, argv in run] == [("run", ["run", "--landing"])]
+    assert [(name, argv[3:5]) for name, argv in staged] == [
+        ("ingest", ["stage", "ingest"]), ("dq_feeds", ["stage", "dq-feeds"]), ("screen", ["stage", "screen"]),
+        ("dq_results", ["stage", "dq-results"]), ("publish", ["stage", "publish"])]
+    tail = ["--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"), "--as-of", "2022-05-15T01:00:00",
+            "--mode", "hourly"]
+    assert all(argv[-8:] == tail for _, argv in run + staged)
+
+
+def test_a_run_timed_per_stage_reports_each_process_wall_time_and_stops_at_the_first_failing_stage(tmp_path, monkeypatch):
+    import re
+    import sys
+    from datetime import datetime
+
+    from jobs import bench
+
+    def py(code: str) -> list[str]:
+        return [sys.executable, "-c", code]
+
+    never = tmp_path / "third stage ran"
+    monkeypatch.setattr(bench, "commands", lambda *a, **k: [
+        ("ingest", py("print('stage ingest: 99 s'); print('ingested')")),
+        ("dq_feeds", py("import sys; print('halted by gate X'); sys.exit(3)")),
+        ("screen", py(f"open({str(never)!r}, 'w')"))])
+    lines: list[str] = []
+    code, _ = bench.run_fresh(tmp_path, tmp_path, datetime(2022, 5, 15, 1), "hourly", lines.append, per_stage=True)
+    assert code == 3 and not never.exists()
+    assert lines[0] == "ingested" and lines[2] == "halted by gate X", "the stage's own timing line is replaced"
+    walls = [re.fullmatch(r"stage (\w+): (\d+) s", line) for line in (lines[1], lines[3])]
+    assert [m[1] for m in walls] == ["ingest", "dq_feeds"] and len(lines) == 4
+    assert int(walls[0][2]) < 99, "the process's wall time, not what the process said of itself"
