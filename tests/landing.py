@@ -26,3 +26,33 @@ def write_feed(landing: Path, feed: str, rows: list[dict], name: str = "part-001
         for r in rows:
             w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
     return path
+
+
+def screened_stories(spark, root: Path, build, people: dict[str, str]):
+    """Write a landing with `build(landing)`, ingest it into a lake under `root`, and return reasons(t): each of
+    `people` (name -> ID) with their reasons screened at as-of t as a run reads bronze, ordered, cached per t."""
+    from datetime import datetime
+    from functools import cache
+
+    from jobs.ingest.job import Ingestor
+    from jobs.keys import person_key_py
+    from jobs.lake import Lake
+    from jobs.policy import policy_at
+    from jobs.screen import inputs, screen
+
+    build(root / "landing")
+    lake = Lake(root / "lake")
+    Ingestor(spark, lake, root / "landing", "test", None, log=lambda *_: None).run()
+    keys = {person_key_py(p): name for name, p in people.items()}
+
+    @cache
+    def reasons(t: str) -> dict[str, list[dict]]:
+        ts = datetime.fromisoformat(t)
+        out: dict[str, list[dict]] = {name: [] for name in people}
+        for r in screen(spark, inputs(spark, lake, ts), ts, policy_at(ts)).collect():
+            out[keys[r["person_key"]]].append(r.asDict())
+        for v in out.values():
+            v.sort(key=lambda r: (r["popup_code"], r["reason_type"], r["cause"], r["raised_at"]))
+        return out
+
+    return reasons

@@ -59,6 +59,33 @@ def test_cleared_releases_at_last_exposure_plus_14_days():
         ("released", D(2022, 5, 2), D(2022, 5, 15), "verified_cleared")]
 
 
+def test_new_evidence_joining_before_a_pending_cleared_release_leaves_the_reason_to_a_new_verification():
+    # scan May 1 raises it May 2; cleared on May 3 would release it May 15; a new scan in the area on May 10 joins
+    # the reason first, so the verification (made before that scan was known) no longer releases it
+    later = cand(start=D(2022, 5, 10), exposure_end=D(2022, 5, 10), evidence_known_at=D(2022, 5, 10),
+                 evidence=json.dumps({"feed": "venue_scans", "record_id": "s2"}))
+    events = [verif("v1", D(2022, 5, 3), "cleared")]
+    assert run([cand(), later], events, D(2022, 6, 30)) == [("active", D(2022, 5, 2), None, None)]
+    # a cleared verification after the new scan releases 14 days after it
+    events.append(verif("v2", D(2022, 5, 11), "cleared"))
+    assert run([cand(), later], events, D(2022, 6, 30)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 24), "verified_cleared")]
+    # evidence known only after the release is a new reason, as before
+    after = cand(start=D(2022, 5, 16), exposure_end=D(2022, 5, 16), evidence_known_at=D(2022, 5, 16),
+                 evidence=json.dumps({"feed": "venue_scans", "record_id": "s3"}))
+    assert run([cand(), after], events[:1], D(2022, 6, 30)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 15), "verified_cleared"), ("active", D(2022, 5, 16), None, None)]
+
+
+def test_a_record_known_before_the_cleared_verification_but_exposed_later_moves_the_release():
+    # a ticket bought May 2 (known then) departs the county May 8: its exposure ends May 8, the verification of
+    # May 3 was made after it was known, so it still releases, 14 days after May 8
+    ticket = cand(start=D(2022, 5, 8), exposure_end=D(2022, 5, 8), evidence_known_at=D(2022, 5, 2),
+                  evidence=json.dumps({"feed": "tickets", "record_id": "t1"}))
+    assert run([cand(), ticket], [verif("v1", D(2022, 5, 3), "cleared")], D(2022, 6, 30)) == [
+        ("released", D(2022, 5, 2), D(2022, 5, 22), "verified_cleared")]
+
+
 def test_older_verification_delivered_late_does_not_govern():
     events = [verif("v2", D(2022, 5, 4), "keep"), verif("v1", D(2022, 5, 3), "not_exposed", known=D(2022, 5, 5))]
     assert run([cand()], events, D(2022, 5, 20)) == [("active", D(2022, 5, 2), None, None)]

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import cache
 
 import pytest
 
-from jobs.ingest.job import Ingestor
-from jobs.keys import person_key_py
-from jobs.lake import Lake
 from jobs.policy import policy_at
-from jobs.screen import inputs, screen
 from tests import scenarios
+from tests.landing import screened_stories
 from tests.scenarios import P
 
 
@@ -24,24 +20,7 @@ def dt(s: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def at(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("rules")
-    scenarios.build(root / "landing")
-    lake = Lake(root / "lake")
-    Ingestor(spark, lake, root / "landing", "test", None, log=lambda *_: None).run()
-    keys = {person_key_py(p): name for name, p in P.items()}
-
-    @cache
-    def reasons(t: str) -> dict[str, list[dict]]:
-        ts = dt(t)
-        rows = screen(spark, inputs(spark, lake, ts), ts, policy_at(ts)).collect()  # as a run reads bronze
-        out: dict[str, list[dict]] = {name: [] for name in P}
-        for r in rows:
-            out[keys[r["person_key"]]].append(r.asDict())
-        for v in out.values():
-            v.sort(key=lambda r: (r["popup_code"], r["reason_type"], r["cause"], r["raised_at"]))
-        return out
-
-    return reasons
+    return screened_stories(spark, tmp_path_factory.mktemp("rules"), scenarios.build, P)
 
 
 def brief(rows: list[dict]) -> list[tuple]:
@@ -135,9 +114,9 @@ def test_two_cases_whose_periods_end_together_by_quiet_and_by_low_give_quiet(spa
         "area_code string, risk_level string, building_id string, announced_at timestamp, _known_at timestamp")
     for order in (cases, cases[::-1]):
         df = spark.createDataFrame(
-            [(i, k, c, datetime.fromisoformat(d).date(), dt(r), dt(r)) for i, k, c, d, r in order],
+            [(i, k, c, datetime.fromisoformat(d).date(), dt(r), dt(r), None) for i, k, c, d, r in order],
             "case_id string, case_type string, county_code string, case_date date, reported_at timestamp, "
-            "_known_at timestamp")
+            "_known_at timestamp, _valid_to timestamp")
         assert [tuple(r) for r in case_county_periods(df, low, policy_at(dt(MAY10))).collect()] == [
             ("140107", dt("2022-05-01T12:00:00"), dt("2022-05-16T00:00:00"), "county_quiet_14d")]
 

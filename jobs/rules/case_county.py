@@ -3,7 +3,8 @@
 A county outside the home region is a case county while a local case report is known with
 case_date >= date(x) - 14 days and no `low` announcement for exactly that county was announced after the report.
 A person present there at some t in W14 gets (1, county=C); it ends with left_14d / county_quiet_14d /
-county_low_risk (in that order on ties), or evidence_withdrawn when the presence record changes.
+county_low_risk (in that order on ties), or evidence_withdrawn when the presence record or the case report
+behind the county changes.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ def case_county_periods(case_reports: DataFrame, announcements: DataFrame, polic
     lows = announcements.where((F.col("risk_level") == "low") & (F.length("area_code") == 6) & F.col("building_id").isNull())
     first_low = cases.alias("c").join(
         lows.alias("a"), (F.col("a.area_code") == F.col("c.county_code")) & (F.col("a.announced_at") > F.col("c.reported_at")),
-        "left").groupBy("c.case_id", "c.county_code", "c.case_date", "c._known_at").agg(F.min("a._known_at").alias("low_known_at"))
+        "left").groupBy("c.case_id", "c.county_code", "c.case_date", "c._known_at", "c._valid_to").agg(
+        F.min("a._known_at").alias("low_known_at"))
     quiet = midnight_after_days(F.col("case_date"), policy.window_days + 1)
-    stop, basis = least_with_basis(*zip((quiet, F.col("low_known_at")), BASIS_ORDER, strict=True))
+    # a corrected report (to imported, another county or date) ends what its old version said
+    order = BASIS_ORDER + ("evidence_withdrawn",)
+    stop, basis = least_with_basis(*zip((quiet, F.col("low_known_at"), F.col("_valid_to")), order, strict=True))
     per_case = first_low.select("county_code", F.col("_known_at").alias("start"), stop.alias("stop"), basis.alias("stop_basis"))
     per_case = per_case.where(F.col("start") < F.col("stop"))
-    return islands(per_case, ["county_code"], basis_order=BASIS_ORDER)
+    return islands(per_case, ["county_code"], basis_order=order)
 
 
 def rule(presence: DataFrame, case_reports: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:

@@ -6,7 +6,8 @@ cause that starts before it ends. It ends:
   stop's basis: left_14d, county_quiet_14d, county_low_risk, quarantine_complete, declared, evidence_withdrawn);
 - 'verify' (③): by the governing community verification (the latest by verified_at, known at the time), made
   at or after the latest knowledge time of the evidence; `not_exposed` at once (with the commitment letter when
-  the evidence came only through `registered` links), `cleared` once last exposure + 14 days has passed;
+  the evidence came only through `registered` links), `cleared` once last exposure + 14 days has passed (the
+  evidence and exposures are those known by that instant: new evidence joining the reason before it counts);
 - 'nat' (④): by the first negative NAT sampled at or after `nat_from`, known after the raise; a trigger whose
   NAT was already known when it would be raised is never raised.
 After a release, only candidates starting later (new evidence) raise a new episode. Everything is computed
@@ -66,13 +67,20 @@ BUNDLE_KEY = ["person_id", "popup_code", "reason_type", "cause", "start", "stop"
               "registered_only", "evidence_known_at"]
 BUCKETS_PER_PARTITION = 8  # episodes: groups per shuffle partition (many people each), enough to spread skew
 TIME_BASED = {"left_14d", "county_quiet_14d", "county_low_risk", "quarantine_complete"}
+TIE_ORDER = ("left_14d", "county_quiet_14d", "county_low_risk")  # rules.md: ① bases on ties, the person's first
+
+
+def _rank(basis: str | None) -> int:
+    return TIE_ORDER.index(basis) if basis in TIE_ORDER else -1
 
 
 def release_events(verifications: DataFrame, nat_results: DataFrame) -> DataFrame:
     v = verifications.where("_is_current").select(
         "person_id", F.lit("verification").alias("kind"), F.col("verification_id").alias("event_id"),
         F.col("verified_at").alias("event_at"), F.col("_known_at").alias("known_at"), "outcome", "commitment_signed")
-    n = nat_results.where("_is_current").where(F.col("result") == "negative").select(
+    # every negative version, from when it was known: the same sample reported on both platforms releases at the
+    # first report, and a release that happened is not undone by a later correction
+    n = nat_results.where(F.col("result") == "negative").select(
         "person_id", F.lit("nat").alias("kind"), F.col("sample_id").alias("event_id"), F.col("sampled_at").alias("event_at"),
         F.col("_known_at").alias("known_at"), F.lit(None).cast("string").alias("outcome"),
         F.lit(None).cast("boolean").alias("commitment_signed"))
@@ -125,6 +133,10 @@ class _Episode:
         self.members.append(c)
         if self.end is not None and (c["stop"] is None or c["stop"] > self.end):
             self.end, self.basis = c["stop"], c["stop_basis"]
+        elif c["stop"] == self.end and self.basis in TIE_ORDER and _rank(c["stop_basis"]) > _rank(self.basis):
+            # ① holds ending at one instant: `left_14d` only if every presence left; a member whose own presence
+            # did not gives the county's basis, which holds for all (rules.md, "Boundaries")
+            self.basis = c["stop_basis"]
 
     def known_by(self, x: datetime) -> list[dict]:
         return [m for m in self.members if m["start"] <= x]
@@ -141,19 +153,33 @@ def _verify_release(ep: _Episode, verifs: list[dict], window: timedelta):
             continue  # an older verification delivered late does not govern
         governing_at = v["event_at"]
         x = max(v["known_at"], ep.raised)
-        members = ep.known_by(x)
-        last_evidence = max(m["evidence_known_at"] for m in members)
         pending = None
-        if v["event_at"] < last_evidence:
-            continue  # made before the evidence was known: cannot release it
         if v["outcome"] == "not_exposed":
-            if all(m["registered_only"] for m in members) and not v["commitment_signed"]:
+            members = ep.known_by(x)
+            if not _covers(v, members) or (all(m["registered_only"] for m in members) and not v["commitment_signed"]):
                 continue
             pending = (x, "verified_not_exposed", f"verification {v['event_id']}")
         elif v["outcome"] == "cleared":
-            exposure = max((m["exposure_end"] for m in members if m["exposure_end"] is not None), default=ep.raised)
-            pending = (max(x, exposure + window), "verified_cleared", f"verification {v['event_id']}")
+            # The records behind the reason at the release instant are those known by then: evidence joining the
+            # reason before it (a new scan in the area) is behind it too, moves its last exposure and, known after
+            # the verification was made, leaves it unable to release (rules.md, ③ Release). So the instant is
+            # found again with each member that becomes known before it.
+            at, known = x, []
+            while True:
+                members = ep.known_by(at)
+                if len(members) == len(known):
+                    break
+                known = members
+                exposure = max((m["exposure_end"] for m in members if m["exposure_end"] is not None), default=ep.raised)
+                at = max(x, exposure + window)
+            if _covers(v, known):
+                pending = (at, "verified_cleared", f"verification {v['event_id']}")
     return pending if pending is not None else (None, None, None)
+
+
+def _covers(v: dict, members: list[dict]) -> bool:
+    """The verification was made at or after the latest knowledge time of the records behind the reason."""
+    return v["event_at"] >= max(m["evidence_known_at"] for m in members)
 
 
 def _nat_release(ep: _Episode, nats: list[dict]):

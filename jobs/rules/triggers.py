@@ -28,8 +28,13 @@ def entry_events(stays: DataFrame, tickets: DataFrame, links: DataFrame, policy:
     home = F.col("county_code").startswith(policy.home_prefix)
     prev_home = F.lag(home).over(w)
     entering = cur.withColumn("_prev_home", prev_home).where(home & (F.col("_prev_home") == F.lit(False)))
+    # an open stay is re-reported with a later last_seen: the entry was known from its first report that had it
+    same = ["record_id", "phone", "county_code", "first_seen"]
+    first = (stays.join(entering.select("record_id").distinct(), "record_id", "left_semi")
+             .groupBy(*same).agg(F.min("_known_at").alias("_entry_known")))
+    entering = entering.join(first, same)
     s = clip_to_links(entering, links, "first_seen", "first_seen").select(
-        "person_id", F.col("first_seen").alias("e"), F.greatest("_known_at", "link_known_at").alias("known_at"),
+        "person_id", F.col("first_seen").alias("e"), F.greatest("_entry_known", "link_known_at").alias("known_at"),
         F.col("_valid_to").alias("valid_to"), F.lit("telecom_stays").alias("source"), "record_id",
         mask_phone(F.col("phone")).alias("phone_masked"), "link_type", "registered_only")
     tk = tickets.where((F.col("status") != "refunded") & F.col("dest_county").startswith(policy.home_prefix)
@@ -42,6 +47,9 @@ def entry_events(stays: DataFrame, tickets: DataFrame, links: DataFrame, policy:
 
 
 def entry_triggers(entries: DataFrame, policy: Policy) -> DataFrame:
+    # a ticket refunded or changed before it arrived (a stay corrected before its entry was known) was never an
+    # entry: it must not time, or end, the group of a real one
+    entries = entries.where(F.col("valid_to").isNull() | (F.col("valid_to") > F.greatest("known_at", "e")))
     w = Window.partitionBy("person_id").orderBy("e", "source", "record_id")
     gap = F.col("e") > plus_hours(F.lag("e").over(w), policy.entry_group_hours)
     g = entries.withColumn("_new", F.when(F.lag("e").over(w).isNull() | gap, 1).otherwise(0))

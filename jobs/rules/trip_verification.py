@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.policy import Policy
@@ -46,21 +46,30 @@ def starred_presence(stays_presence: DataFrame, periods: DataFrame, policy: Poli
     lo = F.greatest("p_from", "effective_from")
     hi = F.when(F.col("period_end").isNull(), F.col("p_to")).otherwise(F.least("p_to", "period_end"))
     j = j.withColumn("lo", lo).withColumn("hi", hi).where(F.col("lo") <= F.col("hi"))
-    # >= 4 h of this person's stays in the city within the trip window around the starred presence
-    dur = p.select("person_id", "city", F.col("p_from").alias("d_from"), F.col("p_to").alias("d_to"))
+    j = j.withColumn("start", F.greatest("known_at", "a_known", "lo"))  # when the rule can first hold
+    # >= 4 h of this person's time in the city within the trip window around the starred presence, on the stays
+    # known when the rule would hold (each record's version current then), counted once: a phone both bound and
+    # registered gives each stay twice, and two phones carried together overlap
+    dur = p.select("person_id", "city", F.col("p_from").alias("d_from"), F.col("p_to").alias("d_to"),
+                   F.col("known_at").alias("d_known"), F.col("valid_to").alias("d_valid_to"))
     win = plus_days(F.col("lo"), -policy.trip_window_days)
-    hours = j.join(dur, ["person_id", "city"]).where((F.col("d_to") >= win) & (F.col("d_from") <= F.col("hi")))
-    secs = F.unix_timestamp(F.least("d_to", "hi")) - F.unix_timestamp(F.greatest("d_from", win))
-    keys = ["person_id", "city", "record_id", "announcement_id", "lo", "hi"]
-    stayed = hours.groupBy(*keys).agg((F.sum(F.greatest(secs, F.lit(0))) / 3600).alias("city_hours"))
+    keys = ["person_id", "city", "record_id", "known_at", "link_type", "announcement_id", "lo", "hi", "start"]
+    spans = j.select(*keys).join(dur, ["person_id", "city"]).where(
+        (F.col("d_to") >= win) & (F.col("d_from") <= F.col("hi")) & (F.col("d_known") <= F.col("start"))
+        & (F.col("d_valid_to").isNull() | (F.col("d_valid_to") > F.col("start"))))
+    spans = spans.select(*keys, F.greatest("d_from", win).alias("s"), F.least("d_to", "hi").alias("e"))
+    # the length of the union: each span adds what lies beyond the latest end before it (in start order)
+    before = F.max("e").over(Window.partitionBy(*keys).orderBy("s", "e").rowsBetween(Window.unboundedPreceding, -1))
+    new_secs = F.unix_timestamp("e") - F.unix_timestamp(F.greatest("s", F.coalesce(before, F.col("s"))))
+    stayed = spans.withColumn("_secs", F.greatest(new_secs, F.lit(0))).groupBy(*keys).agg(
+        (F.sum("_secs") / 3600).alias("city_hours"))
     return j.join(stayed, keys).where(F.col("city_hours") >= policy.trip_min_stay_hours)
 
 
 def declaration_required(starred: DataFrame, declarations: DataFrame, policy: Policy) -> DataFrame:
     d = declarations.select("person_id", F.col("declaration_id").alias("d_id"), F.col("declared_at").alias("d_at"),
                             F.col("_known_at").alias("d_known"))
-    s = starred.withColumn("start", F.greatest("known_at", "a_known", "lo"))
-    s = s.where(F.col("start") <= plus_days(F.col("hi"), policy.trip_window_days))
+    s = starred.where(F.col("start") <= plus_days(F.col("hi"), policy.trip_window_days))
     j = s.join(d, "person_id", "left")
     covers = F.col("d_at") >= F.least("hi", F.greatest("d_known", "start"))
     blocked = F.max(F.when((F.col("d_known") <= F.col("start")) & covers, 1).otherwise(0))
@@ -108,8 +117,11 @@ def no_pre_entry_nat(declarations: DataFrame, starred: DataFrame, entries: DataF
     first_star = starred.groupBy("person_id").agg(F.min("lo").alias("star_at"))
     d = d.join(first_star, "person_id").where(F.col("star_at") <= F.col("declared_at"))
     observed = entries.select("person_id", F.col("e").alias("obs_e"), F.col("known_at").alias("e_known"))
+    # judged at the declaration: an entry that had happened and was known by then (a ticket bought for a later
+    # arrival is not one yet)
     j = d.join(observed, "person_id", "left").where(
-        F.col("obs_e").isNull() | ((F.col("obs_e") > F.col("star_at")) & (F.col("e_known") <= F.col("d_known"))))
+        F.col("obs_e").isNull() | ((F.col("obs_e") > F.col("star_at")) & (F.col("e_known") <= F.col("d_known"))
+                                   & (F.col("obs_e") <= F.col("d_known"))))
     g = j.groupBy("person_id", "declaration_id", "declared_at", "entered_beijing_at", "d_known", "d_valid_to", "star_at").agg(
         F.min("obs_e").alias("first_obs_e"))
     e = F.coalesce("entered_beijing_at", "first_obs_e")
