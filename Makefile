@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow
+.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow engine engine-stop
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -35,10 +35,16 @@ run: setup  ## generate a demo landing set, run a nightly screening, print the s
 	$(BIN)/screening generate --landing $(LANDING) --sf $(SF) --start 2022-05-01 --days 14 --seed 7
 	$(BIN)/screening run --landing $(LANDING) --lake $(LAKE) --as-of $(AS_OF) --mode nightly
 
+engine: setup  ## start the warm engine (one Spark JVM); then `export SCREENING_SPARK_REMOTE=sc://127.0.0.1:15002`
+	$(BIN)/screening engine start
+
+engine-stop:  ## stop the engine that `make engine` started
+	$(BIN)/screening engine stop
+
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest -q
 
-test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (15 min)
+test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
 	$(BIN)/python -m pytest -q -m airflow_e2e tests/test_airflow_e2e.py
 
 lint: setup  ## ruff

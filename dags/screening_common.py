@@ -1,17 +1,19 @@
-"""What the two screening DAGs share (not a DAG itself): the stage operator, defaults and configuration.
+"""What the two screening DAGs share (not a DAG itself): the engine and stage operators, defaults and configuration.
 
 Parse time stays light: only Airflow and the Spark provider are imported, nothing is read from disk, the
 metadata DB or Variables. Everything that depends on the deployment is resolved when a task runs:
 
 | what | Airflow Variable (or env `AIRFLOW_VAR_<NAME>`) | default |
 |---|---|---|
+| how stages run: `connect` (thin clients of the warm engine) or `submit` (a `spark-submit` each) | `screening_engine` | `connect` |
+| the engine's address (`connect`) | `screening_spark_remote` | `sc://127.0.0.1:15002` |
 | landing folder | `screening_landing` | `<project>/demo/landing` |
 | lake folder | `screening_lake` | `<project>/demo/lake` |
-| Python with the `jobs` package (driver and executors) | `screening_python` | `<project>/.venv/bin/python` |
-| Delta jars (comma separated) | `screening_jars` | `<project>/.cache/jars/` (as `make setup` fetched them) |
-| driver memory | `screening_driver_memory` | `2g` |
-| more Spark settings (JSON object, e.g. executor memory and cores on a cluster) | `screening_spark_conf` | `{}` |
-| Spark master | connection `screening_spark` (e.g. `AIRFLOW_CONN_SCREENING_SPARK`) | `local[*]` when it is not defined |
+| Python with the `jobs` package (the stage commands; driver and executors with `submit`) | `screening_python` | `<project>/.venv/bin/python` |
+| Delta jars (comma separated; `submit`) | `screening_jars` | `<project>/.cache/jars/` (as `make setup` fetched them) |
+| driver memory (`submit`; with `connect` the heap of an engine the `engine` task starts) | `screening_driver_memory` | `2g` (`submit`), the engine's own default (`connect`) |
+| more Spark settings (JSON object, e.g. executor memory and cores on a cluster; `submit`) | `screening_spark_conf` | `{}` |
+| Spark master (`submit`) | connection `screening_spark` (e.g. `AIRFLOW_CONN_SCREENING_SPARK`) | `local[*]` when it is not defined |
 
 `as_of` is the run's data interval end in Asia/Shanghai, never the wall clock, so a rerun or a backfill of a
 date screens exactly what the scheduled run screened (run id `{mode}-{as_of:%Y%m%dT%H%M%S}`).
@@ -23,12 +25,18 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
+import signal
+import socket
+import subprocess
+from collections import deque
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Param
+from airflow.sdk import BaseOperator, Param
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 TZ = pendulum.timezone("Asia/Shanghai")
@@ -40,6 +48,12 @@ POOL = "screening_lake"  # ONE slot, shared by every task of both DAGs: one writ
 POOL_SLOTS = 1
 EXIT_HALTED = 3   # jobs.run.EXIT_HALTED: a data-quality gate stopped the run
 EXIT_LOCKED = 75  # jobs.run.EXIT_LOCKED: another run holds the lake
+ENGINE_TASK = "engine"
+ENGINE_POOL = "default_pool"  # not the lake's slot: the engine task never writes the lake (see ScreeningEngine)
+ENGINE_TIMEOUT = timedelta(minutes=10)  # a cold engine answers in 10-40 s, at most 3 minutes (jobs.engine)
+ENGINES = ("connect", "submit")  # the Variable screening_engine
+DEFAULT_REMOTE = "sc://127.0.0.1:15002"  # the Variable screening_spark_remote (jobs.engine.DEFAULT_PORT)
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 GATE_STAGES = ("dq_feeds", "dq_results")
 
@@ -148,9 +162,155 @@ def default_args(retries: int, retry_delay: timedelta, max_retry_delay: timedelt
     }
 
 
-class ScreeningStage(SparkSubmitOperator):
-    """One stage of a screening run: `spark-submit jobs/cli.py stage NAME --landing --lake --as-of --mode`.
+def _variable(name: str) -> str | None:
+    """An Airflow Variable (or env AIRFLOW_VAR_<NAME>) read when the task runs; None when unset or empty."""
+    from airflow.sdk import Variable
 
+    value = Variable.get(name, default=None)
+    return value.strip() if value and value.strip() else None
+
+
+def engine_choice() -> str:
+    """The Variable screening_engine: `connect` (default: each stage a thin client of the warm engine) or
+    `submit` (each stage its own spark-submit)."""
+    value = (_variable("screening_engine") or "connect").lower()
+    if value not in ENGINES:
+        raise AirflowFailException(f"Variable screening_engine is {value!r}: it must be connect or submit")
+    return value
+
+
+def spark_remote() -> str:
+    """The Variable screening_spark_remote: the engine's Spark Connect address."""
+    return _variable("screening_spark_remote") or DEFAULT_REMOTE
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """Host and port of an `sc://host:port[/;params]` address (Spark Connect's default port when none)."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port or 15002
+    except ValueError:  # a port that is not a number
+        host = None
+    if parts.scheme != "sc" or not host:
+        raise AirflowFailException(f"Variable screening_spark_remote is {url!r}: it must look like sc://host:port")
+    return host, port
+
+
+class Subprocesses:
+    """Run a command, its output (stdout and stderr) line by line into the task log; a killed task (timeout, mark
+    failed) interrupts it (SIGINT: a thin client ends its session on the engine) and kills it if it lingers."""
+
+    TAIL = 50  # lines kept for the failure message
+    _proc: subprocess.Popen | None = None
+
+    def _run_command(self, cmd: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+        self.log.info("running %s", shlex.join(cmd))
+        tail: deque[str] = deque(maxlen=self.TAIL)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
+        self._proc = proc
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                self.log.info("%s", line)
+                tail.append(line)
+            return proc.wait(), list(tail)
+        finally:
+            self._end_command()
+
+    def _end_command(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        self.log.warning("interrupting pid %s", proc.pid)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This worker's environment for a command, without a Spark gateway or an engine address of its own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYSPARK_GATEWAY") and k != "SCREENING_SPARK_REMOTE"}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def last_line(tail: list[str]) -> str:
+    """The last line worth quoting: not blank, not a traceback or stack frame (those are indented)."""
+    return next((ln.strip() for ln in reversed(tail) if ln.strip() and not ln.startswith(("\t", " "))), "")
+
+
+class ScreeningEngine(Subprocesses, BaseOperator):
+    """Task `engine`, upstream of ingest: the warm engine (a Spark Connect server, `screening engine`) answers.
+
+    With `screening_engine=connect`: when nothing answers at `screening_spark_remote` and that address is on this
+    machine (127.0.0.1 / localhost), it starts the engine (`screening engine start --port P`; the state folder is
+    env SCREENING_ENGINE_HOME when set) and waits until it answers; an engine elsewhere is only checked, and the task
+    fails in one line when it does not answer. With `submit` it does nothing. It takes a slot of `default_pool`,
+    not the lake's: it never touches the lake, and a check of a few seconds (a start: under a minute, at most 3)
+    should not queue behind the other DAG's run nor hold that run back.
+    """
+
+    ui_color = "#e8eef4"
+    template_fields = ("python",)
+    PROBE = ("import sys\nfrom pyspark.sql import SparkSession\n"
+             "s = SparkSession.builder.remote(sys.argv[1]).create()\n"
+             "ok = s.range(1).count() == 1\ns.stop()\nsys.exit(0 if ok else 1)\n")
+    PROBE_TIMEOUT_S = 60
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("execution_timeout", ENGINE_TIMEOUT)
+        super().__init__(task_id=ENGINE_TASK, **{**kwargs, "pool": ENGINE_POOL})
+        self.python = PYTHON
+
+    def execute(self, context) -> None:
+        if engine_choice() == "submit":
+            self.log.info("Variable screening_engine is submit: each stage starts its own Spark; no engine needed")
+            return
+        url = spark_remote()
+        host, port = host_port(url)
+        if self._answers(url, host, port):
+            self.log.info("the engine at %s answers", url)
+            return
+        if host not in LOCAL_HOSTS:
+            raise AirflowException(f"the engine at {url} does not answer: start it there (`screening engine start`) "
+                                   "or set the Variable screening_spark_remote")
+        self.log.info("nothing answers at %s: starting the engine on this machine", url)
+        cmd = [self.python, "-m", "jobs.cli", "engine", "start", "--port", str(port)]
+        memory = _variable("screening_driver_memory")
+        if memory:
+            cmd += ["--driver-memory", memory]
+        code, tail = self._run_command(cmd, child_env())
+        if code != 0:
+            raise AirflowException(f"the engine at {url} could not be started (exit {code}): "
+                                   f"{one_line(last_line(tail)) or 'see the log above'}")
+
+    def _answers(self, url: str, host: str, port: int) -> bool:
+        """The port is open and a client session runs a query (the port opens before the server serves)."""
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+        except OSError:
+            return False
+        try:
+            res = subprocess.run([self.python, "-c", self.PROBE, url], cwd=ROOT, env=child_env(),
+                                 capture_output=True, text=True, timeout=self.PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return False
+        return res.returncode == 0
+
+    def on_kill(self) -> None:
+        self._end_command()
+
+
+class ScreeningStage(Subprocesses, SparkSubmitOperator):
+    """One stage of a screening run: `screening stage NAME --landing --lake --as-of --mode`.
+
+    With `screening_engine=connect` (the default) the command runs as `<screening_python> -m jobs.cli stage ...`
+    in the project folder with SCREENING_SPARK_REMOTE set: a thin client of the warm engine, seconds per stage
+    instead of a JVM each. With `submit` it is `spark-submit jobs/cli.py stage ...` (connection screening_spark).
     Exit 3 (a data-quality gate halted the run) fails the task at once, without retries, and says how to override;
     exit 75 (the lake is locked by another run) is retried with backoff; anything else is retried too.
     """
@@ -159,6 +319,7 @@ class ScreeningStage(SparkSubmitOperator):
 
     def __init__(self, *, stage: str, mode: str, **kwargs):
         self.stage, self.mode = stage, mode
+        self.engine = None  # resolved when the task runs
         super().__init__(
             application=APPLICATION,
             application_args=["stage", stage.replace("_", "-"), "--landing", LANDING, "--lake", LAKE,
@@ -174,6 +335,21 @@ class ScreeningStage(SparkSubmitOperator):
 
     # -- run time ------------------------------------------------------------------------------------------
     def _prepare(self, context) -> None:
+        """What both ways share: who runs it (SCREENING_OPERATOR) and the gate overrides of the run's conf."""
+        dag_run = context["dag_run"]
+        who = getattr(dag_run, "triggering_user_name", None) or "scheduler"
+        self.env_vars = {**self.env_vars, "SCREENING_OPERATOR": f"airflow:{who}"}
+        params = context["params"]
+        gates = [g for g in (params.get("override_gates") or []) if g]
+        if self.stage in GATE_STAGES and gates:
+            reason = (params.get("override_reason") or "").strip()
+            if not reason:
+                raise AirflowFailException("override_gates needs override_reason (it is recorded in run_log)")
+            for gate in gates:
+                self.application_args = [*self.application_args, "--override-gate", gate]
+            self.application_args = [*self.application_args, "--reason", reason]
+
+    def _prepare_submit(self) -> None:
         if not self.jars:  # default: the project's cached Delta jars (the same list the Spark session uses)
             from jobs.spark import delta_jar_paths
 
@@ -192,21 +368,14 @@ class ScreeningStage(SparkSubmitOperator):
         if not _connection_defined(CONN_ID):
             self.log.info("connection %s is not defined: Spark runs in local mode (local[*])", CONN_ID)
             os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = LOCAL_CONN
-        dag_run = context["dag_run"]
-        who = getattr(dag_run, "triggering_user_name", None) or "scheduler"
-        self.env_vars = {**self.env_vars, "SCREENING_OPERATOR": f"airflow:{who}"}
-        params = context["params"]
-        gates = [g for g in (params.get("override_gates") or []) if g]
-        if self.stage in GATE_STAGES and gates:
-            reason = (params.get("override_reason") or "").strip()
-            if not reason:
-                raise AirflowFailException("override_gates needs override_reason (it is recorded in run_log)")
-            for gate in gates:
-                self.application_args = [*self.application_args, "--override-gate", gate]
-            self.application_args = [*self.application_args, "--reason", reason]
 
     def execute(self, context) -> None:
+        self.engine = engine_choice()
         self._prepare(context)
+        if self.engine == "connect":
+            self._execute_connect(context)
+            return
+        self._prepare_submit()
         try:
             super().execute(context)
         except AirflowException as e:
@@ -215,6 +384,23 @@ class ScreeningStage(SparkSubmitOperator):
                 raise
             tail = list(getattr(self._hook, "_last_submit_log_lines", []) or [])
             raise self.failure(code, tail, run_id_of(context), context) from None
+
+    def _execute_connect(self, context) -> None:
+        url = spark_remote()
+        host_port(url)  # a malformed address fails here, in one line
+        if _variable("screening_spark_conf"):
+            self.log.info("Variable screening_spark_conf is for spark-submit: the engine has its own settings")
+        cmd = [self.env_vars["PYSPARK_PYTHON"], "-m", "jobs.cli", *self.application_args]
+        self.log.info("stage %s: a thin client of the engine at %s", self.stage, url)
+        code, tail = self._run_command(cmd, child_env(**self.env_vars, SCREENING_SPARK_REMOTE=url))
+        if code != 0:
+            raise self.failure(code, tail, run_id_of(context), context)
+
+    def on_kill(self) -> None:
+        if self.engine == "submit":
+            super().on_kill()
+        else:
+            self._end_command()
 
     def failure(self, code, tail: list[str], run_id: str, context) -> AirflowException:
         if code == EXIT_HALTED:
@@ -232,9 +418,9 @@ class ScreeningStage(SparkSubmitOperator):
                 f"--reason TEXT`)")
         if code == EXIT_LOCKED:
             return AirflowException(f"run {run_id}: the lake is locked by another run (exit 75); retried later")
-        last = next((ln.strip() for ln in reversed(tail) if ln.strip() and not ln.startswith(("\t", " "))), "")
-        return AirflowException(f"stage {self.stage} of run {run_id} failed (spark-submit exit {code}): "
-                                f"{one_line(last) or 'see the Spark output above'}")
+        runner = "spark-submit" if self.engine == "submit" else "screening"
+        return AirflowException(f"stage {self.stage} of run {run_id} failed ({runner} exit {code}): "
+                                f"{one_line(last_line(tail)) or 'see the output above'}")
 
 
 def _spark_conf() -> dict[str, str]:
@@ -263,9 +449,11 @@ def _connection_defined(conn_id: str) -> bool:
     return True
 
 
-def stage_tasks(mode: str, timeouts: dict[str, timedelta]) -> list[ScreeningStage]:
-    """The stages in order, chained; one task per stage in `timeouts` (its execution timeout)."""
-    tasks = [ScreeningStage(stage=s, mode=mode, execution_timeout=timeouts[s]) for s in STAGES if s in timeouts]
+def stage_tasks(mode: str, timeouts: dict[str, timedelta]) -> list[BaseOperator]:
+    """The `engine` task, then the stages in order, chained; one task per stage in `timeouts` (its execution
+    timeout)."""
+    tasks = [ScreeningEngine(),
+             *(ScreeningStage(stage=s, mode=mode, execution_timeout=timeouts[s]) for s in STAGES if s in timeouts)]
     for up, down in zip(tasks, tasks[1:], strict=False):
         up >> down
     return tasks
@@ -275,18 +463,22 @@ def doc(title: str, schedule_text: str, extra: str = "") -> str:
     return f"""
 # {title}
 
-{schedule_text} Each task is one stage of a screening run, run as its own `spark-submit` of the project's
-`screening stage NAME` command (`jobs/cli.py`): **ingest** (new landing files → bronze, bad rows → rejects)
-→ **dq_feeds** (data-quality gate on the deliveries) → **screen** (every rule at the as-of, into staging)
-→ **dq_results** (gate on the screened reasons) → **publish** (gold tables, assignment and release lists,
-exports; `run_log.status = completed` last){extra}.
+{schedule_text} The first task, **engine**, makes sure the warm engine answers (one Spark Connect server,
+`screening engine start`) and starts it when it is on this machine and down. Each following task is one stage of a
+screening run, the project's `screening stage NAME` command (`jobs/cli.py`) run as a thin client of the engine:
+**ingest** (new landing files → bronze, bad rows → rejects) → **dq_feeds** (data-quality gate on the deliveries)
+→ **screen** (every rule at the as-of, into staging) → **dq_results** (gate on the screened reasons)
+→ **publish** (gold tables, assignment and release lists, exports; `run_log.status = completed` last){extra}.
 
 * **as_of** = this run's data interval end in Asia/Shanghai (never the wall clock): clearing or re-triggering a
   date screens exactly the same cut. Run id in the lake: `{{mode}}-{{as_of:%Y%m%dT%H%M%S}}`.
-* Landing / lake / python / jars come from the Variables `screening_landing`, `screening_lake`,
-  `screening_python`, `screening_jars`; Spark's master from the connection `screening_spark` (local when unset).
-* Every task uses the pool `screening_lake` (1 slot, shared with the other screening DAG): the nightly and the
-  hourly DAG never write the lake at the same time. `max_active_runs=1`.
+* Variable `screening_engine`: `connect` (default, thin clients of the engine at `screening_spark_remote`,
+  default `sc://127.0.0.1:15002`) or `submit` (each stage its own `spark-submit`, master from the connection
+  `screening_spark`, local when unset; the engine task then does nothing). Landing / lake / python come from
+  the Variables `screening_landing`, `screening_lake`, `screening_python`.
+* Every stage task uses the pool `screening_lake` (1 slot, shared with the other screening DAG): the nightly and
+  the hourly DAG never write the lake at the same time. The engine task writes nothing and takes
+  `default_pool`. `max_active_runs=1`.
 
 ## When it fails
 * **A data-quality gate halted the run** (task `dq_feeds`/`dq_results` failed, not retried, message
@@ -295,7 +487,11 @@ exports; `run_log.status = completed` last){extra}.
   by triggering this date with conf `{{"override_gates": ["GATE"], "override_reason": "why"}}` (same as
   `screening stage ... --override-gate GATE --reason TEXT`; the override is recorded in `run_log`).
 * **The lake is locked** (exit 75): another run is writing; the task retries by itself with backoff.
+* **The engine does not answer** (task `engine` failed, or a stage's last line "engine at ... does not answer"):
+  on this machine `screening engine status` says whether it runs and where its log is (state folder
+  `SCREENING_ENGINE_HOME`, `.engine/` by default); `screening engine start` starts it; elsewhere start it there. Then clear the failed task. `screening_engine=submit`
+  runs the stages without it.
 * **Anything else** (Spark error, timeout): the task retries with exponential backoff; when retries are used up
-  read the Spark output in the task log, fix, and clear the failed task (its downstream tasks follow). Stages are
-  idempotent for a run id, so clearing any task is safe.
+  read the command's output in the task log, fix, and clear the failed task (its downstream tasks follow). Stages
+  are idempotent for a run id, so clearing any task is safe.
 """

@@ -38,6 +38,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jobs import ROOT
+from jobs.spark import is_connect
 
 SCENARIOS = ("initial", "nightly", "hourly", "hourly-day", "companion")
 START = date(2022, 5, 1)
@@ -157,11 +158,24 @@ def hour_slice(src: Path, dst: Path, day: date, cut: datetime, after: datetime |
 
 
 # -- measuring -----------------------------------------------------------------------------------------------
+def driver_pid(spark) -> int:
+    """The driver JVM's pid: this process's own gateway JVM, or the engine's when this is a thin client."""
+    if is_connect(spark):
+        from jobs import engine
+
+        st = engine.status()
+        if st is None:
+            raise SystemExit("bench: SCREENING_SPARK_REMOTE is set but no engine of this project is running "
+                             "(`screening engine start`)")
+        return st.pid
+    return int(spark._jvm.java.lang.ProcessHandle.current().pid())
+
+
 class DriverMemory:
     """Peak RSS of the driver JVM: reset its high-water mark (clear_refs 5), read VmHWM after."""
 
     def __init__(self, spark=None, pid: int | None = None):
-        self.pid = pid if pid is not None else int(spark._jvm.java.lang.ProcessHandle.current().pid())
+        self.pid = pid if pid is not None else driver_pid(spark)
 
     def reset(self) -> None:
         try:
@@ -170,12 +184,11 @@ class DriverMemory:
             pass  # not Linux: the peak then covers the whole process lifetime
 
     def peak_mb(self) -> float:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
+        from jobs.engine import memory_mb
+
+        peak = memory_mb(self.pid, "VmHWM")
+        if peak is not None:
+            return peak
         import psutil
 
         return psutil.Process(self.pid).memory_info().rss / 2**20
@@ -190,6 +203,10 @@ def commands(landing: Path, lake: Path, t: datetime, mode: str, per_stage: bool 
     if not per_stage:
         return [("run", [sys.executable, "-m", "jobs.cli", "run", *args])]
     return [(s, [sys.executable, "-m", "jobs.cli", "stage", s.replace("_", "-"), *args]) for s in RUN_STAGES]
+
+
+# A run's "stage NAME: N s, J Spark jobs, C Delta commits" line (jobs.run.execute; J is ? on the engine).
+STAGE_LINE = re.compile(r"stage (\w+): (\d+) s(?:, (\d+|\?) Spark jobs, (\d+) Delta commits)?")
 
 
 def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log, per_stage: bool = False) -> tuple[int, float]:
@@ -217,14 +234,18 @@ def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log, per_stage:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        counts = ""
         for line in proc.stdout:
             line = line.rstrip("\n")
-            if not (per_stage and re.fullmatch(r"stage \w+: \d+ s", line)):
+            m = STAGE_LINE.fullmatch(line)
+            if per_stage and m:
+                counts = line[m.end(2) + 2:]  # its jobs and commits stay; its time is replaced by the wall time
+            else:
                 log(line)
         code = proc.wait()
         watcher.join()
         if per_stage:
-            log(f"stage {stage}: {time.perf_counter() - t0:.0f} s")
+            log(f"stage {stage}: {time.perf_counter() - t0:.0f} s{counts}")
         if code:
             return code, max(peaks.values(), default=0.0)
     return 0, max(peaks.values(), default=0.0)
@@ -310,14 +331,17 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     rows: list[dict] = []
 
     stage_s: dict[str, list[float]] = {}  # the run's own "stage NAME: N s" lines, for the breakdown
+    stage_counts: dict[str, tuple[str, int]] = {}  # stage -> (Spark jobs or "?", Delta commits) of the last run
     screened: list[int] = []  # an hourly run's "hourly: N people to screen": its work grows with them, not rows in
 
     def collect(line: str) -> None:
         if m := re.match(r"hourly: (\d+) people to screen", str(line)):
             screened.append(int(m[1]))
-        m = re.fullmatch(r"stage (\w+): (\d+) s", str(line))
+        m = STAGE_LINE.fullmatch(str(line))
         if m:
             stage_s.setdefault(m[1], []).append(float(m[2]))
+            if m[4] is not None:
+                stage_counts[m[1]] = (m[3], int(m[4]))
             print(f"bench: {line}", file=sys.stderr, flush=True)  # progress: a run at SF 0.1 takes most of an hour
 
     child_peak: list[float] = []  # a fresh-process run's peak (run_on)
@@ -326,6 +350,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         """fn(setup(i)) timed, `repeat` times; setup (copying the lake, landing the files) is not."""
         walls, peaks, outs = [], [], []
         stage_s.clear()
+        stage_counts.clear()
         screened.clear()
         for i in range(repeat):
             print(f"bench: {name}, run {i + 1} of {repeat}", file=sys.stderr, flush=True)
@@ -341,7 +366,9 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         rows.append({"stage": name, "at": datetime.now().isoformat(timespec="seconds"), "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
                      "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
                      "runs_s": [round(w, 2) for w in walls],
-                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()}}
+                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()},
+                     "stages_jobs": {k: None if j == "?" else int(j) for k, (j, _) in stage_counts.items()},
+                     "stages_commits": {k: c for k, (_, c) in stage_counts.items()}}
                     | ({"people_screened": screened[-1]} if screened else {})
                     | ({"fresh_process": True} if child_peak else {})
                     | ({"per_stage": True} if child_peak and per_stage else {}))
@@ -352,7 +379,7 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     def run_on(landing: Path, lake: Path, t: datetime, mode: str) -> Path:
         if fresh:
             code, peak = run_fresh(landing, lake, t, mode, collect, per_stage)
-            child_peak.append(peak)
+            child_peak.append(mem.peak_mb() if is_connect(spark) else peak)  # thin clients: the engine's peak
         else:
             code = run(str(landing), str(lake), t, mode=mode, log=collect)
         if code:
@@ -425,7 +452,8 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         "commit": commit(), "sf": sf, "days": days, "grid_split": grid_split, "repeat": repeat,
         "landing": str(src), "prepared_by": prepared, "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
-                    "spark_master": spark.sparkContext.master,
+                    "spark_master": spark.conf.get("spark.master", "?"),
+                    "engine": "connect" if is_connect(spark) else "classic",
                     "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
                     "driver_memory": spark.conf.get("spark.driver.memory", "default")},
         "rows": rows,
@@ -447,6 +475,14 @@ def write_result(result: dict, results: Path) -> Path:
     return path
 
 
+def stage_cost(row: dict, stage: str) -> str:
+    """" (J jobs, C commits)" of a stage in a bench row, when the run said them (J is ? on the engine)."""
+    jobs, commits = row.get("stages_jobs") or {}, row.get("stages_commits") or {}
+    if stage not in commits:
+        return ""
+    return f" ({'?' if jobs.get(stage) is None else jobs[stage]} jobs, {commits[stage]} commits)"
+
+
 def table(result: dict) -> str:
     head = f"{'stage':<28}{'rows in':>12}{'rows out':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}"
     lines = [f"bench sf={result['sf']:g} commit={result['commit']} repeat={result['repeat']} "
@@ -455,8 +491,9 @@ def table(result: dict) -> str:
         lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
                      f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
         if r.get("stages_s"):
-            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s" for k, v in r["stages_s"].items())
+            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s{stage_cost(r, k)}" for k, v in r["stages_s"].items())
                          + (f"; {r['people_screened']} people screened" if "people_screened" in r else "")
                          + ("; each stage a process of its own" if r.get("per_stage")
-                            else "; each run a fresh process" if r.get("fresh_process") else ""))
+                            else "; each run a fresh process" if r.get("fresh_process") else "")
+                         + ("; thin clients of the engine" if result["machine"].get("engine") == "connect" else ""))
     return "\n".join(lines)

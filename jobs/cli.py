@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 LOCAL = ZoneInfo("Asia/Shanghai")
 # Modules that add a subcommand of their own via add_parser(subparsers) (explain, sql, bench, ...).
-COMMAND_MODULES: list[str] = ["jobs.explain", "jobs.sql", "jobs.bench"]
+COMMAND_MODULES: list[str] = ["jobs.engine", "jobs.explain", "jobs.sql", "jobs.bench"]
 
 
 def parse_as_of(text: str) -> datetime:
@@ -122,7 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except Exception as e:
+        from jobs.spark import engine_gone, remote
+
+        if remote() and engine_gone(e):
+            what = f"stage {args.stage}" if args.command == "stage" else f"screening {args.command}"
+            sys.exit(f"{what} failed: the engine at {remote()} stopped answering. Start it (`screening engine start`) "
+                     "and rerun the same command: a rerun ends where an uninterrupted run ends.")
+        raise
+    finally:
+        from jobs.spark import end_session
+
+        try:
+            end_session()  # on the engine: the server drops this command's views, caches and checkpoints
+        except Exception:  # noqa: BLE001 (the engine is gone: nothing left to release)
+            pass
+    sys.exit(code)
 
 
 if __name__ == "__main__":

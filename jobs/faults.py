@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 POINTS = ("ingest:bronze", "ingest:done", "dq_feeds:done", "screen:done", "dq_results:done",
           "publish:reasons", "publish:status", "publish:assignments", "publish:lists", "publish:before_status")
 
 
 def point(name: str) -> None:
+    """SCREENING_CRASH_AT=name kills this process there; with SCREENING_CRASH_TARGET=engine it kills the warm
+    engine instead (the Spark Connect server this command is a client of), and the command goes on without it."""
     if os.environ.get("SCREENING_CRASH_AT") == name:
+        if os.environ.get("SCREENING_CRASH_TARGET") == "engine":
+            from jobs import engine
+
+            st = engine.status()
+            if st is not None:
+                os.kill(st.pid, signal.SIGKILL)
+                while engine.status() is not None:
+                    time.sleep(0.1)
+            return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -15,13 +15,39 @@ log = logging.getLogger("screening")
 CONFLICT_ATTEMPTS = 4  # a commit that lost a race is redone this many times in all, then the run fails
 
 
-def conflicts() -> tuple[type[Exception], ...]:
-    """Delta's commit-conflict exceptions (none of them derives from a common conflict class in Python)."""
-    from delta import exceptions as d
+CONFLICTS = ("ConcurrentModificationException", "ConcurrentWriteException", "MetadataChangedException",
+             "ProtocolChangedException", "ConcurrentAppendException", "ConcurrentDeleteReadException",
+             "ConcurrentDeleteDeleteException", "ConcurrentTransactionException")
+# The same conflicts as Spark Connect reports them (an error condition, no Delta exception class on the client).
+CONFLICT_CONDITIONS = {"DELTA_CONCURRENT_APPEND": "ConcurrentAppendException",
+                       "DELTA_CONCURRENT_DELETE_READ": "ConcurrentDeleteReadException",
+                       "DELTA_CONCURRENT_DELETE_DELETE": "ConcurrentDeleteDeleteException",
+                       "DELTA_CONCURRENT_TRANSACTION": "ConcurrentTransactionException",
+                       "DELTA_CONCURRENT_WRITE": "ConcurrentWriteException",
+                       "DELTA_METADATA_CHANGED": "MetadataChangedException",
+                       "DELTA_PROTOCOL_CHANGED": "ProtocolChangedException"}
 
-    return (d.DeltaConcurrentModificationException, d.ConcurrentWriteException, d.MetadataChangedException,
-            d.ProtocolChangedException, d.ConcurrentAppendException, d.ConcurrentDeleteReadException,
-            d.ConcurrentDeleteDeleteException, d.ConcurrentTransactionException)
+
+def conflict(e: Exception) -> str | None:
+    """The name of Delta's commit-conflict exception `e` is (another writer committed first), else None. Classic
+    sessions raise Delta's Python exceptions; a Spark Connect client gets an error condition and the JVM class."""
+    name = type(e).__name__
+    if name.endswith(CONFLICTS) or name in CONFLICTS:
+        return name
+    condition = ""
+    for getter in ("getCondition", "getErrorClass"):
+        try:
+            condition = getattr(e, getter)() or ""
+        except Exception:  # noqa: BLE001 (not a Spark error)
+            continue
+        if condition:
+            break
+    for prefix, cls in CONFLICT_CONDITIONS.items():
+        if condition.startswith(prefix):
+            return cls
+    text = str(e)
+    return next((c for c in CONFLICTS if f"io.delta.exceptions.{c}" in text or
+                 f"org.apache.spark.sql.delta.{c}" in text), None)
 
 
 def delta_version(path: str | Path) -> int:
@@ -49,9 +75,7 @@ def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
     crc = checksum(path)
     if crc is not None:
         return (crc.get("metadata") or {}).get("configuration") or {}
-    from delta.tables import DeltaTable
-
-    return DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"] or {}
+    return spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("properties").first()["properties"] or {}
 
 
 def set_properties(spark: SparkSession, path: str, props: dict[str, str]) -> None:
@@ -67,13 +91,16 @@ def committed(write, what: str, attempts: int = CONFLICT_ATTEMPTS, sleep=time.sl
     for attempt in range(1, attempts + 1):
         try:
             return write()
-        except conflicts() as e:
+        except Exception as e:
+            name = conflict(e)
+            if name is None:
+                raise
             if attempt == attempts:
                 raise RuntimeError(f"{what}: another writer kept committing to this table first ({attempts} tries); "
                                    f"nothing of this write was applied. Rerun when the other writer is done. "
-                                   f"Last conflict: {type(e).__name__}") from e
+                                   f"Last conflict: {name}") from e
             log.warning("%s: %s (another writer committed first); trying again (%d/%d)", what,
-                        type(e).__name__, attempt + 1, attempts)
+                        name, attempt + 1, attempts)
             sleep(0.5 * 2 ** attempt)
 
 
@@ -98,6 +125,17 @@ class Lake:
         for d in (self.root / "bronze", self.root / "rejects"):
             if d.is_dir():
                 d.chmod(0o700)
+
+    def commit_count(self) -> int:
+        """Delta commits in the lake so far (the latest versions of its tables added up, staging included)."""
+        total = 0
+        for pattern in ("*/_delta_log", "*/*/_delta_log", "staging/*/*/_delta_log"):
+            for log_dir in self.root.glob(pattern):
+                try:
+                    total += delta_version(log_dir.parent) + 1
+                except (ValueError, OSError):  # a table being created or removed meanwhile
+                    continue
+        return total
 
     def exists(self, path: str) -> bool:
         return (Path(path) / "_delta_log").is_dir()
@@ -130,8 +168,6 @@ class Lake:
         condition on the target alone (`t.`) that every matching row meets, lets Delta skip the files that cannot
         match (by their min/max statistics) instead of reading the whole table. `properties`: table properties
         the table must have (set at creation, or before this write)."""
-        from delta.tables import DeltaTable
-
         source = source.select([c.name for c in schema.fields])
         if not self.exists(path):  # first load: a plain write is one commit instead of two
             if not insert:
@@ -142,17 +178,16 @@ class Lake:
         if properties:
             set_properties(spark, path, properties)
         cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys) + (f" AND {prune}" if prune else "")
-
-        def once():
-            m = DeltaTable.forPath(spark, path).alias("t").merge(source.alias("s"), cond)
-            if update_set is not None:
-                m = m.whenMatchedUpdate(condition=update_when, set=update_set)
-            elif update_when != "never":
-                m = m.whenMatchedUpdateAll(condition=update_when)
-            if insert:
-                m = m.whenNotMatchedInsertAll()
-            m.execute()
-        committed(once, f"merge into {path}")
+        # SQL, not DeltaTable: a Spark Connect client has no Delta API, and both sessions run the same statement.
+        sql = f"MERGE INTO delta.`{path}` AS t USING {{source}} AS s ON {cond}"
+        if update_when != "never":
+            when = f" AND ({update_when})" if update_when else ""
+            sets = ("*" if update_set is None else
+                    ", ".join(f"t.`{k}` = {v}" for k, v in update_set.items()))
+            sql += f" WHEN MATCHED{when} THEN UPDATE SET {sets}"
+        if insert:
+            sql += " WHEN NOT MATCHED THEN INSERT *"
+        committed(lambda: spark.sql(sql, source=source).collect(), f"merge into {path}")
 
     def append(self, spark: SparkSession, path: str, schema, df: DataFrame) -> None:
         self.ensure(spark, path, schema)

@@ -48,18 +48,15 @@ def has_file_older_than(path: str, cutoff: float) -> bool:
 def maintain(spark, path: str, days: int) -> tuple[int, bool, bool]:
     """Retention properties, compaction and VACUUM of one table where needed: (version afterwards, compacted,
     vacuumed)."""
-    from delta.tables import DeltaTable
-
-    t = DeltaTable.forPath(spark, path)
     files = (checksum(path) or {}).get("numFiles")
     set_properties(spark, path, retention(days))
     compact = files is None or files > 1
     if compact:
-        t.optimize().executeCompaction()
+        spark.sql(f"OPTIMIZE delta.`{path}`").collect()
     # Maintenance works on files, so the wall clock is the right clock here (VACUUM's own cut-off uses it too).
     vacuum = has_file_older_than(path, time.time() - days * 86400)
     if vacuum:
-        t.vacuum(days * 24)
+        spark.sql(f"VACUUM delta.`{path}` RETAIN {days * 24} HOURS").collect()
     return delta_version(path), compact, vacuum
 
 

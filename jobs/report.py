@@ -15,6 +15,9 @@ import json
 import warnings
 from pathlib import Path
 
+from pyspark.sql import functions as F
+
+from jobs import schemas
 from jobs.reasons_text import ACTION_ZH, BASIS_ZH, POPUP_ZH, ROUTE_ZH, TYPE_ZH, district_name, street_name
 
 RUNS_SHOWN = 14
@@ -85,11 +88,15 @@ def median_chart(rows: list[tuple[str, float]]) -> str:
     return _svg(fig)
 
 
-def gather(spark, lake, run_id: str) -> dict:
+def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
     from jobs.sql import register
 
     register(spark, lake, "popup_reasons run_log assignment_list release_list dispatch_list person_area "
                           "popup_to_release_by_code")
+    if run_row is not None:
+        schema = schemas.gold_schema("run_log")
+        (lake.read_gold(spark, "run_log").where(F.col("run_id") != run_id)
+         .unionByName(spark.createDataFrame([run_row], schema)).createOrReplaceTempView("run_log"))
     q = lambda s: [tuple(r) for r in spark.sql(s).collect()]  # noqa: E731
     run = spark.sql(f"SELECT * FROM run_log WHERE run_id = '{run_id}'").first()
     if run is None:
@@ -177,9 +184,10 @@ def render(d: dict) -> str:
     return "\n".join(out)
 
 
-def write(spark, lake, run_id, log=print) -> Path:
+def write(spark, lake, run_id, log=print, run_row: dict | None = None) -> Path:
+    """The run's report. `run_row`: its run_log row while the run is still publishing (it is committed last)."""
     path = Path(lake.root) / "reports" / f"{run_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(gather(spark, lake, run_id)), encoding="utf-8")
+    path.write_text(render(gather(spark, lake, run_id, run_row)), encoding="utf-8")
     log(f"report: {path}")
     return path

@@ -17,13 +17,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampType
 
 from jobs import schemas
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
-from jobs.spark import cut, each_of, get_spark, release
+from jobs.spark import JobCounter, cut, each_of, get_spark, release, remote
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 EXIT_HALTED = 3   # a data-quality gate stopped the run
@@ -55,6 +57,7 @@ class RunContext:
     log: object = print
     affected: object = None  # hourly: person keys screened (None = everyone)
     run_log: dict | None = field(default=None, repr=False)  # this run's row as this process last read or wrote it
+    meter: StageMeter | None = field(default=None, repr=False)  # the stage running now
 
     @property
     def run_id(self) -> str:
@@ -77,6 +80,20 @@ class RunContext:
         return policy_at(self.as_of)
 
 
+class StageMeter:
+    """What a stage cost: wall seconds, Spark jobs and Delta commits (every table of the lake, staging included)."""
+
+    def __init__(self, ctx: RunContext, stage: str):
+        self.stage, self.lake = stage, ctx.lake
+        self.t0 = time.monotonic()
+        self.jobs = JobCounter(ctx.spark)
+        self.commits0 = self.lake.commit_count()
+
+    def cost(self, extra_commits: int = 0) -> dict:
+        return {"seconds": round(time.monotonic() - self.t0, 1), "spark_jobs": self.jobs.count(),
+                "delta_commits": self.lake.commit_count() - self.commits0 + extra_commits}
+
+
 # -- run_log -------------------------------------------------------------------------------------------------
 def last_completed(spark, lake: Lake):
     """The run_log row (as_of, input_versions) of the last completed run, or None."""
@@ -89,26 +106,58 @@ def last_completed_as_of(spark, lake: Lake) -> datetime | None:
     return row["as_of"] if row else None
 
 
+def _pending_path(ctx: RunContext) -> Path:
+    return ctx.lake.root / "staging" / ctx.run_id / "run_log.json"
+
+
+def _decode(row: dict) -> dict:
+    schema = schemas.gold_schema("run_log")
+    for f in schema.fields:
+        if isinstance(f.dataType, TimestampType) and isinstance(row.get(f.name), str):
+            row[f.name] = datetime.fromisoformat(row[f.name])
+    return row
+
+
 def run_log_row(ctx: RunContext) -> dict | None:
-    """This run's run_log row. Read from the lake once per process: the lake lock makes this process its only
-    writer, so after that the copy kept in `ctx` is what the table holds."""
+    """This run's run_log row: what an earlier stage left pending beside the staged reasons, else the table's row
+    (a halted run's, when it is rerun). Read once per process: the lake lock makes this process its only writer."""
     if ctx.run_log is None:
-        row = ctx.lake.read_gold(ctx.spark, "run_log").where(F.col("run_id") == ctx.run_id).first()
-        ctx.run_log = row.asDict() if row else {}
+        pending = _pending_path(ctx)
+        if pending.exists():
+            ctx.run_log = _decode(json.loads(pending.read_text()))
+        else:
+            row = ctx.lake.read_gold(ctx.spark, "run_log").where(F.col("run_id") == ctx.run_id).first()
+            ctx.run_log = row.asDict() if row else {}
     return dict(ctx.run_log) or None
 
 
+# A run's row is committed to the Delta table once, when it ends (completed, halted): the stages before keep it in a
+# file beside the staged reasons, which costs no Delta commit (a run made six before).
+FINAL_STATUSES = ("completed", "halted")
+
+
 def write_run_log(ctx: RunContext, **fields) -> None:
-    """Upsert this run's run_log row, keeping what earlier stages wrote."""
+    """Update this run's run_log row, keeping what earlier stages wrote; commit it when the run ends."""
     row = run_log_row(ctx) or {"run_id": ctx.run_id, "mode": ctx.mode, "as_of": ctx.as_of, "policy_version": ctx.policy.id,
                                "started_at": datetime.now(), "status": "running"}
     row.update(fields)
     schema = schemas.gold_schema("run_log")
     row = {c.name: row.get(c.name) for c in schema.fields}
+    ctx.run_log = row
+    if row["status"] not in FINAL_STATUSES:
+        pending = _pending_path(ctx)
+        pending.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pending.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row, default=lambda v: v.isoformat(), ensure_ascii=False))
+        tmp.replace(pending)  # whole or not at all, as a crash may strike here
+        return
+    if ctx.meter is not None:  # the stage that ends the run, up to and with this commit
+        costs = json.loads(row.get("stage_costs") or "{}")
+        costs[ctx.meter.stage] = ctx.meter.cost(extra_commits=1)
+        row["stage_costs"] = json.dumps(costs)
     # The literal run id lets Delta skip every other run's file instead of joining the whole log (one per run).
     ctx.lake.merge(ctx.spark, ctx.lake.gold("run_log"), schema, ctx.spark.createDataFrame([row], schema), ["run_id"],
                    prune=f"t.run_id = '{ctx.run_id}'")
-    ctx.run_log = row
 
 
 def record_override(ctx: RunContext, gate: str, message: str) -> None:
@@ -204,7 +253,10 @@ def stage_screen(ctx: RunContext) -> None:
     from jobs.screen import screen
 
     b, inputs = screen_inputs(ctx)
-    reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy, ctx.affected)
+    if ctx.affected is not None and ctx.affected.isEmpty():  # a quiet hour: no rule has anyone to look at
+        reasons = ctx.spark.createDataFrame([], staged_schema())
+    else:
+        reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy, ctx.affected)
     if ctx.affected is not None:
         ctx.affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
     else:
@@ -247,6 +299,15 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
     return b, incremental.restrict(b, ctx.affected, raw, ctx.as_of)
 
 
+def staged_schema():
+    """The screened reasons as staged: popup_reasons without the run ids that publishing adds, with the episodes'
+    registered_only (what dispatch reads of the evidence path)."""
+    from pyspark.sql.types import BooleanType, StructField, StructType
+
+    return StructType([f for f in schemas.gold_schema("popup_reasons").fields
+                       if f.name not in ("first_run_id", "release_run_id")] + [StructField("registered_only", BooleanType())])
+
+
 def staged(ctx: RunContext):
     if not ctx.lake.exists(ctx.staging):
         raise SystemExit(f"run {ctx.run_id}: nothing screened yet ({ctx.staging} is missing); run the screen stage first")
@@ -280,7 +341,7 @@ def stage_publish(ctx: RunContext) -> None:
     if ctx.mode == "nightly":
         from jobs import report
 
-        report.write(ctx.spark, ctx.lake, ctx.run_id, log=ctx.log)
+        report.write(ctx.spark, ctx.lake, ctx.run_id, log=ctx.log, run_row=run_log_row(ctx))
     point("publish:before_status")
     write_run_log(ctx, status="completed", finished_at=datetime.now())  # last: the run now exists for consumers
     shutil.rmtree(ctx.lake.root / "staging" / ctx.run_id, ignore_errors=True)
@@ -303,9 +364,15 @@ def execute(ctx: RunContext, stages) -> int:
     try:
         with lake_lock(ctx.lake, ctx.run_id):
             for name in stages:
-                t0 = time.monotonic()
+                ctx.meter = StageMeter(ctx, name)
                 STAGE_FUNCS[name](ctx)
-                ctx.log(f"stage {name}: {time.monotonic() - t0:.0f} s")
+                cost = ctx.meter.cost()
+                ctx.meter = None
+                if name in RUN_STAGES and name != "publish":  # publish counted itself into the row it committed
+                    costs = json.loads((run_log_row(ctx) or {}).get("stage_costs") or "{}")
+                    write_run_log(ctx, stage_costs=json.dumps({**costs, name: cost}))
+                ctx.log(f"stage {name}: {cost['seconds']:.0f} s, {cost['spark_jobs'] if cost['spark_jobs'] is not None else '?'}"
+                        f" Spark jobs, {cost['delta_commits']} Delta commits")
                 point(f"{name}:done")
     except LakeBusy as e:
         ctx.log(f"run {ctx.run_id} not started: {e}")
@@ -315,6 +382,7 @@ def execute(ctx: RunContext, stages) -> int:
                 f"--override-gate {e.gate} --reason TEXT")
         return EXIT_HALTED
     finally:
+        ctx.meter = None
         release(ctx.spark)
     return 0
 
@@ -324,6 +392,8 @@ def context(landing: str, lake_dir: str, as_of: datetime, mode: str, overrides=N
 
     pii_key()  # the production profile refuses to start without a real key, before any work
     spark = get_spark(app or f"screening-{mode}")
+    if remote():
+        log(f"spark: a thin client of the engine at {remote()}")
     return RunContext(spark, Lake(lake_dir), landing, as_of, mode, dict(overrides or {}), log)
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,6 +75,9 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.ui.showConsoleProgress": "false",
         "spark.log.level": os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"),
         "spark.databricks.delta.snapshotPartitions": "2",
+        # A debugging check: in a session zone other than UTC, Delta lists every file of the table on each commit
+        # to verify its checksum. Our zone is Asia/Shanghai, so every commit paid for a full listing.
+        "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",
         "spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
@@ -103,8 +107,45 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
     return conf
 
 
+# Session settings a thin client sets on its own session (the engine was started with the rest: jars, extensions,
+# memory, UI). Static settings cannot change once the engine runs.
+SESSION_CONF_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
+STATIC_CONF = {"spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.sql.ui.retainedExecutions"}
+
+_remote = None  # this process's session on the engine
+
+
+def remote() -> str | None:
+    """The engine's address when commands are thin clients (SCREENING_SPARK_REMOTE), else None."""
+    return os.environ.get("SCREENING_SPARK_REMOTE") or None
+
+
+def fail_fast(spark) -> None:
+    """A thin client gives up on an engine that does not answer after about 10 s (Spark's default keeps trying
+    for 10 minutes: a stage would hang, not fail)."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=5, max_backoff=5000)])
+    warnings.filterwarnings("ignore", message=r".*RETRIES_EXCEEDED", category=UserWarning)  # we say it in one line
+
+
+def engine_gone(e: BaseException) -> bool:
+    """Whether `e` is a thin client's lost connection to the engine (not an error of the query)."""
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    text = str(e)
+    return isinstance(e, SparkConnectGrpcException) and any(
+        s in text for s in ("UNAVAILABLE", "Connection refused", "failed to connect", "Socket closed"))
+
+
+def is_connect(spark) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def get_spark(app_name: str = "screening", *, testing: bool = False):
-    """Return the session (reuses an active one, e.g. under spark-submit)."""
+    """Return the session: a thin client of the engine when SCREENING_SPARK_REMOTE is set, else a classic local
+    session (reuses an active one, e.g. under spark-submit)."""
+    global _remote
     # Python-side datetimes must mean local time too (PySpark converts naive datetimes with the process zone).
     os.environ["TZ"] = "Asia/Shanghai"
     time.tzset()
@@ -112,6 +153,23 @@ def get_spark(app_name: str = "screening", *, testing: bool = False):
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
+    url = remote()
+    if url:
+        if _remote is not None and not _remote.is_stopped:
+            return _remote
+        try:
+            spark = SparkSession.builder.remote(url).create()
+            fail_fast(spark)
+            spark.range(0).collect()  # fail here, in one line, when nobody answers
+        except Exception as e:  # noqa: BLE001
+            sys.exit(f"engine at {url} does not answer ({type(e).__name__}): start it with `screening engine start`, "
+                     "or unset SCREENING_SPARK_REMOTE to run in a local session of this process")
+        conf = {k: v for k, v in builder_config(app_name, testing=testing).items()
+                if k.startswith(SESSION_CONF_PREFIXES) and k not in STATIC_CONF}
+        for key, value in conf.items():
+            spark.conf.set(key, value)
+        _remote = spark
+        return spark
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -124,6 +182,15 @@ def get_spark(app_name: str = "screening", *, testing: bool = False):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"))
     return spark
+
+
+def end_session() -> None:
+    """End this process's session on the engine: the server drops its temp views, cached frames and checkpoints
+    (a command calls it when done; a classic session ends with its process)."""
+    global _remote
+    if _remote is not None and not _remote.is_stopped:
+        _remote.stop()
+    _remote = None
 
 
 def cut(df):
@@ -190,14 +257,38 @@ def each_of(fn, keys, threads: int = CONCURRENT_JOBS) -> dict:
     return dict(zip(keys, each(fn, keys, threads), strict=True))
 
 
+class JobCounter:
+    """Spark jobs started from now on in this session's engine. A classic session reads the scheduler's job id
+    counter; a thin client cannot see the engine's scheduler, and counts None."""
+
+    def __init__(self, spark):
+        self._scheduler = None if is_connect(spark) else spark.sparkContext._jsc.sc().dagScheduler()
+        self._start = self._next()
+
+    def _next(self) -> int | None:
+        if self._scheduler is None:
+            return None
+        value = self._scheduler.nextJobId()
+        return int(value if isinstance(value, int) else value.get())
+
+    def count(self) -> int | None:
+        return None if self._scheduler is None else self._next() - self._start
+
+
 def release(spark) -> None:
-    """Drop what a finished run left in this JVM (cached frames, Delta table snapshots), so one process can run
-    many runs (tests, the hourly backfill) without its heap filling up."""
+    """Drop what a finished run left in the JVM (cached frames, Delta table snapshots), so one process can run
+    many runs (tests, the hourly backfill) without its heap filling up. On the engine the cache is shared by every
+    session (dropping another's cached frames only costs it a recomputation); ending the session (`end_session`)
+    drops this command's views and checkpoints. A thin client cannot reach Delta's table cache."""
+    if is_connect(spark):
+        try:
+            spark.catalog.clearCache()
+        except Exception as e:
+            if not engine_gone(e):  # a dead engine holds nothing any more
+                raise
+        return
     spark.catalog.clearCache()
-    try:
-        spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
-    except Exception:  # noqa: BLE001 (no JVM gateway, e.g. Spark Connect: nothing to drop here)
-        pass
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 def main(argv: list[str] | None = None) -> None:

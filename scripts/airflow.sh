@@ -2,8 +2,10 @@
 # Airflow for this project, locally: `make airflow` runs `scripts/airflow.sh standalone`.
 #
 #   scripts/airflow.sh init         metadata DB (SQLite) in $AIRFLOW_HOME and the pool screening_lake (1 slot)
-#   scripts/airflow.sh standalone   init, then `airflow standalone` (API server + UI, scheduler, DAG processor,
-#                                   triggerer) with this project's DAGs; prints the URL and the login
+#   scripts/airflow.sh standalone   init, start the warm engine (`screening engine start`) unless it runs already,
+#                                   then `airflow standalone` (API server + UI, scheduler, DAG processor,
+#                                   triggerer) with this project's DAGs; prints the URL and the login. When Airflow
+#                                   exits (Ctrl-C), the engine is stopped if this script started it
 #   scripts/airflow.sh CMD ...      any `airflow` subcommand in the same environment (e.g. dags list)
 #
 # Everything is configuration (env), nothing is edited in the DAGs:
@@ -11,6 +13,10 @@
 #   AIRFLOW_CONN_SCREENING_SPARK       the Spark connection; local[*] here. For a cluster e.g.
 #                                      '{"conn_type": "spark", "host": "spark://host", "port": 7077}'
 #   AIRFLOW_VAR_SCREENING_LANDING/LAKE demo/landing and demo/lake (as `make run` makes them)
+#   AIRFLOW_VAR_SCREENING_SPARK_REMOTE the engine the stage tasks are thin clients of: sc://127.0.0.1:PORT, PORT
+#                                      SCREENING_ENGINE_PORT (default 15002); the engine's state folder is
+#                                      SCREENING_ENGINE_HOME (default .engine/)
+#   AIRFLOW_VAR_SCREENING_ENGINE       connect (default) or submit (a spark-submit per stage; no engine started)
 #   SCREENING_START_DATE/END_DATE      the DAGs' schedule range; here the demo data's month, May 2022 (an empty
 #                                      END_DATE means no end). A trigger with a logical date in it screens the demo
 #   SCREENING_NIGHTLY_CATCHUP          false here: unpausing does not queue every night since the start date
@@ -27,10 +33,13 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CON
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin}"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-True}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# the task processes reach the API server here (Airflow's default assumes port 8080, whatever AIRFLOW__API__PORT says)
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://localhost:$AIRFLOW__API__PORT/execution/}"
 LOCAL_SPARK='{"conn_type": "spark", "host": "local[*]"}'
 export AIRFLOW_CONN_SCREENING_SPARK="${AIRFLOW_CONN_SCREENING_SPARK:-$LOCAL_SPARK}"
 export AIRFLOW_VAR_SCREENING_LANDING="${AIRFLOW_VAR_SCREENING_LANDING:-$ROOT/demo/landing}"
 export AIRFLOW_VAR_SCREENING_LAKE="${AIRFLOW_VAR_SCREENING_LAKE:-$ROOT/demo/lake}"
+export AIRFLOW_VAR_SCREENING_SPARK_REMOTE="${AIRFLOW_VAR_SCREENING_SPARK_REMOTE:-sc://127.0.0.1:${SCREENING_ENGINE_PORT:-15002}}"
 export SCREENING_START_DATE="${SCREENING_START_DATE:-2022-05-02}"
 export SCREENING_END_DATE="${SCREENING_END_DATE-2022-05-31}"
 export SCREENING_NIGHTLY_CATCHUP="${SCREENING_NIGHTLY_CATCHUP:-false}"
@@ -49,6 +58,38 @@ init() {
   fi
 }
 
+# The warm engine the stage tasks are thin clients of: started here (before Airflow) when the remote is on this
+# machine and nothing runs there yet, and then stopped when this script exits. An engine that was already running
+# is left alone. ENGINE_NOTE is the banner's line.
+ENGINE_STARTED=
+stop_engine() {
+  if [ -n "$ENGINE_STARTED" ]; then
+    ENGINE_STARTED=
+    echo "stopping the engine this script started"
+    "$BIN/screening" engine stop || true
+  fi
+}
+start_engine() {
+  local remote="$AIRFLOW_VAR_SCREENING_SPARK_REMOTE" port
+  if [ "$(echo "${AIRFLOW_VAR_SCREENING_ENGINE:-connect}" | tr '[:upper:]' '[:lower:]')" = submit ]; then
+    ENGINE_NOTE="none (screening_engine=submit: a spark-submit per stage)"; return
+  fi
+  if ! [[ "$remote" =~ ^sc://(127\.0\.0\.1|localhost)(:([0-9]+))?(/.*)?$ ]]; then
+    ENGINE_NOTE="$remote (not on this machine: start it there)"; return
+  fi
+  port="${BASH_REMATCH[3]:-15002}"
+  if "$BIN/screening" engine status >/dev/null 2>&1 || (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    ENGINE_NOTE="$remote (already up; left running when Airflow exits)"; return
+  fi
+  trap stop_engine EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ENGINE_STARTED=1
+  "$BIN/screening" engine start --port "$port"
+  ENGINE_NOTE="$remote (started here; stopped when Airflow exits)"
+}
+
 case "${1:-standalone}" in
   init)
     init
@@ -57,6 +98,7 @@ case "${1:-standalone}" in
     init
     [ -d "$AIRFLOW_VAR_SCREENING_LANDING" ] || echo "note: $AIRFLOW_VAR_SCREENING_LANDING does not exist yet: run 'make run' first for demo data"
     password=$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$PASSWORDS")
+    start_engine
     cat <<MSG
 
   Airflow UI:  http://localhost:$AIRFLOW__API__PORT
@@ -67,10 +109,15 @@ case "${1:-standalone}" in
                to 2022-05-16 01:00 (Asia/Shanghai): the night after the one make run screened
   Landing:     $AIRFLOW_VAR_SCREENING_LANDING
   Lake:        $AIRFLOW_VAR_SCREENING_LAKE
+  Engine:      $ENGINE_NOTE
   Ctrl-C stops it.
 
 MSG
-    exec airflow standalone
+    if [ -n "$ENGINE_STARTED" ]; then
+      airflow standalone  # not exec: the EXIT trap stops the engine when Airflow exits
+    else
+      exec airflow standalone
+    fi
     ;;
   *)
     exec airflow "$@"

@@ -35,7 +35,7 @@ from jobs.spark import delta_jar_paths  # noqa: E402
 SPARK_HOME = Path(pyspark.__file__).parent
 PY = sys.executable
 GOLD = ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list", "run_log")
-WALL_CLOCK = {"run_log": ("started_at", "finished_at", "overrides")}  # when a run happened, not what it found
+WALL_CLOCK = {"run_log": ("started_at", "finished_at", "overrides", "stage_costs")}  # when a run happened, not what it found
 START = date(2022, 5, 1)
 # in run_log.dq_summary, how a check ran rather than what it found: when, how long, how many Spark jobs, where
 ENGINE_KEYS = ("seconds", "validated_at", "spark_jobs", "docs")

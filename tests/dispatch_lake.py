@@ -58,7 +58,7 @@ def nightly(spark, lake: Lake, landing: Path, t: datetime, skip_ingest: bool = F
     import json
 
     from jobs import dispatch, report
-    from jobs.run import RunContext, stage_ingest, stage_screen, staged, write_run_log
+    from jobs.run import RunContext, run_log_row, stage_ingest, stage_screen, staged, write_run_log
     from jobs.screen import publish
 
     quiet = lambda *_: None  # noqa: E731
@@ -69,7 +69,7 @@ def nightly(spark, lake: Lake, landing: Path, t: datetime, skip_ingest: bool = F
     counts = publish(spark, lake, staged(ctx), t, ctx.run_id, ctx.policy, log=quiet)
     counts.update(dispatch.publish(spark, lake, t, ctx.run_id, ctx.policy, log=quiet))
     write_run_log(ctx, rows_out=json.dumps(counts), policy_version=ctx.policy.id)
-    report.write(spark, lake, ctx.run_id, log=quiet)
+    report.write(spark, lake, ctx.run_id, log=quiet, run_row=run_log_row(ctx))
     write_run_log(ctx, status="completed", finished_at=datetime.now())
 
 

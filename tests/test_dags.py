@@ -1,6 +1,7 @@
 """DAG integrity: dags/screening_nightly.py and dags/screening_hourly.py parse fast and cleanly, with the schedule,
 time zone, task graph, pool, retries, timeouts and failure handling the Airflow issue asks for. No Spark here: the
-stage operator's failure handling is driven with a fake spark-submit result."""
+stage and engine operators are driven with a fake command result (a thin client of the engine, Variable
+screening_engine=connect, the default) or a fake spark-submit result (screening_engine=submit)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,17 @@ PARSE_LIMIT_S = 10.0  # Airflow's own dagbag_import_timeout is 30 s; ours must b
 PARSE_PROBE = r"""
 import json, sys, time
 from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk import Variable
+read = []  # Variables read while parsing: none (they are read when a task runs)
+Variable.get = staticmethod(lambda key, *a, **k: read.append(key))
 t = time.perf_counter()
 from pathlib import Path
 bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))
 took = time.perf_counter() - t
 print(json.dumps({"took": took, "errors": {k: str(v) for k, v in bag.import_errors.items()},
                   "dags": sorted(bag.dag_ids), "files": sorted(s.file for s in bag.dagbag_stats),
-                  "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "jobs", "delta", "py4j"))}))
+                  "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "jobs", "delta", "py4j")),
+                  "variables": read}))
 """
 
 
@@ -106,8 +111,9 @@ def test_dag_folder_holds_one_dag_per_file_and_skips_the_helper(parse):
     assert sorted(Path(f).name for f in parse["files"]) == ["screening_hourly.py", "screening_nightly.py"]
 
 
-def test_parsing_imports_no_spark_and_no_pipeline_code(parse):
+def test_parsing_imports_no_spark_and_no_pipeline_code_and_reads_no_variable(parse):
     assert parse["heavy"] == []
+    assert parse["variables"] == []
 
 
 # -- schedules -----------------------------------------------------------------------------------------------
@@ -134,21 +140,28 @@ def test_nightly_catches_up_missed_nights_one_run_at_a_time(nightly, hourly):
 
 
 # -- task graph ----------------------------------------------------------------------------------------------
-def test_nightly_tasks_are_the_stages_in_order_then_maintenance(nightly):
-    stages = [*CHAIN, "maintain"]
-    assert chain_of(nightly) == sorted((s, [n] if n else []) for s, n in zip(stages, [*stages[1:], None],
-                                                                             strict=True))
+def chained(tasks: list[str]) -> list[tuple[str, list[str]]]:
+    return sorted((s, [n] if n else []) for s, n in zip(tasks, [*tasks[1:], None], strict=True))
 
 
-def test_hourly_tasks_are_the_stages_in_order_without_maintenance(hourly):
-    assert chain_of(hourly) == sorted((s, [n] if n else []) for s, n in zip(CHAIN, [*CHAIN[1:], None], strict=True))
+def test_nightly_tasks_are_the_engine_then_the_stages_in_order_then_maintenance(nightly):
+    assert chain_of(nightly) == chained(["engine", *CHAIN, "maintain"])
 
 
-def test_every_task_is_a_spark_submit_of_the_screening_stage_command(nightly, hourly):
+def test_hourly_tasks_are_the_engine_then_the_stages_in_order_without_maintenance(hourly):
+    assert chain_of(hourly) == chained(["engine", *CHAIN])
+
+
+def test_every_stage_task_runs_the_screening_stage_command(nightly, hourly, common):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     for dag, mode in ((nightly, "nightly"), (hourly, "hourly")):
         for t in dag.tasks:
+            if t.task_id == "engine":
+                assert type(t) is common.ScreeningEngine
+                continue
+            assert type(t) is common.ScreeningStage
+            # the same arguments for a thin client (python -m jobs.cli ...) and for spark-submit jobs/cli.py ...
             assert isinstance(t, SparkSubmitOperator)
             assert t.application == str(ROOT / "jobs" / "cli.py")
             assert t.application_args[:2] == ["stage", t.task_id.replace("_", "-")]
@@ -157,10 +170,13 @@ def test_every_task_is_a_spark_submit_of_the_screening_stage_command(nightly, ho
 
 
 # -- pool, retries, timeouts ---------------------------------------------------------------------------------
-def test_every_task_of_both_dags_takes_the_one_slot_lake_pool(nightly, hourly, common):
+def test_every_stage_task_of_both_dags_takes_the_one_slot_lake_pool(nightly, hourly, common):
     pools = {(t.dag_id, t.task_id): (t.pool, t.pool_slots) for d in (nightly, hourly) for t in d.tasks}
-    assert len(pools) == 11
-    assert set(pools.values()) == {("screening_lake", 1)}
+    assert len(pools) == 13
+    # the engine task writes nothing: it neither waits for the lake's slot nor holds it
+    assert {k: v for k, v in pools.items() if k[1] == "engine"} == {
+        ("screening_nightly", "engine"): ("default_pool", 1), ("screening_hourly", "engine"): ("default_pool", 1)}
+    assert {v for k, v in pools.items() if k[1] != "engine"} == {("screening_lake", 1)}
     assert (common.POOL, common.POOL_SLOTS) == ("screening_lake", 1)
     # a started run outranks the other DAG's next run for the slot: a task weighs its upstream tasks too
     assert {(t.weight_rule, t.priority_weight) for d in (nightly, hourly) for t in d.tasks} == {("upstream", 1)}
@@ -175,10 +191,10 @@ def test_retries_back_off_exponentially(nightly, hourly):
 
 def test_every_task_has_an_execution_timeout(nightly, hourly):
     assert {t.task_id: t.execution_timeout for t in nightly.tasks} == {
-        "ingest": timedelta(hours=1), "dq_feeds": timedelta(minutes=30), "screen": timedelta(hours=2),
+        "engine": timedelta(minutes=10), "ingest": timedelta(hours=1), "dq_feeds": timedelta(minutes=30), "screen": timedelta(hours=2),
         "dq_results": timedelta(minutes=30), "publish": timedelta(hours=1), "maintain": timedelta(minutes=90)}
     assert {t.task_id: t.execution_timeout for t in hourly.tasks} == {
-        "ingest": timedelta(minutes=20), "dq_feeds": timedelta(minutes=10), "screen": timedelta(minutes=30),
+        "engine": timedelta(minutes=10), "ingest": timedelta(minutes=20), "dq_feeds": timedelta(minutes=10), "screen": timedelta(minutes=30),
         "dq_results": timedelta(minutes=10), "publish": timedelta(minutes=20)}
 
 
@@ -187,6 +203,8 @@ def test_tags_docs_and_failure_callbacks(nightly, hourly, common):
     assert set(hourly.tags) == {"screening", "hourly", "spark"}
     for dag in (nightly, hourly):
         assert "## When it fails" in dag.doc_md and "override_gates" in dag.doc_md and "--override-gate" in dag.doc_md
+        assert "**engine**" in dag.doc_md and "thin client" in dag.doc_md
+        assert "`screening_engine`" in dag.doc_md and "`screening_spark_remote`" in dag.doc_md
         assert dag.on_failure_callback in (common.log_run_failure, [common.log_run_failure])
         for t in dag.tasks:
             assert t.on_failure_callback in (common.log_task_failure, [common.log_task_failure])
@@ -260,25 +278,32 @@ def test_landing_lake_and_python_come_from_variables(nightly):
     assert (env["PYSPARK_PYTHON"], env["PYSPARK_DRIVER_PYTHON"]) == ("/opt/py/bin/python", "/opt/py/bin/python")
 
 
+ENGINES = ["connect", "submit"]
+
+
 @pytest.fixture
 def stage_run(monkeypatch, common):
-    """Run a task's execute() with spark-submit replaced by a fake that exits with the given code and output."""
+    """Run a task's execute() with its command replaced by a fake that exits with the given code and output: the
+    thin client's `python -m jobs.cli stage ...` (engine="connect", the default) or spark-submit ("submit")."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     monkeypatch.delenv("AIRFLOW_CONN_SCREENING_SPARK", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", raising=False)
     monkeypatch.setattr(common, "_connection_defined", lambda conn_id: False)
     seen = {}
 
-    def go(dag, task_id, code, output=(), conf=None):
+    def go(dag, task_id, code, output=(), conf=None, engine="connect"):
         import copy
 
         from airflow.sdk.exceptions import AirflowException
 
+        monkeypatch.setenv("AIRFLOW_VAR_SCREENING_ENGINE", engine)
+        seen.clear()
         task = copy.deepcopy(dag.get_task(task_id))
         ctx = context_for(dag, pendulum.datetime(2022, 5, 3, 1, tz="Asia/Shanghai"), conf)
         task.render_template_fields(ctx)  # what Airflow does before execute()
 
-        def fake_execute(self, context):
+        def fake_submit(self, context):
             seen["args"], seen["jars"] = list(self.application_args), self.jars
             seen["conn"] = os.environ.get("AIRFLOW_CONN_SCREENING_SPARK")
             seen["operator"] = self.env_vars.get("SCREENING_OPERATOR")
@@ -288,7 +313,13 @@ def stage_run(monkeypatch, common):
             if code:
                 raise AirflowException(f"Cannot execute: spark-submit ... Error code is: {code}.")
 
-        monkeypatch.setattr(SparkSubmitOperator, "execute", fake_execute)
+        def fake_command(self, cmd, env):
+            seen["cmd"], seen["env"] = list(cmd), dict(env)
+            seen["args"], seen["operator"] = list(cmd[3:]), env.get("SCREENING_OPERATOR")
+            return code, list(output)
+
+        monkeypatch.setattr(SparkSubmitOperator, "execute", fake_submit)
+        monkeypatch.setattr(common.Subprocesses, "_run_command", fake_command)
         task.execute(ctx)
         return seen
 
@@ -299,11 +330,12 @@ HALT_LINE = ("run nightly-20220503T010000 halted by gate feed_volume: telecom_st
              "Nothing was published. To publish anyway, rerun with --override-gate feed_volume --reason TEXT")
 
 
-def test_gate_halt_fails_the_task_without_retries_and_says_how_to_override(stage_run, nightly):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_gate_halt_fails_the_task_without_retries_and_says_how_to_override(stage_run, nightly, engine):
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException) as e:
-        stage_run(nightly, "dq_feeds", 3, ["Setting Spark log level", HALT_LINE])
+        stage_run(nightly, "dq_feeds", 3, ["Setting Spark log level", HALT_LINE], engine=engine)
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.startswith("run nightly-20220503T010000 halted by data-quality gate feed_volume: telecom_stays has "
@@ -312,61 +344,241 @@ def test_gate_halt_fails_the_task_without_retries_and_says_how_to_override(stage
     assert "--override-gate feed_volume --reason TEXT" in msg
 
 
-def test_locked_lake_is_retried(stage_run, nightly):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_locked_lake_is_retried(stage_run, nightly, engine):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     with pytest.raises(AirflowException) as e:
-        stage_run(nightly, "publish", 75)
+        stage_run(nightly, "publish", 75, engine=engine)
     assert not isinstance(e.value, AirflowFailException)
     assert str(e.value) == "run nightly-20220503T010000: the lake is locked by another run (exit 75); retried later"
 
 
-def test_other_spark_failure_is_retried_with_its_last_error_line(stage_run, hourly):
+@pytest.mark.parametrize("engine, runner", [("connect", "screening"), ("submit", "spark-submit")])
+def test_other_spark_failure_is_retried_with_its_last_error_line(stage_run, hourly, engine, runner):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     out = ["Traceback (most recent call last):", '  File "jobs/cli.py", line 1', "\tat org.apache.Foo",
            "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter."]
     with pytest.raises(AirflowException) as e:
-        stage_run(hourly, "screen", 1, out)
+        stage_run(hourly, "screen", 1, out, engine=engine)
     assert not isinstance(e.value, AirflowFailException)
-    assert str(e.value) == ("stage screen of run hourly-20220503T010000 failed (spark-submit exit 1): "
+    assert str(e.value) == (f"stage screen of run hourly-20220503T010000 failed ({runner} exit 1): "
                             "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter.")
 
 
-def test_success_defaults_to_local_spark_and_the_cached_delta_jars(stage_run, nightly, common):
+def test_an_engine_that_does_not_answer_is_retried_with_the_clients_line(stage_run, hourly):
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    line = ("engine at sc://127.0.0.1:15002 does not answer (SparkConnectGrpcException): start it with `screening "
+            "engine start`, or unset SCREENING_SPARK_REMOTE to run in a local session of this process")
+    with pytest.raises(AirflowException) as e:
+        stage_run(hourly, "ingest", 1, [line])
+    assert not isinstance(e.value, AirflowFailException)
+    assert str(e.value) == f"stage ingest of run hourly-20220503T010000 failed (screening exit 1): {line}"
+
+
+def test_by_default_a_stage_is_a_thin_client_of_the_engine_on_this_machine(stage_run, nightly):
     seen = stage_run(nightly, "ingest", 0)
+    assert seen["cmd"] == [str(ROOT / ".venv" / "bin" / "python"), "-m", "jobs.cli", "stage", "ingest",
+                           "--landing", str(ROOT / "demo" / "landing"), "--lake", str(ROOT / "demo" / "lake"),
+                           "--as-of", "2022-05-03T01:00:00+08:00", "--mode", "nightly"]
+    env = seen["env"]
+    assert env["SCREENING_SPARK_REMOTE"] == "sc://127.0.0.1:15002"
+    assert (env["SCREENING_OPERATOR"], env["TZ"], env["PYTHONUNBUFFERED"]) == ("airflow:ops", "Asia/Shanghai", "1")
+    assert "jars" not in seen and "conn" not in seen  # no spark-submit, no Spark connection
+
+
+def test_the_engine_address_comes_from_a_variable_and_a_bad_one_fails_clearly(stage_run, nightly, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", "sc://engine.internal:15010")
+    assert stage_run(nightly, "screen", 0)["env"]["SCREENING_SPARK_REMOTE"] == "sc://engine.internal:15010"
+    monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", "engine.internal:15010")
+    with pytest.raises(AirflowFailException, match="^Variable screening_spark_remote is 'engine.internal:15010': "
+                                                   "it must look like sc://host:port$"):
+        stage_run(nightly, "screen", 0)
+
+
+def test_an_unknown_engine_setting_fails_clearly(stage_run, nightly):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="^Variable screening_engine is 'yarn': it must be connect or submit$"):
+        stage_run(nightly, "screen", 0, engine="yarn")
+
+
+def test_submit_defaults_to_local_spark_and_the_cached_delta_jars(stage_run, nightly, common):
+    seen = stage_run(nightly, "ingest", 0, engine="submit")
     from jobs.spark import delta_jar_paths
 
     assert seen["jars"] == ",".join(str(p) for p in delta_jar_paths())
     assert json.loads(seen["conn"]) == {"conn_type": "spark", "host": "local[*]"}
     assert seen["operator"] == "airflow:ops"
+    assert "cmd" not in seen
 
 
 def test_more_spark_settings_come_from_a_variable_and_a_bad_one_fails_clearly(stage_run, nightly, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", '{"spark.executor.memory": "8g", "spark.executor.cores": 4}')
-    seen = stage_run(nightly, "screen", 0)
+    seen = stage_run(nightly, "screen", 0, engine="submit")
     assert seen["conf"] == {"spark.driver.memory": "2g", "spark.sql.session.timeZone": "Asia/Shanghai",
                             "spark.executor.memory": "8g", "spark.executor.cores": "4"}
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", "spark.executor.memory=8g")
     with pytest.raises(AirflowFailException, match="Variable screening_spark_conf is not JSON"):
-        stage_run(nightly, "screen", 0)
+        stage_run(nightly, "screen", 0, engine="submit")
 
 
-def test_override_params_reach_only_the_gate_stages(stage_run, nightly):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_override_params_reach_only_the_gate_stages(stage_run, nightly, engine):
     conf = {"override_gates": ["feed_volume", "result_share"], "override_reason": "telecom outage, checked by ops"}
-    args = stage_run(nightly, "dq_results", 0, conf=conf)["args"]
+    args = stage_run(nightly, "dq_results", 0, conf=conf, engine=engine)["args"]
     assert args[-6:] == ["--override-gate", "feed_volume", "--override-gate", "result_share",
                          "--reason", "telecom outage, checked by ops"]
-    assert stage_run(nightly, "publish", 0, conf=conf)["args"][-2:] == ["--mode", "nightly"]
+    assert stage_run(nightly, "publish", 0, conf=conf, engine=engine)["args"][-2:] == ["--mode", "nightly"]
 
 
-def test_override_without_reason_is_refused(stage_run, nightly):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_override_without_reason_is_refused(stage_run, nightly, engine):
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="^override_gates needs override_reason"):
-        stage_run(nightly, "dq_feeds", 0, conf={"override_gates": ["feed_volume"]})
+        stage_run(nightly, "dq_feeds", 0, conf={"override_gates": ["feed_volume"]}, engine=engine)
+
+
+# -- the engine task -----------------------------------------------------------------------------------------
+@pytest.fixture
+def engine_run(monkeypatch, common, capsys):
+    """Run a DAG's `engine` task with the engine answering or not and `screening engine start` replaced by a fake
+    that exits with the given code and output. Returns the commands it ran and its log."""
+    monkeypatch.delenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_SCREENING_DRIVER_MEMORY", raising=False)
+
+    def go(dag, *, answers, engine="connect", code=0, output=(), remote=None):
+        import copy
+
+        monkeypatch.setenv("AIRFLOW_VAR_SCREENING_ENGINE", engine)
+        if remote:
+            monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", remote)
+        seen = SimpleNamespace(asked=[], cmds=[], envs=[], log="")
+        task = copy.deepcopy(dag.get_task("engine"))
+        ctx = context_for(dag, pendulum.datetime(2022, 5, 3, 1, tz="Asia/Shanghai"))
+        task.render_template_fields(ctx)
+
+        def fake_answers(self, url, host, port):
+            seen.asked.append((url, host, port))
+            return answers
+
+        def fake_command(self, cmd, env):
+            seen.cmds.append(list(cmd))
+            seen.envs.append(dict(env))
+            return code, list(output)
+
+        monkeypatch.setattr(common.ScreeningEngine, "_answers", fake_answers)
+        monkeypatch.setattr(common.Subprocesses, "_run_command", fake_command)
+        capsys.readouterr()
+        try:
+            task.execute(ctx)
+        finally:
+            seen.log = capsys.readouterr().out  # the task log (Airflow's structlog writes it to stdout here)
+        return seen
+
+    return go
+
+
+def test_engine_task_leaves_an_engine_that_answers_alone(engine_run, nightly):
+    seen = engine_run(nightly, answers=True)
+    assert seen.asked == [("sc://127.0.0.1:15002", "127.0.0.1", 15002)]
+    assert seen.cmds == []
+    assert "the engine at sc://127.0.0.1:15002 answers" in seen.log
+
+
+def test_engine_task_starts_the_engine_on_this_machine_when_nothing_answers(engine_run, hourly, monkeypatch):
+    monkeypatch.setenv("SCREENING_ENGINE_HOME", "/srv/screening/engine")
+    monkeypatch.setenv("SCREENING_SPARK_REMOTE", "sc://127.0.0.1:1")  # the worker's own: not the engine's
+    monkeypatch.setenv("AIRFLOW_VAR_SCREENING_DRIVER_MEMORY", "6g")
+    seen = engine_run(hourly, answers=False, remote="sc://localhost:15077")
+    assert seen.cmds == [[str(ROOT / ".venv" / "bin" / "python"), "-m", "jobs.cli", "engine", "start",
+                          "--port", "15077", "--driver-memory", "6g"]]
+    assert seen.envs[0]["SCREENING_ENGINE_HOME"] == "/srv/screening/engine"
+    assert "SCREENING_SPARK_REMOTE" not in seen.envs[0]
+    assert "nothing answers at sc://localhost:15077: starting the engine on this machine" in seen.log
+
+
+def test_engine_task_fails_in_one_line_when_the_engine_cannot_start(engine_run, nightly):
+    from airflow.sdk.exceptions import AirflowException
+
+    out = ["engine: port 15002 on 127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT"]
+    with pytest.raises(AirflowException) as e:
+        engine_run(nightly, answers=False, code=1, output=out)
+    assert str(e.value) == ("the engine at sc://127.0.0.1:15002 could not be started (exit 1): engine: port 15002 on "
+                            "127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT")
+
+
+def test_engine_task_only_checks_an_engine_elsewhere(engine_run, nightly):
+    from airflow.sdk.exceptions import AirflowException
+
+    assert engine_run(nightly, answers=True, remote="sc://engine.internal:15002").cmds == []
+    with pytest.raises(AirflowException) as e:
+        engine_run(nightly, answers=False, remote="sc://engine.internal:15002")
+    assert str(e.value) == ("the engine at sc://engine.internal:15002 does not answer: start it there "
+                            "(`screening engine start`) or set the Variable screening_spark_remote")
+
+
+def test_engine_task_does_nothing_with_spark_submit(engine_run, hourly):
+    seen = engine_run(hourly, answers=False, engine="submit")
+    assert (seen.asked, seen.cmds) == ([], [])
+    assert "Variable screening_engine is submit: each stage starts its own Spark; no engine needed" in seen.log
+
+
+def test_engine_task_finds_a_closed_port_at_once(nightly):
+    import copy
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    task = copy.deepcopy(nightly.get_task("engine"))
+    task.python = sys.executable
+    t = time.perf_counter()
+    assert task._answers(f"sc://127.0.0.1:{port}", "127.0.0.1", port) is False
+    assert time.perf_counter() - t < 5
+
+
+def test_a_command_runs_in_the_project_folder_its_output_into_the_task_log(nightly, capsys):
+    import copy
+
+    task = copy.deepcopy(nightly.get_task("ingest"))
+    script = "import os, sys; print(os.getcwd()); print('写入 bronze', flush=True); print('boom', file=sys.stderr); sys.exit(3)"
+    capsys.readouterr()
+    code, tail = task._run_command([sys.executable, "-c", script], {**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert (code, tail) == (3, [str(ROOT), "写入 bronze", "boom"])
+    log = capsys.readouterr().out  # the task log
+    assert "写入 bronze" in log and "boom" in log
+    assert task._proc is None
+
+
+def test_a_killed_task_interrupts_its_command(nightly):
+    import copy
+    import threading
+    import time
+
+    task = copy.deepcopy(nightly.get_task("screen"))
+    script = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGINT, lambda *a: (print('interrupted', flush=True), sys.exit(130)))\n"
+              "print('started', flush=True)\ntime.sleep(60)\n")
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(result=task._run_command([sys.executable, "-c", script],
+                                                                                   dict(os.environ))))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while task._proc is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the script installed its handler and printed
+    task.on_kill()
+    runner.join(timeout=30)
+    assert done["result"] == (130, ["started", "interrupted"])
 
 
 def test_failure_callbacks_log_the_run_and_the_reason(caplog, nightly, common):

@@ -108,11 +108,11 @@ def lakes(spark, tmp_path_factory):
     for stage in ("ingest", "dq_feeds", "screen", "dq_results", "publish"):
         assert run_stage(stage, str(landing), str(hourly), T_RUN, mode="hourly", log=said.append) == 0, stage
     assert run(str(landing), str(nightly), T_RUN, log=lambda *_: None) == 0
-    return before, said, reasons(spark, Lake(hourly)), reasons(spark, Lake(nightly))
+    return before, said, reasons(spark, Lake(hourly)), reasons(spark, Lake(nightly)), hourly
 
 
 def test_hourly_run_after_corrections_ends_in_the_nightly_state(lakes):
-    _, _, hourly, nightly = lakes
+    _, _, hourly, nightly, _ = lakes
     assert hourly == nightly
 
 
@@ -202,3 +202,22 @@ def test_bronze_writes_give_a_redelivered_rows_old_and_new_images_or_none_when_u
     spark.createDataFrame(lake.read_bronze(spark, "venue_scans").limit(1).collect(), lake.read_bronze(spark, "venue_scans").schema) \
         .write.format("delta").mode("append").save(lake.bronze("venue_scans"))  # a write that recorded no changes
     assert incremental.bronze_writes(spark, lake, {"venue_scans": v2}) is None
+
+
+
+def test_a_quiet_hour_screens_nobody_stages_no_reason_and_changes_no_reason(spark, lakes, tmp_path):
+    from jobs.run import staged_schema
+
+    landing, lake = lakes[4].parent / "landing", Lake(tmp_path / "hourly")
+    shutil.copytree(lakes[4], lake.root)
+    t = datetime(2022, 5, 15, 12, 10)  # nothing landed and nothing falls due since T_RUN
+    said: list[str] = []
+    assert run(str(landing), str(lake.root), t, mode="hourly", log=said.append) == 0
+    assert [x for x in said if x.startswith("hourly: ")] == ["hourly: 0 people to screen (changes since 2022-05-15 12:00:00)"]
+    assert reasons(spark, lake) == lakes[2]
+    # the empty frame it staged has the columns a screen stages (a full screen of the same lake, staged only)
+    assert run_stage("screen", str(landing), str(lake.root), t, mode="nightly", log=lambda *_: None) == 0
+    full = spark.read.format("delta").load(str(lake.root / "staging" / "nightly-20220515T121000" / "popup_reasons"))
+    assert full.count() > 0
+    assert sorted((f.name, f.dataType.simpleString()) for f in full.schema.fields) == sorted(
+        (f.name, f.dataType.simpleString()) for f in staged_schema().fields)

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from jobs import schemas
 from jobs.dq import gates
+from jobs.spark import JobCounter
 
 RESULTS_TABLE = "dq_results"
 
@@ -80,24 +81,20 @@ def _run_suites(ctx, stage: str, batches: list[tuple[str, str, object, list[dict
         return rows, per_suite
     if batches:
         context = gx.context(ctx.lake.root)
-        sc = ctx.spark.sparkContext
         for suite, asset, df, specs in batches:
             t1 = time.monotonic()
-            group = f"dq-{ctx.run_id}-{suite}"
-            sc.setJobGroup(group, f"data quality: {suite}")
+            jobs = JobCounter(ctx.spark)
             try:
                 res = gx.validate(context, ctx.run_id, suite, asset, df, specs, ctx.as_of,
                                   meta={"run_id": ctx.run_id, "stage": stage})
             finally:
-                sc.setLocalProperty("spark.jobGroup.id", None)
-                sc.setLocalProperty("spark.job.description", None)
                 df.unpersist()  # GX persisted the batch
             r = gx.result_rows(res, ctx.run_id, ctx.mode, ctx.as_of, stage, suite, asset)
             rows += r
             failed = [x for x in r if not x["success"]]
             per_suite[suite] = {"success": not failed, "expectations": len(r), "failed": len(failed),
                                 "failed_gating": sum(1 for x in failed if x["gate"]),
-                                "spark_jobs": len(sc.statusTracker().getJobIdsForGroup(group)),
+                                "spark_jobs": jobs.count(),
                                 "seconds": round(time.monotonic() - t1, 1)}
         gx.build_docs(context, ctx.run_id, [b[0] for b in batches])
     _store_results(ctx, stage, rows, [b[0] for b in batches])

@@ -105,7 +105,7 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
 class Ingestor:
     def __init__(self, spark: SparkSession, lake: Lake, landing: str | Path, run_id: str,
                  floor: datetime | None, log=print):
-        self.spark, self.lake, self.landing = spark, lake, Path(landing)
+        self.spark, self.lake, self.landing = spark, lake, Path(landing).resolve()  # the engine may run elsewhere: no relative paths
         self.run_id, self.floor, self.log = run_id, floor, log
         self._persisted: list[DataFrame] = []
 
