@@ -144,8 +144,7 @@ def start(port: int | None = None, driver_memory: str | None = None, *, testing:
     folder.mkdir(parents=True, exist_ok=True)
     st = status(folder)
     if st is not None:
-        if not _answers(st.port):
-            _wait(st, log)
+        _wait(st, log)  # returns at its first answer; a server still starting is waited for
         log(f"engine already up: pid {st.pid}, {remote_url(st.port)}")
         return st
     port = port or int(os.environ.get("SCREENING_ENGINE_PORT", DEFAULT_PORT))

@@ -32,7 +32,7 @@ def conflict(e: Exception) -> str | None:
     """The name of Delta's commit-conflict exception `e` is (another writer committed first), else None. Classic
     sessions raise Delta's Python exceptions; a Spark Connect client gets an error condition and the JVM class."""
     name = type(e).__name__
-    if name.endswith(CONFLICTS) or name in CONFLICTS:
+    if name.endswith(CONFLICTS):  # Delta's Python classes (DeltaConcurrentModificationException too)
         return name
     condition = ""
     for getter in ("getCondition", "getErrorClass"):

@@ -165,3 +165,23 @@ def test_each_stage_adds_its_fields_to_the_one_run_log_row_of_its_run_and_leaves
     assert (got["status"], got["rows_in"], got["policy_version"]) == ("completed", '{"persons": 3}', "v2")
     assert (rows["nightly-20220514T010000"]["status"], rows["nightly-20220514T010000"]["policy_version"]) == ("completed", "v1")
     assert run_log_row(later) == got.asDict()
+
+
+def test_a_conflict_reported_by_spark_connect_is_redone_like_a_classic_one():
+    from jobs.lake import committed
+
+    class ConnectError(Exception):  # what a thin client raises: an error condition, no Delta class
+        def getCondition(self):
+            return "DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT"
+
+    tries = []
+
+    def write():
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectError("[DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT] Files were added ...")
+        return "done"
+
+    assert committed(write, "append to t", sleep=lambda _: None) == "done" and len(tries) == 2
+    with pytest.raises(ValueError):  # anything else is not retried
+        committed(lambda: (_ for _ in ()).throw(ValueError("bad")), "append to t", sleep=lambda _: None)
