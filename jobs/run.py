@@ -57,6 +57,7 @@ class RunContext:
     log: object = print
     affected: object = None  # hourly: person keys screened (None = everyone)
     run_log: dict | None = field(default=None, repr=False)  # this run's row as this process last read or wrote it
+    applied: list | None = field(default=None, repr=False)  # policy versions and when each takes effect (see policy)
     meter: StageMeter | None = field(default=None, repr=False)  # the stage running now
 
     @property
@@ -75,9 +76,18 @@ class RunContext:
 
     @property
     def policy(self):
-        from jobs.policy import policy_at
+        """The version in force at the as-of."""
+        return self.policy_spans[-1].policy
 
-        return policy_at(self.as_of)
+    @property
+    def policy_spans(self):
+        """The versions governing the stretch this run evaluates, each from when it takes effect (jobs.policy)."""
+        from jobs.policy import applied_from, spans
+
+        if self.applied is None:
+            recorded, last = policy_history(self)
+            self.applied = applied_from(self.as_of, recorded, last)
+        return spans(self.applied, self.as_of)
 
 
 class StageMeter:
@@ -104,6 +114,31 @@ def last_completed(spark, lake: Lake):
 def last_completed_as_of(spark, lake: Lake) -> datetime | None:
     row = last_completed(spark, lake)
     return row["as_of"] if row else None
+
+
+def policy_history(ctx: RunContext) -> tuple[dict[str, datetime], datetime | None]:
+    """(when each policy version took effect as the completed runs applied it, the last completed run's as-of),
+    this run aside."""
+    runs = ctx.lake.read_gold(ctx.spark, "run_log").where((F.col("status") == "completed") & (F.col("run_id") != ctx.run_id))
+    if "policy_applied" not in runs.columns:  # a lake from before the column
+        runs = runs.withColumn("policy_applied", F.lit(None).cast("string"))
+    rows = runs.select("as_of", "finished_at", "policy_applied").collect()
+    recorded: dict[str, datetime] = {}
+    for r in rows:
+        for v in json.loads(r["policy_applied"] or "[]"):
+            at = datetime.fromisoformat(v["applied_from"])
+            recorded[v["id"]] = min(at, recorded.get(v["id"], at))
+    last = max(rows, key=lambda r: r["finished_at"] or datetime.min)["as_of"] if rows else None
+    return recorded, last
+
+
+def policy_applied_json(ctx: RunContext) -> str:
+    """run_log.policy_applied: every version in force by the as-of, when it took effect, and why when that is not
+    its effective_from."""
+    ctx.policy_spans  # noqa: B018 (fills ctx.applied)
+    return json.dumps([{"id": v["id"], "effective_from": v["effective_from"].isoformat(),
+                        "applied_from": v["applied_from"].isoformat(), **({"note": v["note"]} if v["note"] else {})}
+                       for v in ctx.applied], ensure_ascii=False)
 
 
 def _pending_path(ctx: RunContext) -> Path:
@@ -218,7 +253,11 @@ def ingest_counts(ctx: RunContext) -> tuple[dict[str, int], dict[str, int]]:
 
 def stage_ingest(ctx: RunContext) -> None:
     floor = last_completed_as_of(ctx.spark, ctx.lake)
-    write_run_log(ctx, status="running", finished_at=None, policy_version=ctx.policy.id)  # a re-run's may be new
+    write_run_log(ctx, status="running", finished_at=None, policy_version=ctx.policy.id,  # a re-run's may be new
+                  policy_applied=policy_applied_json(ctx))
+    for v in ctx.applied:
+        if v["note"]:
+            ctx.log(f"policy {v['id']}: {v['note']}")
     ctx.log(f"run {ctx.run_id}: ingesting {ctx.landing}")
     reports = Ingestor(ctx.spark, ctx.lake, ctx.landing, ctx.run_id, floor, log=ctx.log).run()
     ctx.lake.restrict_personal()
@@ -256,7 +295,7 @@ def stage_screen(ctx: RunContext) -> None:
     if ctx.affected is not None and ctx.affected.isEmpty():  # a quiet hour: no rule has anyone to look at
         reasons = ctx.spark.createDataFrame([], staged_schema())
     else:
-        reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy, ctx.affected)
+        reasons = screen(ctx.spark, inputs, ctx.as_of, ctx.policy, ctx.affected, spans=ctx.policy_spans)
     if ctx.affected is not None:
         ctx.affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
     else:
@@ -273,14 +312,14 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict]:
     record its changes since the previous run, or SCREENING_HOURLY_FULL=1."""
     from jobs import asof, incremental
     from jobs import screen as screen_mod
-    from jobs.policy import policy_at
+    from jobs.policy import in_force
 
     ctx.affected = None
     prev = last_completed(ctx.spark, ctx.lake)
     floor = prev["as_of"] if prev else None
     written = None
     if (ctx.mode == "hourly" and floor is not None and floor <= ctx.as_of and os.environ.get("SCREENING_HOURLY_FULL") != "1"
-            and policy_at(floor).id == ctx.policy.id):
+            and in_force(ctx.policy_spans, floor).id == ctx.policy.id):
         written = incremental.bronze_writes(ctx.spark, ctx.lake, json.loads(prev["input_versions"] or "{}"))
         if written is None:
             ctx.log("hourly: bronze changes since the previous run were not all recorded (a lake from before change "

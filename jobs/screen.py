@@ -16,7 +16,7 @@ from jobs.faults import point
 from jobs.incremental import by_person
 from jobs.keys import person_key
 from jobs.lake import Lake
-from jobs.policy import Policy
+from jobs.policy import Policy, Span
 from jobs.rules import (
     border_county,
     case_county,
@@ -42,8 +42,8 @@ def inputs(spark: SparkSession, lake: Lake, t: datetime) -> dict[str, DataFrame]
     return b
 
 
-def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy,
-               people: DataFrame | None = None) -> DataFrame:
+def rule_candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy,
+                    people: DataFrame | None = None) -> DataFrame:
     """Every rule's candidates (see jobs.rules) for the popup kinds the policy has switched on, of `people`
     (person_key; None = everyone). The companion rule takes them before its pairs: an hourly run's bronze also
     holds the cases' own rows, and the cases' pairs with other cases were most of its candidates (a quiet hour
@@ -75,6 +75,27 @@ def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy
     return (out if people is None else by_person(out, people)).distinct()
 
 
+def candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy,
+               people: DataFrame | None = None, spans: list[Span] | None = None) -> DataFrame:
+    """The candidates of each policy version over the instants it governs (rules.md, Policy versions): a version's
+    holds start no earlier than it takes effect and stop when the next one does (`policy:<next id>`, which the
+    episodes report as evidence_withdrawn under that version when the next one does not hold them up)."""
+    if not spans or len(spans) == 1:
+        return rule_candidates(spark, b, t, spans[0].policy if spans else policy, people)
+    out = None
+    for sp in spans:
+        c = rule_candidates(spark, b, t, sp.policy, people)
+        if sp.start is not None:
+            c = c.withColumn("start", F.greatest("start", ts(sp.start)))
+        if sp.stop is not None:
+            beyond = F.col("stop").isNull() | (F.col("stop") > ts(sp.stop))
+            c = c.withColumn("stop_basis", F.when(beyond, F.lit(f"policy:{sp.next_id}")).otherwise(F.col("stop_basis")))
+            c = c.withColumn("stop", F.when(beyond, ts(sp.stop)).otherwise(F.col("stop")))
+        c = c.where(F.col("stop").isNull() | (F.col("start") < F.col("stop")))
+        out = c if out is None else out.unionByName(c)
+    return out
+
+
 def with_keys(eps: DataFrame) -> DataFrame:
     pk = person_key(F.col("person_id"))
     rk = F.substring(F.sha2(F.concat_ws("|", pk, "popup_code", "reason_type", "cause",
@@ -83,10 +104,10 @@ def with_keys(eps: DataFrame) -> DataFrame:
 
 
 def screen(spark: SparkSession, b: dict[str, DataFrame], t: datetime, policy: Policy,
-           people: DataFrame | None = None) -> DataFrame:
+           people: DataFrame | None = None, spans: list[Span] | None = None) -> DataFrame:
     """Reasons as of T (all episodes ever raised up to T), keyed; no run ids. `people`: person_key of the people
     to screen (None = everyone); a person's episodes depend on their own candidates and events only."""
-    cands = cut(candidates(spark, b, t, policy, people))
+    cands = cut(candidates(spark, b, t, policy, people, spans))
     events = release_events(b["verifications"], b["nat_results"])
     return with_keys(episodes(cands, events, t, policy)).drop("person_id")
 

@@ -260,6 +260,8 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
             if basis == "evidence_withdrawn":
                 detail = "a record behind the reason changed: " + ", ".join(
                     sorted({k for m in ep.members for k in m["record_keys"]}))[:DETAIL_CHARS]
+            elif basis is not None and basis.startswith("policy:"):  # the next version does not hold it up
+                basis, detail = "evidence_withdrawn", f"no longer produced under policy {basis[7:]}, in force from {rel_at:%Y-%m-%d %H:%M}"
             released = rel_at is not None and rel_at <= as_of
             nat_from = min((m["nat_from"] for m in ep.members if m["nat_from"] is not None), default=None)
             items = sorted((m["start"], e) for m in ep.members for e in m["evidence_items"])[:MAX_EVIDENCE]
