@@ -14,7 +14,7 @@ A corrected announcement or case report (a later version of its id) withdraws wh
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.policy import Policy
@@ -54,26 +54,50 @@ def lifted_at(df: DataFrame, announcements: DataFrame, exposure_at: str, until: 
     return df.join(F.broadcast(lows), cond, "left").groupBy(*df.columns).agg(*aggs)
 
 
+VENUE_PLACE = ("county_code", "community_code", "building_id")  # what 3a reads of a venue to place a scan
+
+
+def venue_places(venues: DataFrame) -> DataFrame:
+    """Every place each venue was known at (venues: every version known at T, `jobs.asof.as_of`): a version
+    whose place differs from the one before it, from its knowledge time (v_known) to the next such version's
+    (v_valid_to, null while current). A version in the same place as the one before (a re-delivery, a new name or
+    grid cell) is no new evidence of where the venue is, so it neither ends nor starts a place; the name is the
+    one the place was first known with (evidence does not change under a published reason)."""
+    w = Window.partitionBy("venue_id").orderBy("_source_known_at", "_file", "_line")  # as as_of orders versions
+    same = F.lag(F.lit(True)).over(w).isNotNull()
+    for c in VENUE_PLACE:
+        same = same & F.col(c).eqNullSafe(F.lag(c).over(w))
+    moved = venues.withColumn("_same", same).where(~F.col("_same"))
+    return moved.select(
+        "venue_id", F.col("name").alias("venue_name"), "county_code", "community_code", F.col("building_id").alias("v_bldg"),
+        F.col("updated_at").alias("v_updated"), F.col("_known_at").alias("v_known"),
+        F.lead("_known_at").over(w).alias("v_valid_to"))
+
+
 def visit_rule(venue_scans: DataFrame, venues: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
-    """3a."""
-    v = venues.where("_is_current").select("venue_id", F.col("name").alias("venue_name"), "county_code", "community_code",
-                                           F.col("building_id").alias("v_bldg"))
+    """3a. A scan is placed by its venue as known at each instant, whatever the scan time: a venue corrected into
+    an area raises from when the correction is known; one corrected out of it withdraws then (evidence_withdrawn).
+    The venue's place is a record behind the reason (evidence_known_at), so a verification made before a
+    correction into an area was known cannot release what it raises."""
     s = venue_scans.select("person_id", "scan_id", "venue_id", "scan_type", "scanned_at", F.col("_known_at").alias("s_known"),
-                           F.col("_valid_to").alias("s_valid_to")).join(v, "venue_id")
+                           F.col("_valid_to").alias("s_valid_to")).join(venue_places(venues), "venue_id")
     a = announcement_cols(announcements.where(F.col("risk_level").isin(*RISKY)))
     match = F.when(F.col("a_bldg").isNotNull(), F.col("a_bldg") == F.col("v_bldg")).otherwise(
         F.col("community_code").startswith(F.col("a_area")) | (F.col("county_code") == F.col("a_area")))
     j = lifted_at(s.join(F.broadcast(a), match & (F.col("a_eff") <= F.col("scanned_at"))), announcements, "scanned_at")
-    start = F.greatest("s_known", "a_known", "scanned_at")
+    start = F.greatest("s_known", "v_known", "a_known", "scanned_at")
     stop, basis = least_with_basis((F.col("lifted_known_at"), "evidence_withdrawn"), (F.col("s_valid_to"), "evidence_withdrawn"),
+                                   (F.col("v_valid_to"), "evidence_withdrawn"),  # a venue corrected to another place
                                    (F.col("a_valid_to"), "evidence_withdrawn"))  # a corrected announcement
     return candidates(
         j.where(start <= plus_days(F.col("scanned_at"), policy.window_days)),
         person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("risk_area_visit"), cause=area_id(),
         start=start, stop=stop, stop_basis=basis, release_mode=F.lit("verify"), exposure_end=F.col("scanned_at"),
-        evidence_known_at=F.greatest("s_known", "a_known"),
+        evidence_known_at=F.greatest("s_known", "v_known", "a_known"),
         evidence=evidence_json(feed=F.lit("venue_scans"), record_id=F.col("scan_id"), venue_id=F.col("venue_id"),
-                               venue=F.col("venue_name"), scan_type=F.col("scan_type"), scanned_at=F.col("scanned_at"),
+                               venue=F.col("venue_name"), venue_community=F.col("community_code"),
+                               venue_updated_at=F.col("v_updated"), scan_type=F.col("scan_type"),
+                               scanned_at=F.col("scanned_at"),
                                area=F.col("a_area"), building_id=F.col("a_bldg"), announcement_id=F.col("a_id"),
                                risk_level=F.col("a_level"), effective_from=F.col("a_eff"), announced_at=F.col("a_ann"),
                                retroactive=F.col("a_ann") > F.col("scanned_at")),
