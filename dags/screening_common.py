@@ -87,10 +87,16 @@ def shanghai(t) -> str:
 
 MACROS = {"shanghai": shanghai}  # the DAGs' user_defined_macros
 
+# Both optional: a type that admits null is what Airflow's Trigger form takes as "not required" (any other type
+# is required, and the Trigger button stays disabled until it is filled in). Given, they are validated: a list of
+# gate names, a text. Null or an empty list means no override; gates without a reason fail the gate stages
+# (ScreeningStage._prepare).
 PARAMS = {
-    "override_gates": Param([], type="array", items={"type": "string"},
-                            description="data-quality gates to let through (`screening --override-gate`)"),
-    "override_reason": Param("", type="string", description="why (recorded in run_log); needed with override_gates"),
+    "override_gates": Param(None, type=["null", "array"], items={"type": "string"},
+                            description="data-quality gates to let through (`screening --override-gate`); "
+                                        "leave empty for a normal run"),
+    "override_reason": Param(None, type=["null", "string"],
+                             description="why (recorded in run_log); needed with override_gates"),
 }
 
 log = logging.getLogger("screening.airflow")
@@ -485,7 +491,8 @@ screening run, the project's `screening stage NAME` command (`jobs/cli.py`) run 
   "halted by data-quality gate ..."): nothing was published. Look at the gate's numbers in the log and in
   `run_log.dq_summary`; fix the feed and clear the run from `ingest`, or, when the data is right, publish anyway
   by triggering this date with conf `{{"override_gates": ["GATE"], "override_reason": "why"}}` (same as
-  `screening stage ... --override-gate GATE --reason TEXT`; the override is recorded in `run_log`).
+  `screening stage ... --override-gate GATE --reason TEXT`; the override is recorded in `run_log`). In the
+  Trigger form both are optional: leave them empty for a normal run.
 * **The lake is locked** (exit 75): another run is writing; the task retries by itself with backoff.
 * **The engine does not answer** (task `engine` failed, or a stage's last line "engine at ... does not answer"):
   on this machine `screening engine status` says whether it runs and where its log is (state folder

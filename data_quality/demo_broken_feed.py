@@ -3,11 +3,11 @@
     .venv/bin/python data_quality/demo_broken_feed.py /tmp/dq-demo
 
 Builds a tiny landing set day by day and runs a nightly screening after each day (2022-05-02 .. 05-04, 01:00):
-three normal deliveries of telecom stays, case reports and risk announcements. The fourth delivery is broken:
-the risk-announcement feed does not arrive and the telecom feed is sent twice under new record ids. The run at
-2022-05-05 01:00 halts (exit 3) with nothing published; the same run with `--override-gate` for the tripped
-gates and a reason publishes, and run_log keeps who overrode what and why. Uses data_quality/gates.toml as is.
-The runs are `screening run` in this process (one Spark session), printing the data-quality lines.
+three normal deliveries of telecom stays, case reports and risk announcements (24 a night). The fourth delivery
+is broken: the risk-announcement feed does not arrive and the telecom feed is sent twice under new record ids. The
+run at 2022-05-05 01:00 halts (exit 3) with nothing published; the same run with `--override-gate` for the
+tripped gates and a reason publishes, and run_log keeps who overrode what and why. Uses data_quality/gates.toml
+as is. The runs are `screening run` in this process (one Spark session), printing the data-quality lines.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.landing import resident_id, write_feed  # noqa: E402
 
 PHONES = [f"1391111{i:04d}" for i in range(12)]
 PEOPLE = [resident_id(f"11010519800101{i:03d}") for i in range(12)]
+ANNOUNCEMENTS = 24  # risk announcements a night
 
 
 def stay(rid: str, phone: str, county: str, day: str) -> dict:
@@ -41,9 +42,13 @@ def deliver(land: Path, day: int, broken: bool = False) -> None:
     write_feed(land, "case_reports", [{"case_id": f"c{day}", "person_id": resident_id(f"14010519700101{day:03d}"), "county_code": "140105", "case_type": "local",
                                        "case_date": d, "reported_at": f"{d}T08:00:00"}], name=f"{d}.csv")
     if not broken:  # the risk-announcement feed does not arrive on the broken day
+        # the night's list: the district and its communities, all low risk (nobody pops up). 24 announcements a
+        # night is over feed_empty's min_recent_rows (20): a feed of one or two a night going silent would not halt
+        areas = ["110105"] + [f"110105{day:03d}{i:03d}" for i in range(1, ANNOUNCEMENTS)]
         write_feed(land, "risk_announcements", [{
-            "announcement_id": f"a{day}", "area_code": "110105", "building_id": None, "risk_level": "low",
-            "effective_from": f"{d}T00:00:00", "announced_at": f"{d}T09:00:00"}], name=f"{d}.csv")
+            "announcement_id": f"a{day}-{i}", "area_code": area, "building_id": None, "risk_level": "low",
+            "effective_from": f"{d}T00:00:00", "announced_at": f"{d}T09:00:00"} for i, area in enumerate(areas)],
+            name=f"{d}.csv")
 
 
 def screening(land: Path, lake: Path, as_of: str, overrides: dict[str, str] | None = None) -> int:

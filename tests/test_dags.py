@@ -217,8 +217,18 @@ class NoVariables:
     value = SimpleNamespace(get=lambda name, default=None: default)
 
 
+def task_params(dag, conf=None) -> dict:
+    """The params a task of a run sees: the DAG's, the run's conf over them, validated (airflow.sdk's
+    process_params does the same on the worker)."""
+    import copy
+
+    params = copy.deepcopy(dag.params)
+    params.update(conf or {})
+    return params.validate()
+
+
 def context_for(dag, end, conf=None):
-    params = {"override_gates": [], "override_reason": "", **(conf or {})}
+    params = task_params(dag, conf)
     return {"data_interval_end": end, "dag_run": SimpleNamespace(run_after=end, triggering_user_name="ops"),
             "dag": dag, "var": NoVariables(), "params": params, "ds": end.to_date_string()}
 
@@ -444,6 +454,106 @@ def test_override_without_reason_is_refused(stage_run, nightly, engine):
 
     with pytest.raises(AirflowFailException, match="^override_gates needs override_reason"):
         stage_run(nightly, "dq_feeds", 0, conf={"override_gates": ["feed_volume"]}, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("conf", [None, {"override_gates": None, "override_reason": None},
+                                  {"override_gates": [], "override_reason": ""}, {"override_gates": [""]}])
+def test_no_override_runs_the_gate_stages_without_override_arguments(stage_run, nightly, engine, conf):
+    # a scheduled run, a trigger with nothing filled in, or the form's fields cleared: no override, no reason needed
+    assert stage_run(nightly, "dq_feeds", 0, conf=conf, engine=engine)["args"][-2:] == ["--mode", "nightly"]
+
+
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_override_with_an_empty_reason_is_refused(stage_run, nightly, reason):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="^override_gates needs override_reason"):
+        stage_run(nightly, "dq_results", 0, conf={"override_gates": ["feed_empty"], "override_reason": reason})
+
+
+# -- a manual trigger (the Trigger form of the UI, the REST API, `airflow dags trigger -c`) --------------------
+def screening_dags(bag) -> list:
+    dags = [d for d in bag.dags.values() if "override_gates" in d.params or "override_reason" in d.params]
+    assert sorted(d.dag_id for d in dags) == ["screening_hourly", "screening_nightly"]
+    return dags
+
+
+def trigger(dag, conf: dict | None) -> dict:
+    """What the API server checks before it creates a triggered run: the serialized DAG's params with the conf
+    merged in, validated (SerializedDAG.create_dagrun). Raises ParamValidationError when the conf is refused."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    return serialized.params.deep_merge(conf).validate()
+
+
+def required_in_trigger_form(schema: dict) -> bool:
+    """The Airflow 3 UI's rule for a required field of the Trigger form (a required field left empty keeps the
+    Trigger button disabled): the schema has a `type` and it is not a list holding "null". Airflow's
+    ui/src/components/FlexibleForm; in the installed bundle see UI_REQUIRED_RULE."""
+    t = schema.get("type")
+    return bool(t) and (not isinstance(t, list) or "null" not in t)
+
+
+# the rule above as the installed UI bundle has it (minified: any one-letter name for the param)
+UI_REQUIRED_RULE = (r"(\w+)=>!!\1\.schema\.type&&\(!Array\.isArray\(\1\.schema\.type\)\|\|"
+                    r"!\1\.schema\.type\.includes\(`null`\)\)")
+
+
+def test_a_trigger_with_no_params_validates(bag):
+    for dag in screening_dags(bag):
+        assert trigger(dag, None) == {"override_gates": None, "override_reason": None}, dag.dag_id
+        assert trigger(dag, {}) == {"override_gates": None, "override_reason": None}, dag.dag_id
+        assert dag.params.validate() == {"override_gates": None, "override_reason": None}, dag.dag_id
+        assert task_params(dag) == {"override_gates": None, "override_reason": None}, dag.dag_id
+
+
+def test_a_trigger_with_an_override_and_a_reason_validates(bag):
+    conf = {"override_gates": ["feed_empty"], "override_reason": "announcements are published weekly now"}
+    for dag in screening_dags(bag):
+        assert trigger(dag, conf) == conf, dag.dag_id
+        assert task_params(dag, conf) == conf, dag.dag_id
+        # the form's fields cleared again: an empty list and an empty text are no override
+        assert trigger(dag, {"override_gates": [], "override_reason": ""}) == {"override_gates": [],
+                                                                               "override_reason": ""}
+
+
+@pytest.mark.parametrize(("conf", "param"), [
+    ({"override_gates": "feed_empty", "override_reason": "why"}, "override_gates"),
+    ({"override_gates": 3, "override_reason": "why"}, "override_gates"),
+    ({"override_gates": [3], "override_reason": "why"}, "override_gates"),
+    ({"override_gates": ["feed_empty"], "override_reason": ["why"]}, "override_reason"),
+])
+def test_a_trigger_with_a_wrongly_typed_override_is_refused(bag, conf, param):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for dag in screening_dags(bag):
+        with pytest.raises(ParamValidationError, match=f"^Invalid input for param {param}: "):
+            trigger(dag, conf)
+        with pytest.raises(ParamValidationError, match=f"^Invalid input for param {param}: "):
+            task_params(dag, conf)
+
+
+def test_the_trigger_form_shows_the_override_params_as_optional(bag):
+    import re
+
+    import airflow
+
+    bundles = list((Path(airflow.__file__).parent / "ui" / "dist" / "assets").glob("index-*.js"))
+    assert any(re.search(UI_REQUIRED_RULE, b.read_text(encoding="utf-8", errors="replace")) for b in bundles), (
+        "the Trigger form's rule for a required param is no longer the one required_in_trigger_form() copies")
+    for dag in screening_dags(bag):
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        params = DagSerialization.from_dict(DagSerialization.to_dict(dag)).params
+        for name in ("override_gates", "override_reason"):
+            shown = params.get_param(name).dump()  # what the UI gets from the API
+            assert shown["value"] is None, (dag.dag_id, name)
+            assert not required_in_trigger_form(shown["schema"]), (dag.dag_id, name, shown["schema"])
+    # and the rule does flag what the params were before (type "array" / "string" without null)
+    assert required_in_trigger_form({"type": "array", "items": {"type": "string"}})
+    assert required_in_trigger_form({"type": "string"})
 
 
 # -- the engine task -----------------------------------------------------------------------------------------

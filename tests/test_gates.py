@@ -10,7 +10,9 @@ from jobs.dq import gates
 
 CFG = gates.config()
 FEEDS = ("telecom_stays", "risk_announcements", "case_reports", "venues")
-NORMAL = {"telecom_stays": 4000, "risk_announcements": 2, "case_reports": 8, "venues": 0}
+# a city's night: risk announcements by the tens (over feed_empty's min_recent_rows, so their silence halts),
+# case reports a handful (under it)
+NORMAL = {"telecom_stays": 4000, "risk_announcements": 30, "case_reports": 8, "venues": 0}
 
 
 def hist(n: int, rows_in: dict | None = None, assigned: int = 40, released: int = 30) -> list[dict]:
@@ -67,6 +69,57 @@ def test_feed_not_expected_without_three_deliveries_in_a_row():
     # reference feeds are never expected
     h = hist(5, dict(NORMAL, venues=10))
     assert tripped(feeds(dict(NORMAL, venues=0), history=h)) == []
+
+
+def recent(feed: str, *rows: int) -> list[dict]:
+    """Earlier runs, newest first, in which `feed` delivered `rows` (the other feeds as NORMAL)."""
+    return [dict(h, rows_in=dict(h["rows_in"], **{feed: n})) for h, n in zip(hist(len(rows)), rows, strict=True)]
+
+
+def feed_empty_checks(checks) -> list[tuple[str, str]]:
+    return [(c["subject"], c["status"]) for c in checks if c["gate"] == "feed_empty"]
+
+
+def test_feed_that_delivered_one_row_a_run_going_silent_does_not_halt():
+    checks = feeds(dict(NORMAL, risk_announcements=0), history=recent("risk_announcements", 1, 1, 1))
+    assert tripped(checks) == []
+    assert feed_empty_checks(checks) == [("telecom_stays", "ok")]  # a small feed's silence is not even a check
+
+
+def test_feed_that_delivered_substantial_rows_going_silent_halts():
+    assert CFG["feed_empty"]["min_recent_rows"] == 20
+    checks = feeds(dict(NORMAL, risk_announcements=0), history=recent("risk_announcements", 20, 20, 20))
+    assert tripped(checks) == [("feed_empty", "risk_announcements")]
+    ((gate, msg, details),) = gates.trips(checks)
+    assert gate == "feed_empty"
+    assert msg == ("risk_announcements: 0 rows loaded in this run (0 rejected); it delivered 20, 20, 20 rows in "
+                   "the last 3 runs")
+    assert details == {"subject": "risk_announcements", "rows": 0, "rejected": 0, "recent": [20, 20, 20]}
+    # delivering is fine: the same feed with rows is checked and passes
+    checks = feeds(dict(NORMAL, risk_announcements=3), history=recent("risk_announcements", 20, 20, 20))
+    assert ("risk_announcements", "ok") in feed_empty_checks(checks) and tripped(checks) == []
+
+
+def test_feed_is_expected_only_when_each_of_the_recent_runs_reached_the_floor():
+    # the minimum, not the median: a feed that brought 19 rows last night may well bring none tonight
+    for rows in ((500, 500, 19), (19, 500, 500), (1, 1, 1000)):
+        checks = feeds(dict(NORMAL, risk_announcements=0), history=recent("risk_announcements", *rows))
+        assert tripped(checks) == [], rows
+        assert "risk_announcements" not in dict(feed_empty_checks(checks)), rows
+    # only the last expected_after runs count: an older small delivery does not matter
+    checks = feeds(dict(NORMAL, risk_announcements=0), history=recent("risk_announcements", 20, 25, 20, 1))
+    assert tripped(checks) == [("feed_empty", "risk_announcements")]
+
+
+def test_per_feed_floor_keeps_a_small_feed_expected():
+    cfg = dict(CFG, feed_empty=dict(CFG["feed_empty"], feeds={"risk_announcements": 1}))
+    h = recent("risk_announcements", 1, 1, 1)
+    full = {f: 0 if f == "risk_announcements" else NORMAL[f] for f in FEEDS}
+    assert tripped(gates.feed_checks(full, {}, {}, h, cfg)) == [("feed_empty", "risk_announcements")]
+    # a floor of 0 still means "delivered something": 0, 0, 0 is not a feed that should have arrived
+    cfg = dict(CFG, feed_empty=dict(CFG["feed_empty"], feeds={"risk_announcements": 0}))
+    h = recent("risk_announcements", 0, 0, 0)
+    assert tripped(gates.feed_checks(full, {}, {}, h, cfg)) == []
 
 
 def test_all_rows_rejected_is_empty_too():

@@ -82,11 +82,13 @@ def feed_checks(loaded: dict[str, int], rejected: dict[str, int], rejected_files
             out.append(check("reject_share", feed, share > limit, f"{feed}: {n_bad} of {total} rows rejected "
                              f"({share:.1%}, threshold {limit:.1%})", rows=total, rejected=n_bad,
                              share=round(share, 4), threshold=limit))
-        # feed_empty
+        # feed_empty: expected only after k substantial deliveries in a row (each at least min_recent_rows), so a
+        # feed of 1, 1, 1 rows a run going silent is a quiet day, not a broken feed (nothing recorded, like
+        # feed_volume under min_median)
         if feed not in fe.get("never_expected", []):
-            k = fe["expected_after"]
+            k, floor = fe["expected_after"], max(1, fe.get("feeds", {}).get(feed, fe["min_recent_rows"]))
             last = [h["rows_in"].get(feed, 0) for h in history[:k]]
-            expected = len(last) == k and all(x > 0 for x in last)
+            expected = len(last) == k and all(x >= floor for x in last)
             if expected:
                 out.append(check("feed_empty", feed, n_ok == 0, f"{feed}: {n_ok} rows loaded in this run "
                                  f"({n_bad} rejected); it delivered {', '.join(map(str, last))} rows in the last "
