@@ -53,7 +53,7 @@ def rule_candidates(spark: SparkSession, b: dict[str, DataFrame], t: datetime, p
     pres = cut(presence(b["telecom_stays"], b["tickets"], links, t))
     ann = b["risk_announcements"]
     entries = cut(triggers.entry_events(b["telecom_stays"], b["tickets"], links, policy, t))
-    t_cands, e3, no_nat = trip_verification.rule(pres, b["trip_declarations"], ann, entries, policy, t)
+    t_cands, e3, no_nat = trip_verification.rule(pres, b["trip_declarations"], ann, entries, policy, t, cut)
     parts = {
         "1": [case_county.rule(pres, b["case_reports"], ann, policy)],
         "2": [inbound_quarantine.rule(b["inbound_entries"], policy)],

@@ -151,8 +151,9 @@ def no_pre_entry_nat(ans: DataFrame, declarations: DataFrame, entries: DataFrame
 
 
 def rule(presence: DataFrame, declarations: DataFrame, announcements: DataFrame, entries: DataFrame, policy: Policy,
-         t: datetime) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(T candidates, 3e candidates, no_pre_entry_nat candidates)."""
-    ans = answered(starred_presence(presence, announcements, policy), declarations, policy)
-    e3 = declared_risk_county(declarations, announcements, policy)
+         t: datetime, materialize=lambda df: df) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(T candidates, 3e candidates, no_pre_entry_nat candidates). `materialize` (the caller's `cut`) keeps the
+    frames both outcomes read from being computed twice, and the plan shallow enough for a Spark Connect client."""
+    ans = materialize(answered(starred_presence(presence, announcements, policy), declarations, policy))
+    e3 = materialize(declared_risk_county(declarations, announcements, policy))
     return declaration_required(ans), e3, no_pre_entry_nat(ans, declarations, entries, e3, policy)
