@@ -21,3 +21,16 @@ def spark():
     session = get_spark("screening-tests", testing=True)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def small_jobs(spark):
+    """One shuffle partition and no AQE for a module of tiny in-process runs (faster; restored after). Modules
+    take it with `pytestmark = [..., pytest.mark.usefixtures("small_jobs")]`."""
+    conf = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
+    old = {k: spark.conf.get(k) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    yield
+    for k, v in old.items():
+        spark.conf.set(k, v)

@@ -22,7 +22,7 @@ from jobs.generate import generate
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
 
-pytestmark = pytest.mark.slow  # minutes of Spark: deselect with -m "not slow"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("small_jobs")]  # minutes of Spark: deselect with -m "not slow"
 
 START = date(2022, 5, 1)
 DAYS = 2
@@ -34,17 +34,6 @@ INJECTED_REASONS = {"bad_type", "bad_id_checksum", "bad_id_birth_date", "bad_id_
                     "unknown_community_code", "bad_phone", "unknown_enum", "end_before_start",
                     "observed_after_knowledge", "missing_key"}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def small_jobs(spark):
-    """One shuffle partition and no AQE for this module's tiny ingest (faster; restored after)."""
-    conf = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
-    old = {k: spark.conf.get(k) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    yield
-    for k, v in old.items():
-        spark.conf.set(k, v)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ from jobs.lake import Lake
 from jobs.run import run
 from tests.landing import write_feed
 
-pytestmark = pytest.mark.slow  # minutes of Spark: deselect with -m "not slow"
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("small_jobs")]  # minutes of Spark: deselect with -m "not slow"
 
 START, DAYS, SF, SEED, GRID_SPLIT = date(2022, 5, 1), 7, 0.0005, 7, 4
 T1 = datetime(2022, 5, 4, 1, 0)
@@ -68,17 +68,6 @@ SHOWN = ("popup_code", "reason_type", "cause", "status", "raised_at", "released_
 def quiet(*_):
     pass
 
-
-@pytest.fixture(scope="module", autouse=True)
-def small_jobs(spark):
-    """One shuffle partition and no AQE for this module's tiny runs (faster; restored after), as tests/test_run.py."""
-    conf = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
-    old = {k: spark.conf.get(k) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    yield
-    for k, v in old.items():
-        spark.conf.set(k, v)
 
 
 # -- corrections the generator does not make ----------------------------------------------------------------

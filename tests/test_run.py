@@ -30,7 +30,9 @@ from jobs.policy import policy_at
 from jobs.run import run
 from tests.landing import resident_id, write_feed
 
-pytestmark = pytest.mark.slow  # minutes of Spark: deselect with -m "not slow"
+# small_jobs: the in-process runs use one partition and no AQE; the console command keeps its own settings
+# (AQE on, local[*]), compared with them below
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("small_jobs")]  # minutes of Spark: deselect with -m "not slow"
 
 ROOT = Path(__file__).resolve().parents[1]
 START = date(2022, 5, 1)
@@ -61,18 +63,6 @@ def screening_run(landing: Path, lake: Path, as_of: str, mode: str) -> subproces
     return subprocess.run([str(exe), "run", "--landing", str(landing), "--lake", str(lake), "--as-of", as_of,
                            "--mode", mode], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def small_jobs(spark):
-    """One shuffle partition and no AQE for this module's tiny in-process runs (faster; restored after). The
-    console command runs with its own settings (AQE on, local[*]), compared with them below."""
-    conf = {"spark.sql.shuffle.partitions": "1", "spark.sql.adaptive.enabled": "false"}
-    old = {k: spark.conf.get(k) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    yield
-    for k, v in old.items():
-        spark.conf.set(k, v)
 
 
 @pytest.fixture(scope="module")
