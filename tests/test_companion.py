@@ -1,7 +1,8 @@
 """Reason 3d, the grid companion (时空伴随): one tiny lake of hand-made dwells, screened once, many stories.
 
 Cells: G10 overlap minutes, a late link and a dwell corrected into G99; G20 the 30 hours; G30/G31/G32 the 14-day edges and a case known
-after the overlap; G40 a case phone known only through its registration; G50 an imported case."""
+after the overlap; G40 a case phone known only through its registration; G50 an imported case; G71-G76 dwells split into
+pieces (case c-F); G75 phones registered to p and bound to p at other times (the commitment letter)."""
 
 from __future__ import annotations
 
@@ -19,28 +20,36 @@ from jobs.screen import inputs, screen
 from tests.landing import resident_id, write_feed
 
 NAMES = ["o9", "o10", "o11", "late_bind", "h29", "h31", "out14", "in14", "retro", "h_edge", "via_reg", "shared", "imp",
-         "case_c", "moved"]
+         "case_c", "moved", "pieces", "case_pieces", "gap", "late_piece", "piece_fixed", "reg_later", "reg_later_signed",
+         "reg_long_ago", "reg_and_bound"]
+REGISTERED = ("reg_later", "reg_later_signed", "reg_long_ago", "reg_and_bound")  # each registered to p since 2020
 P = {n: resident_id(f"11010519850101{i:03d}") for i, n in enumerate(NAMES, 1)}
 PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
-CA, CB, CR, CD = "13800000001", "13800000002", "13800000003", "13800000004"
+CA, CB, CR, CD, CF = "13800000001", "13800000002", "13800000003", "13800000004", "13800000006"
 T = "2022-05-20T00:00:00"
 
 _seq = iter(range(1, 1000))
 
 
-def dwell(phone: str, grid: str, start: str, end: str, reported: str) -> dict:
-    return {"record_id": f"gd-{next(_seq):03d}", "phone": phone, "grid_id": grid, "start_at": start, "end_at": end,
+def dwell(phone: str, grid: str, start: str, end: str, reported: str, rid: str | None = None) -> dict:
+    return {"record_id": rid or f"gd-{next(_seq):03d}", "phone": phone, "grid_id": grid, "start_at": start, "end_at": end,
             "reported_at": reported}
 
 
 def build(landing) -> None:
     bindings = [{"person_id": P[n], "phone": PH[n], "bound_at": "2021-01-01T00:00:00"}
-                for n in NAMES if n not in ("late_bind", "shared", "case_c")]
+                for n in NAMES if n not in ("late_bind", "shared", "case_c", "reg_later", "reg_later_signed", "reg_long_ago")]
     bindings += [{"person_id": P["late_bind"], "phone": PH["late_bind"], "bound_at": "2022-05-08T10:55:00"},
-                 {"person_id": P["shared"], "phone": CR, "bound_at": "2021-01-01T00:00:00"}]
+                 {"person_id": P["shared"], "phone": CR, "bound_at": "2021-01-01T00:00:00"},
+                 # bound only after the overlap of May 8, or bound long ago and unbound a year before it
+                 {"person_id": P["reg_later"], "phone": PH["reg_later"], "bound_at": "2022-05-15T00:00:00"},
+                 {"person_id": P["reg_later_signed"], "phone": PH["reg_later_signed"], "bound_at": "2022-05-15T00:00:00"},
+                 {"person_id": P["reg_long_ago"], "phone": PH["reg_long_ago"], "bound_at": "2020-01-01T00:00:00",
+                  "unbound_at": "2021-06-01T00:00:00"}]
     write_feed(landing, "kit_bindings", bindings)
     write_feed(landing, "phone_registrations", [
-        {"phone": CR, "person_id": P["case_c"], "registered_at": "2020-01-01T00:00:00"}])
+        {"phone": CR, "person_id": P["case_c"], "registered_at": "2020-01-01T00:00:00"}] + [
+        {"phone": PH[n], "person_id": P[n], "registered_at": "2020-01-01T00:00:00"} for n in REGISTERED])
     write_feed(landing, "case_reports", [
         {"case_id": "c-A", "phone": CA, "county_code": "110105", "case_type": "local", "case_date": "2022-05-08",
          "reported_at": "2022-05-08T09:00:00"},
@@ -49,6 +58,8 @@ def build(landing) -> None:
         {"case_id": "c-C", "person_id": P["case_c"], "county_code": "110105", "case_type": "local",
          "case_date": "2022-05-09", "reported_at": "2022-05-09T10:00:00"},
         {"case_id": "c-D", "phone": CD, "county_code": "110105", "case_type": "imported", "case_date": "2022-05-08",
+         "reported_at": "2022-05-08T09:00:00"},
+        {"case_id": "c-F", "phone": CF, "county_code": "110105", "case_type": "local", "case_date": "2022-05-08",
          "reported_at": "2022-05-08T09:00:00"},
     ])
     d = "2022-05-0"
@@ -89,11 +100,38 @@ def build(landing) -> None:
         # G50: an imported case is not a companion source
         dwell(CD, "G50", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
         dwell(PH["imp"], "G50", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+        # G71-G76: case F 32.5 h in each cell (May 7 02:00 to May 8 10:30, reported 10:40), pieces around 10:00
+        *[dwell(CF, g, f"{d}7T02:00:00", f"{d}8T10:30:00", f"{d}8T10:40:00", f"gd-f{g}")
+          for g in ("G71", "G72", "G74", "G75", "G76")],
+        # G71: two back-to-back pieces of 6 minutes, both known before the case's dwell
+        dwell(PH["pieces"], "G71", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-p1"),
+        dwell(PH["pieces"], "G71", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T10:13:00", "gd-p2"),
+        # G72: 6 + 6 minutes with a minute between them
+        dwell(PH["gap"], "G72", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-g1"),
+        dwell(PH["gap"], "G72", f"{d}8T10:07:00", f"{d}8T10:13:00", f"{d}8T10:14:00", "gd-g2"),
+        # G73: the case side split at 10:06 (its second piece known at 10:40), one person dwell of 12 minutes
+        dwell(CF, "G73", f"{d}7T02:00:00", f"{d}8T10:06:00", f"{d}8T10:20:00", "gd-c1"),
+        dwell(CF, "G73", f"{d}8T10:06:00", f"{d}8T10:30:00", f"{d}8T10:40:00", "gd-c2"),
+        dwell(PH["case_pieces"], "G73", f"{d}8T10:00:00", f"{d}8T10:12:00", f"{d}8T10:15:00", "gd-cp"),
+        # G74: the second piece reported only at 15:00
+        dwell(PH["late_piece"], "G74", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-l1"),
+        dwell(PH["late_piece"], "G74", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T15:00:00", "gd-l2"),
+        # G76: the second piece corrected on May 12 to start a minute later (a gap): the 12 minutes are withdrawn
+        {"record_id": "gd-pf1", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:00:00",
+         "end_at": f"{d}8T10:06:00", "reported_at": f"{d}8T10:07:00"},
+        {"record_id": "gd-pf2", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:06:00",
+         "end_at": f"{d}8T10:12:00", "reported_at": f"{d}8T10:13:00"},
+        {"record_id": "gd-pf2", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:07:00",
+         "end_at": f"{d}8T10:12:00", "reported_at": "2022-05-12T09:00:00"},
+        # G75: 20 minutes beside case F through a phone registered to p (bound to p only later, long before, or also then)
+        *[dwell(PH[n], "G75", f"{d}8T10:00:00", f"{d}8T10:20:00", f"{d}8T10:25:00", f"gd-{n}") for n in REGISTERED],
     ])
     write_feed(landing, "verifications", [
         {"verification_id": "vf-o11", "person_id": P["o11"], "community_code": "110105001001",
          "verified_at": "2022-05-10T10:00:00", "outcome": "not_exposed", "commitment_signed": "false", "operator_id": "op1"},
-    ])
+    ] + [{"verification_id": f"vf-{n}", "person_id": P[n], "community_code": "110105001001",
+          "verified_at": "2022-05-10T10:00:00", "outcome": "not_exposed",
+          "commitment_signed": "true" if n == "reg_later_signed" else "false", "operator_id": "op1"} for n in REGISTERED])
 
 
 @pytest.fixture(scope="module")
@@ -200,9 +238,69 @@ def test_imported_case_is_not_a_companion_source(reasons):
 
 def test_evidence_never_names_the_case_person_or_phone(reasons):
     text = json.dumps([r["items"] for rows in reasons.values() for r in rows])
-    for secret in (CA, CB, CR, P["case_c"]):
+    for secret in (CA, CB, CR, CF, P["case_c"]):
         assert secret not in text
 
+
+
+# -- dwells split into pieces: the overlap is taken on each phone's records in the cell merged (rules.md, Association)
+def piece_item(name: str, record_ids: str, grid: str, case_record_ids: str, to: str = "10:12", minutes: int = 12) -> dict:
+    return {"feed": "grid_dwells", "record_id": record_ids, "grid_id": grid, "grid_m": 800,
+            "phone": f"137****{PH[name][-4:]}", "link_type": "bound",
+            "overlap_from": "2022-05-08T10:00:00.000+08:00", "overlap_to": f"2022-05-08T{to}:00.000+08:00",
+            "overlap_minutes": minutes, "case_id": "c-F", "case_record_id": case_record_ids, "dwell_hours": 32.5,
+            "dwell_hours_of": "case"}
+
+
+def test_two_back_to_back_pieces_of_6_minutes_overlapping_a_case_are_a_12_minute_companion(reasons):
+    # both pieces known by 10:13; the case's dwell (its 32.5 h) is reported at 10:40
+    assert brief(reasons["pieces"]) == raised("case=c-F", "2022-05-08T10:40:00")
+    assert reasons["pieces"][0]["items"] == [piece_item("pieces", "gd-p1,gd-p2", "G71", "gd-fG71")]
+
+
+def test_case_dwell_split_into_pieces_is_one_stretch_raised_when_its_second_piece_is_known(reasons):
+    # the case's first piece (10:06) is known at 10:20, with it 32.1 h: the 12 minutes need its second, known 10:40
+    assert brief(reasons["case_pieces"]) == raised("case=c-F", "2022-05-08T10:40:00")
+    assert reasons["case_pieces"][0]["items"] == [piece_item("case_pieces", "gd-cp", "G73", "gd-c1,gd-c2")]
+
+
+def test_pieces_of_6_minutes_a_minute_apart_are_not_a_companion(reasons):
+    assert reasons["gap"] == []
+
+
+def test_a_piece_known_later_makes_the_12_minutes_only_from_its_knowledge_time(reasons):
+    # the first piece alone (6 minutes) is known at 10:07, the case's dwell at 10:40, the second piece at 15:00
+    assert brief(reasons["late_piece"]) == raised("case=c-F", "2022-05-08T15:00:00")
+    assert reasons["late_piece"][0]["items"] == [piece_item("late_piece", "gd-l1,gd-l2", "G74", "gd-fG74")]
+
+
+def test_a_piece_corrected_apart_withdraws_the_stretch_it_made(reasons):
+    # gd-pf2 re-reported on May 12 from 10:07: 6 + 5 minutes a minute apart, no stretch of 10 minutes holds then
+    assert brief(reasons["piece_fixed"]) == [("3", "companion", "case=c-F", "released", "2022-05-08T10:40:00",
+                                              "evidence_withdrawn")]
+    assert reasons["piece_fixed"][0]["released_at"] == datetime(2022, 5, 12, 9, 0)
+    assert reasons["piece_fixed"][0]["items"] == [piece_item("piece_fixed", "gd-pf1,gd-pf2", "G76", "gd-fG76")]
+
+
+# -- the commitment letter: only the links that held at the overlap count (rules.md, Verifications) ------------------
+RELEASED_NOT_EXPOSED = [("3", "companion", "case=c-F", "released", "2022-05-08T10:40:00", "verified_not_exposed")]
+
+
+def test_companion_through_a_phone_bound_only_after_it_still_needs_the_commitment_letter(reasons):
+    # registered to p since 2020, bound to p from May 15: on May 8 it reached p only as a registered phone
+    assert brief(reasons["reg_later"]) == raised("case=c-F", "2022-05-08T10:40:00")
+    assert [i["link_type"] for i in reasons["reg_later"][0]["items"]] == ["registered"]
+    assert brief(reasons["reg_later_signed"]) == RELEASED_NOT_EXPOSED
+    assert reasons["reg_later_signed"][0]["released_at"] == datetime(2022, 5, 10, 10, 0)
+
+
+def test_companion_through_a_phone_bound_years_ago_and_now_only_registered_needs_the_commitment_letter(reasons):
+    assert brief(reasons["reg_long_ago"]) == raised("case=c-F", "2022-05-08T10:40:00")
+
+
+def test_companion_through_a_phone_also_bound_to_p_then_needs_no_commitment_letter(reasons):
+    assert brief(reasons["reg_and_bound"]) == RELEASED_NOT_EXPOSED
+    assert sorted(i["link_type"] for i in reasons["reg_and_bound"][0]["items"]) == ["bound", "registered"]
 
 def test_screening_some_people_gives_exactly_their_reasons_of_a_full_screen(spark, lake, reasons):
     # An hourly run screens some people on bronze that also holds the cases' rows: the companion pairs are then
@@ -365,3 +463,93 @@ def test_dwell_hours_of_a_side_at_each_instant_match_a_count_of_its_current_dwel
     want = _first_hours(sides_, dwells, need, days)
     assert 10 <= len(want) < 52 and any(k >= "p40" for k in want)  # the draw has both kinds of pairs, twins too
     assert got == want
+
+
+# -- the overlap stretches of split and corrected records (jobs.rules.companion.overlaps) against merging by hand ---
+def _stretches_by_hand(records: list[dict], x: datetime, need: int) -> set[tuple]:
+    """rules.md, Association, at instant x: each phone's record versions current at x merged where they touch or
+    overlap, the two phones' merged stretches intersected; those of >= need seconds, with the records behind each
+    (those meeting it for a positive time): (phone, grid, lo, hi, person record ids, case record ids)."""
+    def merged(rs: list[dict]) -> list[list]:
+        out: list[list] = []
+        for r in sorted(rs, key=lambda r: (r["start_at"], r["end_at"])):
+            if out and r["start_at"] <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], r["end_at"])
+            else:
+                out.append([r["start_at"], r["end_at"]])
+        return out
+
+    now = [r for r in records if r["known"] <= x and (r["valid_to"] is None or x < r["valid_to"])]
+    got = set()
+    for phone, grid in {(r["phone"], r["grid_id"]) for r in now if r["phone"] != "case"}:
+        mine = [r for r in now if (r["phone"], r["grid_id"]) == (phone, grid)]
+        theirs = [r for r in now if (r["phone"], r["grid_id"]) == ("case", grid)]
+        for a, b in merged(mine):
+            for c, d in merged(theirs):
+                lo, hi = max(a, c), min(b, d)
+                if (hi - lo).total_seconds() >= need:
+                    def used(rs: list[dict], lo=lo, hi=hi) -> str:
+                        return ",".join(sorted({r["record_id"] for r in rs if min(r["end_at"], hi) > max(r["start_at"], lo)}))
+                    got.add((phone, grid, lo, hi, used(mine), used(theirs)))
+    return got
+
+
+def test_overlap_stretches_held_at_each_instant_match_merging_each_phones_current_records_by_hand(spark):
+    """Random pieces on both sides, touching, overlapping or a minute apart, reported at different times, some
+    corrected (a later version with other times, or moved to another cell): at every instant the records change,
+    the longest stretches the rule holds are exactly those of merging each phone's current records by hand."""
+    import random
+    from datetime import timedelta
+
+    from jobs.rules.companion import overlaps
+
+    policy = policy_at(datetime.fromisoformat(T))
+    need = policy.companion_overlap_minutes * 60
+    rnd = random.Random(11)
+    t0 = datetime(2022, 5, 8, 8, 0)
+    records: list[dict] = []
+    for phone in ("case", "p1", "p2", "p3"):
+        for grid in ("G1", "G2"):
+            at = t0 + timedelta(minutes=rnd.randint(0, 20))
+            for n in range(rnd.randint(3, 9)):
+                start = at + timedelta(minutes=rnd.choice([0, 0, 0, 1, -2, 5]))
+                end = start + timedelta(minutes=rnd.randint(2, 9) if phone != "case" else rnd.randint(4, 40))
+                known = end + timedelta(minutes=rnd.choice([1, 1, 30, 200]))
+                rid = f"{phone}-{grid}-{n}"
+                versions = [(grid, start, end, known)]
+                while rnd.random() < 0.3:  # corrected: other times (or another cell), known later
+                    s2 = start + timedelta(minutes=rnd.choice([-1, 1, 2]))
+                    known = known + timedelta(minutes=rnd.choice([0, 45, 300]))
+                    versions.append((rnd.choice([grid, grid, "G9"]), s2, max(s2, end) + timedelta(minutes=1), known))
+                for i, (g, s, e, k) in enumerate(versions):
+                    nxt = versions[i + 1][3] if i + 1 < len(versions) else None
+                    records.append({"record_id": rid, "phone": phone, "grid_id": g, "start_at": s, "end_at": e,
+                                    "known": k, "valid_to": nxt})
+                at = end
+    dwells = spark.createDataFrame(
+        [(r["record_id"], r["phone"], r["grid_id"], r["start_at"], r["end_at"], r["known"], r["valid_to"]) for r in records],
+        "record_id string, phone string, grid_id string, start_at timestamp, end_at timestamp, _known_at timestamp, "
+        "_valid_to timestamp")
+    links = spark.createDataFrame([(f"person-{p}", p, "bound", datetime(2020, 1, 1), None, datetime(2020, 1, 1))
+                                   for p in ("p1", "p2", "p3")],
+                                  "person_id string, phone string, link_type string, link_from timestamp, "
+                                  "link_to timestamp, link_known_at timestamp")
+    cphones = spark.createDataFrame([("c-1", None, datetime(2022, 5, 1), None, "case", None, None, None)],
+                                    "case_id string, c_person string, c_known timestamp, c_valid_to timestamp, "
+                                    "c_phone string, c_from timestamp, c_to timestamp, c_link_known timestamp")
+    rows = [r.asDict() for r in overlaps(dwells, links, cphones, policy).collect()]
+    instants = sorted({r["known"] for r in records} | {r["valid_to"] for r in records if r["valid_to"] is not None})
+    seen = 0
+    for x in instants:
+        held = [(r["phone"], r["grid_id"], r["o_lo"], r["o_hi"], r["record_id"], r["c_record_id"]) for r in rows
+                if r["o_known"] <= x and (r["o_valid_to"] is None or x < r["o_valid_to"])]
+        def within(h: tuple, o: tuple) -> bool:  # o's stretch and records take in h's: h is part of a longer stretch
+            return (o != h and o[:2] == h[:2] and o[2] <= h[2] and h[3] <= o[3]
+                    and set(h[4].split(",")) <= set(o[4].split(",")) and set(h[5].split(",")) <= set(o[5].split(",")))
+
+        longest = {h for h in held if not any(within(h, o) for o in held)}
+        want = _stretches_by_hand(records, x, need)
+        assert longest == want, x
+        seen += len(want)
+    multi = [r for r in rows if "," in r["record_id"] or "," in r["c_record_id"]]
+    assert seen > 20 and len(multi) > 5 and any(r["o_valid_to"] is not None for r in rows)  # the draw has them all

@@ -3,19 +3,23 @@
 A linked phone of p and a phone of a `local` case (the case report's `phone`, or a phone linked to the case's
 person, inside that link) dwelt in the same grid cell with one overlapping stretch of >= 10 minutes, and one
 of the two phones accumulated >= 30 hours of dwell in that cell (p's phone counted only inside its link).
+The overlap is measured on the union of each phone's dwell records in the cell: records of one phone that touch
+or overlap form one stretch (operators split long dwells into pieces: two back-to-back pieces of 6 minutes are 12).
 Both must hold at one instant x on what was known at x: the overlap's last 10 minutes inside [x - 14 d, x],
 the 30 hours inside [x - 14 d, x]. The reason is raised at the first such x; a dwell is known only once it is
-reported (after it ends), so that x is the latest knowledge time behind the overlap or a later dwell report.
+reported (after it ends), so that x is the latest knowledge time behind the overlap (of every piece of it) or a
+later dwell report. A stretch stops holding when a record used in it is withdrawn (a corrected version).
 
 Scale: grid_dwells is ~1 G rows a day against a few hundred case phones. Never pair dwells with dwells: the
 case dwells (small) are cut into hour slots per cell and broadcast; a person dwell is kept only if its cell
 was touched by a case (broadcast semi-join), then cut into slots and joined on (cell, slot). A pair is kept in
-the slot where its overlap starts, so it is found once; then the exact interval overlap is checked. The dwell
-hours are summed only for the (phone, cell) pairs that survived, once per such side and instant (never per pair of
+the slot where its overlap starts, so it is found once. The pieces are merged after the pairing, on the pairs'
+overlaps (see `overlaps`): only the pairs are shuffled, never every dwell of a case's cell. The dwell hours are
+summed only for the (phone, cell) pairs that survived, once per such side and instant (never per pair of
 dwells: one household makes thousands of pairs on the same two sides).
 
-Evidence names the cell, the overlap window and minutes, the person's phone masked with its link type and the
-case by its report id (`case_id`), never the case's person or phone.
+Evidence names the cell, the overlap window and minutes, the records of each side behind it, the person's phone
+masked with its link type and the case by its report id (`case_id`), never the case's person or phone.
 """
 
 from __future__ import annotations
@@ -77,8 +81,87 @@ def _clip(lo: Column, hi: Column, frm: Column, to: Column) -> tuple[Column, Colu
     return F.greatest(lo, F.coalesce(frm, lo)), F.least(hi, F.coalesce(to, far))
 
 
+def _key(cols: list[str]) -> Column:
+    """A string naming the values of `cols` (nulls told apart from values, microseconds kept)."""
+    return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
+
+
+STRETCH_SCHEMA = ("gk string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, eids string, "
+                  "record_id string, c_record_id string")
+BUCKETS_PER_PARTITION = 8  # the walk below: groups per shuffle partition, many pairs of sides each
+
+
+def _stretches(pdf, need: int):
+    """The overlap stretches of >= `need` seconds of the elements of a few pairs of sides (`gk`), each formed at
+    some instant: per run of all the elements' versions, at each instant an element of it became known or was
+    withdrawn, the runs of the elements holding then (`overlaps`). A walk in Python: in Spark the same, a window
+    and an aggregate over every (instant, element) of a run, cost several times the pairing itself."""
+    import numpy as np
+    import pandas as pd
+
+    never = np.iinfo(np.int64).max
+    pdf = pdf.sort_values(["gk", "o_lo", "o_hi", "eid"])
+
+    def ns(c: str) -> np.ndarray:
+        v = pdf[c].to_numpy("datetime64[ns]")
+        return np.where(np.isnat(v), never, v.astype(np.int64))
+
+    els = list(zip(pdf["gk"], ns("o_lo"), ns("o_hi"), ns("e_known"), ns("e_valid_to"), pdf["eid"], pdf["record_id"],
+                   pdf["c_record_id"], strict=True))
+    out: list[tuple] = []
+
+    def long(lo: int, hi: int) -> bool:  # whole seconds apart, as unix_timestamp counts them (_seconds)
+        return hi // 10**9 - lo // 10**9 >= need
+
+    def emit(part: list[tuple], hi: int, seen: set) -> None:
+        eids = tuple(sorted(y[5] for y in part))
+        if long(part[0][1], hi) and eids not in seen:
+            seen.add(eids)
+            out.append((part[0][0], part[0][1], hi, max(y[3] for y in part), min(y[4] for y in part), ",".join(eids),
+                        ",".join(sorted({y[6] for y in part})), ",".join(sorted({y[7] for y in part}))))
+
+    def walk(run: list[tuple], run_hi: int) -> None:
+        if not long(run[0][1], run_hi):
+            return  # no part of it can be long enough
+        seen: set = set()
+        for at in sorted({x[3] for x in run} | {x[4] for x in run if x[4] != never}):
+            part: list[tuple] = []
+            hi = 0
+            for x in run:  # in time order
+                if not x[3] <= at < x[4]:
+                    continue  # not known yet, or withdrawn
+                if part and x[1] > hi:
+                    emit(part, hi, seen)
+                    part = []
+                hi = max(hi, x[2]) if part else x[2]
+                part.append(x)
+            if part:
+                emit(part, hi, seen)
+
+    run: list[tuple] = []
+    run_hi = 0
+    for x in els:
+        if run and (x[0] != run[0][0] or x[1] > run_hi):
+            walk(run, run_hi)
+            run = []
+        run_hi = max(run_hi, x[2]) if run else x[2]
+        run.append(x)
+    if run:
+        walk(run, run_hi)
+    df = pd.DataFrame(out, columns=["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "eids", "record_id", "c_record_id"])
+    for c in ("o_lo", "o_hi", "o_known", "o_valid_to"):
+        v = df[c].to_numpy(np.int64)
+        df[c] = np.where(v == never, np.datetime64("NaT"), v.astype("datetime64[ns]"))
+    return df
+
+
 def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, policy: Policy) -> DataFrame:
-    """One row per (person link, case phone, pair of dwells) overlapping >= the policy minutes in one cell."""
+    """One row per overlap stretch of >= the policy minutes between a person link's phone and a case phone in one
+    cell, each as it held over an interval of knowledge time: the pair's side columns, o_lo, o_hi (the stretch),
+    o_known (from when it held), o_valid_to (when a record used in it was withdrawn), record_id / c_record_id
+    (the records of each side used, sorted, comma-separated), registered_only, x0, x_limit, pair_key."""
+    from jobs.rules.links import registered_only
+
     d = grid_dwells.select("record_id", "phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("d_known"),
                            F.col("_valid_to").alias("d_valid_to"))
     cd = d.join(F.broadcast(cphones), d.phone == cphones.c_phone).drop("phone")
@@ -93,23 +176,49 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     j = pd_.join(F.broadcast(cslots), ["grid_id", "slot"])
     lo = F.greatest("start_at", "c_lo")
     j = j.where((F.floor(_epoch(lo) / SLOT_SECONDS) == F.col("slot")) & (F.col("phone") != F.col("c_phone")))
-    j = j.withColumn("o_lo", lo).withColumn("o_hi", F.least("end_at", "c_hi")).drop("slot")
-    need = policy.companion_overlap_minutes * 60
-    j = j.where(_seconds(F.col("o_lo"), F.col("o_hi")) >= need)
+    j = j.withColumn("o_lo", lo).withColumn("o_hi", F.least("end_at", "c_hi")).drop("slot").where(
+        F.col("o_lo") < F.col("o_hi"))
     # the person's phone counts only inside its link
     j = j.join(links, "phone").where(F.col("person_id") != F.coalesce(F.col("c_person"), F.lit("")))
     p_lo, p_hi = _clip(F.col("o_lo"), F.col("o_hi"), F.col("link_from"), F.col("link_to"))
-    j = j.withColumn("o_lo", p_lo).withColumn("o_hi", p_hi).where(_seconds(F.col("o_lo"), F.col("o_hi")) >= need)
-    reg_only = links.groupBy("person_id", "phone").agg(F.bool_and(F.col("link_type") == "registered").alias("registered_only"))
-    j = j.join(reg_only, ["person_id", "phone"])
-    base = F.greatest("d_known", "cd_known", "c_known", "link_known_at", "c_link_known")  # greatest skips nulls
+    j = j.withColumn("o_lo", p_lo).withColumn("o_hi", p_hi).where(F.col("o_lo") < F.col("o_hi"))
+    # Each row is now an *element*: the overlap of one person record and one case record (each a version), inside
+    # both links. The union of each phone's records in the cell intersected with the other's is the union of the
+    # elements, so the overlap stretches of the two phones' merged records are the runs of touching or overlapping
+    # elements: records are merged after the pairing, which shuffles only the pairs, never every dwell of a case
+    # cell. A record meeting the other phone's stretch nowhere (or at one instant) neither lengthens nor joins
+    # one, so the records used are those of the elements.
+    # Versions: an element holds from its records' later knowledge time until either is withdrawn. At instant x
+    # the stretches are the runs of the elements holding at x; a set of elements that formed a run at some x holds
+    # as one contiguous stretch from the latest knowledge time of its elements until the first of them is withdrawn
+    # (a piece known at 11:00 joining one known at 10:00 makes the 12 minutes from 11:00, not before; a correction of
+    # either piece ends it, and what still holds then is another run, with its own knowledge time). The runs change
+    # only when an element becomes known or is withdrawn, so they are formed at those instants, each inside one run
+    # of all the versions: per such run, its instants x its elements (`_stretches`, per pair of sides `gk`). Every
+    # stretch so formed is a candidate of its own, held over its own knowledge interval; a shorter one formed before
+    # a later piece extended it raises the reason where it alone held, the longer one moves its last exposure.
+    group = ["person_id", "phone", "link_type", "link_from", "link_to", "link_known_at", "grid_id", *cphones.columns]
+    e = cut(j.select(*group, "o_lo", "o_hi", F.greatest("d_known", "cd_known").alias("e_known"),
+                     F.least("d_valid_to", "cd_valid_to").alias("e_valid_to"), "record_id", "c_record_id",
+                     F.concat_ws("|", "record_id", F.col("d_known").cast("string"), "c_record_id",
+                                 F.col("cd_known").cast("string")).alias("eid")).withColumn("gk", _key(group)))
+    pair_sides = e.select("gk", *group).distinct()  # joined back to the stretches: the walk reads narrow rows
+    parts = int(e.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    bucket = F.pmod(F.xxhash64("gk"), F.lit(BUCKETS_PER_PARTITION * parts)).alias("_bucket")
+    need = policy.companion_overlap_minutes * 60
+    s = e.select(bucket, "gk", "o_lo", "o_hi", "e_known", "e_valid_to", "eid", "record_id", "c_record_id").groupBy(
+        "_bucket").applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
+    s = s.join(pair_sides, "gk")
+    s = cut(s)  # the letter is asked about the links of these (person, phone) only, not the whole city's
+    s = registered_only(s, links.join(lookup(s.select("person_id", "phone").distinct()), ["person_id", "phone"],
+                                      "left_semi"), "o_lo", "o_hi")
+    base = F.greatest("o_known", "c_known", "link_known_at", "c_link_known")  # greatest skips nulls
     # the overlap's last `need` seconds must still be inside W14 at x
     limit = F.col("o_hi") + F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0),
                                             F.lit(float(-need)))
-    pair_key = F.sha2(F.concat_ws("|", "person_id", "phone", "link_type", "link_from", "record_id", "case_id", "c_phone",
-                                  "c_from", "c_record_id", "c_known"), 256)
-    return j.withColumn("x0", base).withColumn("x_limit", limit).where(F.col("x0") <= F.col("x_limit")).withColumn(
-        "pair_key", pair_key)
+    pair_key = F.sha2(F.concat_ws("|", "gk", F.concat_ws(",", "eids")), 256)
+    return s.withColumn("x0", base).withColumn("x_limit", limit).where(F.col("x0") <= F.col("x_limit")).withColumn(
+        "pair_key", pair_key).drop("gk", "eids")
 
 
 SIDE = ["phone", "grid_id", "s_from", "s_to"]  # a side: one phone in one cell, counted inside [s_from, s_to)
@@ -202,8 +311,7 @@ def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_rep
                          policy))
     sides_ = cut(sides(pairs))  # asked, then joined back to, in hours_reached
     hit = pairs.join(hours_reached(sides_, side_dwells(grid_dwells, sides_, policy.window_days), policy), "pair_key")
-    stop, basis = least_with_basis((F.col("d_valid_to"), "evidence_withdrawn"), (F.col("cd_valid_to"), "evidence_withdrawn"),
-                                   (F.col("c_valid_to"), "evidence_withdrawn"))
+    stop, basis = least_with_basis((F.col("o_valid_to"), "evidence_withdrawn"), (F.col("c_valid_to"), "evidence_withdrawn"))
     minutes = F.floor(_seconds(F.col("o_lo"), F.col("o_hi")) / 60)
     return candidates(
         hit, person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("companion"),
