@@ -47,8 +47,9 @@ test: setup  ## run the whole test suite
 test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
 	$(BIN)/python -m pytest -q -m airflow_e2e tests/test_airflow_e2e.py
 
-lint: setup  ## ruff
+lint: setup  ## ruff, and the module layers of pyproject.toml [tool.importlinter] (no circles, nothing pointing up)
 	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)
+	$(BIN)/lint-imports --no-cache
 
 BENCH_SF ?= 0.01
 REPEAT ?= 3

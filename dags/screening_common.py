@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseOperator, Param
+from airflow.sdk import BaseHook, BaseOperator, Param, Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 TZ = pendulum.timezone("Asia/Shanghai")
@@ -170,8 +170,6 @@ def default_args(retries: int, retry_delay: timedelta, max_retry_delay: timedelt
 
 def _variable(name: str) -> str | None:
     """An Airflow Variable (or env AIRFLOW_VAR_<NAME>) read when the task runs; None when unset or empty."""
-    from airflow.sdk import Variable
-
     value = Variable.get(name, default=None)
     return value.strip() if value and value.strip() else None
 
@@ -357,6 +355,7 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
 
     def _prepare_submit(self) -> None:
         if not self.jars:  # default: the project's cached Delta jars (the same list the Spark session uses)
+            # imported when the task runs: parsing the DAG files imports no pipeline code
             from jobs.spark import delta_jar_paths
 
             jars = delta_jar_paths()
@@ -431,8 +430,6 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
 
 def _spark_conf() -> dict[str, str]:
     """The Variable screening_spark_conf (a JSON object of Spark settings), read when the task runs."""
-    from airflow.sdk import Variable
-
     raw = Variable.get("screening_spark_conf", default=None)
     if not raw:
         return {}
@@ -446,8 +443,6 @@ def _spark_conf() -> dict[str, str]:
 
 
 def _connection_defined(conn_id: str) -> bool:
-    from airflow.sdk import BaseHook
-
     try:
         BaseHook.get_connection(conn_id)
     except Exception:  # AirflowNotFoundException, or no way to ask: treat as not defined

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from jobs import schemas
 from jobs.lake import Lake
+from jobs.spark import each_of, lookup
 
 
 def ts(value: datetime) -> F.Column:
@@ -48,8 +49,6 @@ def current(df: DataFrame) -> DataFrame:
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
     """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
     read side by side (driver work, each table on its own)."""
-    from jobs.spark import each_of
-
     return each_of(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip])
 
 
@@ -59,8 +58,6 @@ def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: st
     whose column is in that frame too), without windowing the whole feed: the version window runs only over the
     keys those rows have. It must see every version of such a key, also one whose `col` differs (a dwell corrected
     onto another phone ends the old version), hence the keys first."""
-    from jobs.spark import lookup
-
     key = schemas.feed_spec(feed)["key"]
     sides = [(lookup(df.select(c).distinct()), c) for df, c in [(wanted, col)] + ([also] if also else [])]
 

@@ -33,12 +33,17 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from jobs import ROOT
-from jobs.spark import is_connect
+from jobs import ROOT, engine
+from jobs.spark import cut, get_spark, is_connect
+
+# The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark: the
+# pipeline (run, lake, asof, policy, rules, schemas), the generator and psutil are imported in the functions that
+# use them.
 
 SCENARIOS = ("initial", "nightly", "hourly", "hourly-day", "companion")
 START = date(2022, 5, 1)
@@ -161,8 +166,6 @@ def hour_slice(src: Path, dst: Path, day: date, cut: datetime, after: datetime |
 def driver_pid(spark) -> int:
     """The driver JVM's pid: this process's own gateway JVM, or the engine's when this is a thin client."""
     if is_connect(spark):
-        from jobs import engine
-
         st = engine.status()
         if st is None:
             raise SystemExit("bench: SCREENING_SPARK_REMOTE is set but no engine of this project is running "
@@ -184,9 +187,7 @@ class DriverMemory:
             pass  # not Linux: the peak then covers the whole process lifetime
 
     def peak_mb(self) -> float:
-        from jobs.engine import memory_mb
-
-        peak = memory_mb(self.pid, "VmHWM")
+        peak = engine.memory_mb(self.pid, "VmHWM")
         if peak is not None:
             return peak
         import psutil
@@ -214,8 +215,6 @@ def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log, per_stage:
     first that fails), its output lines to `log`: (exit code, peak RSS in MB of the JVMs it started, polled while
     it runs: VmHWM only grows, so the last reading is the peak but for its last quarter second). With per_stage a
     stage's "stage NAME: N s" line is its process's wall time, start-up included, not the time inside it."""
-    import threading
-
     import psutil
 
     peaks: dict[int, float] = {}
@@ -316,7 +315,6 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     from jobs.rules import companion
     from jobs.rules.links import linked_phones
     from jobs.run import run
-    from jobs.spark import cut, get_spark
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

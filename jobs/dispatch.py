@@ -185,7 +185,7 @@ def export_rows(spark: SparkSession, lake: Lake, run_lines: DataFrame, t: dateti
 
 def write_files(folder: Path, rows: list[dict]) -> list[Path]:
     """One CSV (UTF-8 with BOM) and one XLSX per route type, Chinese headers, rows already sorted."""
-    from openpyxl import Workbook
+    from openpyxl import Workbook  # here, not at the top: about a second to import, and only this writes XLSX
     from openpyxl.styles import Font
 
     if folder.exists():

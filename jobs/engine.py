@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs import ROOT
+from jobs.spark import builder_config, delta_jar_paths
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 DEFAULT_PORT = 15002
@@ -73,7 +74,7 @@ def _answers(port: int) -> bool:
     """A client session runs a query (the port opens before the server serves). The Connect session class itself,
     not pyspark's builder: that would switch this whole process to Connect mode, and a process with a classic
     session (tests, `screening engine start` under spark-submit) must keep it."""
-    from pyspark.sql.connect.session import SparkSession
+    from pyspark.sql.connect.session import SparkSession  # here only: the CLI imports this module at start-up
 
     try:
         spark = SparkSession.builder.remote(remote_url(port)).create()
@@ -104,8 +105,6 @@ def free_port() -> int:
 
 
 def server_command(port: int, driver_memory: str, *, testing: bool = False) -> list[str]:
-    from jobs.spark import builder_config, delta_jar_paths
-
     conf = builder_config("screening-engine", testing=testing)
     conf.pop("spark.jars", None)
     conf.update({

@@ -13,6 +13,7 @@ import re
 import sys
 from datetime import datetime, timedelta
 
+from jobs.asof_time import parse_as_of
 from jobs.reasons_text import (
     ACTION_ZH,
     BASIS_ZH,
@@ -27,6 +28,10 @@ from jobs.reasons_text import (
     time_en,
     time_zh,
 )
+from jobs.spark import get_spark
+
+# The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark:
+# the modules behind the command (catalog, asof, keys, lake) are imported in the functions that use them.
 
 ID_RE = re.compile(r"^\d{17}[\dXx]$")
 KEY_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -71,7 +76,7 @@ def published_reasons(spark, lake, run, latest: bool):
     """popup_reasons as it stood when `run` completed: Delta time travel to the last commit before the run's
     finished_at. The current table when `run` is the latest, or when that version is gone (older than the audit
     window VACUUM keeps); `gather` then rebuilds statuses from first_run_id / release_run_id."""
-    from jobs.sql import version_at
+    from jobs.catalog import version_at
 
     path = lake.gold("popup_reasons")
     if latest or run["finished_at"] is None or not lake.exists(path):
@@ -246,9 +251,7 @@ def render(data: dict, lang: str = "zh") -> str:
 
 
 def cmd_explain(args) -> int:
-    from jobs.cli import parse_as_of
     from jobs.lake import Lake
-    from jobs.spark import get_spark
 
     resolve_key(args.person)  # fail fast, before Spark starts
     lake = Lake(args.lake)

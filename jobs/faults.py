@@ -10,6 +10,8 @@ import os
 import signal
 import time
 
+from jobs import engine
+
 POINTS = ("ingest:bronze", "ingest:done", "dq_feeds:done", "screen:done", "dq_results:done",
           "publish:reasons", "publish:status", "publish:assignments", "publish:lists", "publish:before_status")
 
@@ -19,8 +21,6 @@ def point(name: str) -> None:
     engine instead (the Spark Connect server this command is a client of), and the command goes on without it."""
     if os.environ.get("SCREENING_CRASH_AT") == name:
         if os.environ.get("SCREENING_CRASH_TARGET") == "engine":
-            from jobs import engine
-
             st = engine.status()
             if st is not None:
                 os.kill(st.pid, signal.SIGKILL)

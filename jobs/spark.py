@@ -18,6 +18,9 @@ from pathlib import Path
 
 from jobs import ROOT
 
+# pyspark (and concurrent.futures) are imported inside the functions that use them: the CLI at start-up and the
+# Airflow tasks (for the jar paths) import this module, and must not pay for them.
+
 SPARK_VERSION = "4.2"
 DELTA_VERSION = "4.4.0"
 SCALA = "2.13"

@@ -10,7 +10,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs import asof
+from jobs import asof, schemas
 from jobs.keys import person_key
 
 VIEWS: dict[str, tuple[str, str]] = {
@@ -92,7 +92,5 @@ def dependencies(name: str) -> set[str]:
     if name == "person_area":
         return {"persons"}
     sql = VIEWS[name][1]
-    from jobs import schemas
-
     names = set(schemas.FEEDS) | set(schemas.GOLD) | set(VIEWS) | {"person_area"}
     return {n for n in names if n != name and re.search(rf"\b{n}\b", sql)}

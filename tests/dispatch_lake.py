@@ -58,7 +58,8 @@ def nightly(spark, lake: Lake, landing: Path, t: datetime, skip_ingest: bool = F
     import json
 
     from jobs import dispatch, report
-    from jobs.run import RunContext, run_log_row, stage_ingest, stage_screen, staged, write_run_log
+    from jobs.run import stage_ingest, stage_screen, staged
+    from jobs.runlog import RunContext, run_log_row, write_run_log
     from jobs.screen import publish
 
     quiet = lambda *_: None  # noqa: E731

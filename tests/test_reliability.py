@@ -12,7 +12,8 @@ import pytest
 
 from jobs import keys
 from jobs.lake import Lake
-from jobs.run import EXIT_LOCKED, lake_lock, run
+from jobs.run import EXIT_LOCKED, run
+from jobs.runlog import lake_lock
 from tests.landing import resident_id, write_feed
 
 
@@ -149,7 +150,7 @@ def test_a_rerun_after_a_crash_mid_publish_still_gates_on_the_whole_change(spark
 
 
 def test_each_stage_adds_its_fields_to_the_one_run_log_row_of_its_run_and_leaves_other_runs_alone(spark, tmp_path):
-    from jobs.run import RunContext, run_log_row, write_run_log
+    from jobs.runlog import RunContext, run_log_row, write_run_log
 
     lake = Lake(tmp_path / "lake")
     other = RunContext(spark, lake, "", datetime(2022, 5, 14, 1, 0), "nightly")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jobs import schemas
-from jobs.sql import SqlRefused, check_pii, format_table, parse_versions, personal_tables, referenced, run_sql
+from jobs.catalog import SqlRefused, check_pii, personal_tables, referenced
+from jobs.sql import format_table, parse_versions, run_sql
 from tests.dispatch_lake import RUN1, RUN2, scenario_lake
 from tests.scenarios import P
 

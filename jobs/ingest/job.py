@@ -254,3 +254,13 @@ class Ingestor:
             prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
         self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update,
                         prune=prune, properties=CHANGE_FEED)
+
+
+def ingest_counts(spark: SparkSession, lake: Lake, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows loaded and rejected per feed by this run id, from the `_ingested_files` register (a re-run of the
+    stage counts the same files)."""
+    files = lake.read_gold(spark, "ingested_files").where(F.col("run_id") == run_id)
+    got = {r["feed"]: (r["rows"] or 0, r["rejected"] or 0)
+           for r in files.groupBy("feed").agg(F.sum("rows").alias("rows"), F.sum("rejected").alias("rejected")).collect()}
+    return ({f: got.get(f, (0, 0))[0] - got.get(f, (0, 0))[1] for f in schemas.FEEDS},
+            {f: got.get(f, (0, 0))[1] for f in schemas.FEEDS})

@@ -10,13 +10,12 @@ from pyspark.sql import functions as F
 
 from jobs.asof import ts
 from jobs.keys import mask_phone
+from jobs.rules.links import clip_to_links
 
 
 def presence(stays: DataFrame, tickets: DataFrame, links: DataFrame, t: datetime) -> DataFrame:
     """person_id, county_code, p_from, p_to, known_at, valid_to (evidence withdrawn then), source, record_id,
     phone_masked, link_type, registered_only."""
-    from jobs.rules.links import clip_to_links
-
     s = clip_to_links(stays, links, "first_seen", "last_seen").select(
         "person_id", "county_code", "p_from", "p_to",
         F.greatest("_known_at", "link_known_at").alias("known_at"), F.col("_valid_to").alias("valid_to"),

@@ -17,12 +17,11 @@ from jobs.asof import ts
 from jobs.keys import mask_phone
 from jobs.policy import Policy
 from jobs.rules.common import candidates, evidence_json, plus_hours
+from jobs.rules.links import clip_to_links
 
 
 def entry_events(stays: DataFrame, tickets: DataFrame, links: DataFrame, policy: Policy, t: datetime) -> DataFrame:
     """person_id, e, known_at, valid_to, source, record_id, phone_masked, link_type, registered_only."""
-    from jobs.rules.links import clip_to_links
-
     cur = stays.where("_is_current")
     w = Window.partitionBy("phone").orderBy("first_seen", "record_id")
     home = F.col("county_code").startswith(policy.home_prefix)
