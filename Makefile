@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test test-airflow lint java clean bench cluster-test airflow engine engine-stop
+.PHONY: help setup run test test-fast test-airflow lint java clean bench cluster-test airflow engine engine-stop
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -41,11 +41,14 @@ engine: setup  ## start the warm engine (one Spark JVM); then `export SCREENING_
 engine-stop:  ## stop the engine that `make engine` started
 	$(BIN)/screening engine stop
 
-test: setup  ## run the whole test suite
+test: setup  ## the whole suite, as CI runs it: unit, scenarios, end-to-end (about 40 min here)
 	$(BIN)/python -m pytest -q
 
+test-fast: setup  ## the inner loop: unit and scenario tests, no end-to-end runs (under 5 min here)
+	$(BIN)/python -m pytest -q tests/unit tests/scenarios
+
 test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
-	$(BIN)/python -m pytest -q -m airflow_e2e tests/test_airflow_e2e.py
+	$(BIN)/python -m pytest -q -m airflow_e2e tests/e2e/test_airflow_e2e.py
 
 lint: setup  ## ruff, and the module layers of pyproject.toml [tool.importlinter] (no circles, nothing pointing up)
 	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)

@@ -54,8 +54,8 @@ ENGINE_TIMEOUT = timedelta(minutes=10)  # a cold engine answers in 10-40 s, at m
 ENGINES = ("connect", "submit")  # the Variable screening_engine
 DEFAULT_REMOTE = "sc://127.0.0.1:15002"  # the Variable screening_spark_remote (jobs.engine.DEFAULT_PORT)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
-GATE_STAGES = ("dq_feeds", "dq_results")
+STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")  # jobs.run.STAGES
+GATE_STAGES = ("dq_feeds", "dq_results")  # jobs.run.GATE_STAGES
 
 
 def variable(name: str, default: str) -> str:

@@ -42,6 +42,7 @@ from jobs.runlog import (
 from jobs.spark import cut, each_of, get_spark, release, remote
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
+GATE_STAGES = ("dq_feeds", "dq_results")  # the stages whose gates can halt a run (and take --override-gate)
 EXIT_HALTED = 3   # a data-quality gate stopped the run
 EXIT_LOCKED = 75  # another run holds the lake (EX_TEMPFAIL: try again later)
 

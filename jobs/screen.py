@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -133,58 +134,56 @@ def status(reasons: DataFrame, t: datetime, policy: Policy, run_id: str) -> Data
 
 def before_run(gold: DataFrame, run_id: str) -> DataFrame:
     """popup_reasons as it stood before `run_id` published anything. A rerun after a crash in the middle of
-    publishing finds part of its own publish applied; its result gates must still see the whole change."""
+    publishing finds part of its own publish applied; its plan (and so its result gates) must still be the
+    whole change."""
     mine = F.col("release_run_id") == F.lit(run_id)
     return gold.where(~F.col("first_run_id").eqNullSafe(F.lit(run_id))).withColumn(
         "status", F.when(mine, F.lit("active")).otherwise(F.col("status")))
 
 
-def changes(gold: DataFrame, staged: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """What publishing `staged` would do to `gold`: (reasons to assign, active reasons to release). Used by the
-    result gates before anything is written; publish() applies the same two rules."""
-    keys = ["person_key", "reason_key"]
-    assign = staged.join(gold.select(*keys), keys, "left_anti")
-    active = gold.where("status = 'active'")
-    released_now = staged.where("status = 'released'").select(*keys)
-    release = active.join(released_now, keys, "left_semi").unionByName(
-        active.join(staged.select(*keys), keys, "left_anti"))
-    return assign, release
+KEYS = ["person_key", "reason_key"]
+# What a publish may change in a reason already in gold: an active reason takes its new state; a released one
+# is a published fact and stays as it was (the MERGE updates only where the target is still active).
+UPDATED = ("evidence", "status", "last_evidence_at", "release_rule", "release_eligible_at", "released_at",
+           "release_basis", "release_detail", "release_run_id")
 
 
-def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, run_id: str, policy: Policy,
-            log=print, scope: DataFrame | None = None) -> dict:
-    """MERGE the screened reasons into popup_reasons, rewrite popup_status, add this run's lists. `scope`: the
-    person_key of the people screened (None = everyone); only their reasons can be gone."""
-    reasons_path = lake.gold("popup_reasons")
-    schema = schemas.gold_schema("popup_reasons")
-    src = reasons.withColumn("first_run_id", F.lit(run_id)).withColumn(
-        "release_run_id", F.when(F.col("status") == "released", F.lit(run_id)))
-    # Published facts stay: a released reason is never rewritten; an active one takes its new state.
-    update = {c: f"s.`{c}`" for c in ("evidence", "status", "last_evidence_at", "release_rule", "release_eligible_at",
-                                      "released_at", "release_basis", "release_detail")}
-    update["release_run_id"] = f"CASE WHEN s.status = 'released' THEN '{run_id}' ELSE NULL END"
-    lake.merge(spark, reasons_path, schema, src, ["person_key", "reason_key"], update_when="t.status = 'active'",
-               update_set=update)
-    point("publish:reasons")
-    gold = lake.read_gold(spark, "popup_reasons")
-    # An active reason the rules no longer produce (a popup kind switched off, evidence gone) is released.
-    gone = gold.where("status = 'active'").join(reasons.select("person_key", "reason_key"), ["person_key", "reason_key"], "left_anti")
+@dataclass(frozen=True)
+class Plan:
+    """What publishing a run's screened reasons does to popup_reasons: the result gates judge `assign` and
+    `release`; `publish` writes `rows`, nothing else."""
+
+    rows: DataFrame  # popup_reasons rows to upsert: the screened reasons, and the gone ones as released
+    assign: DataFrame  # reasons new to popup_reasons
+    release: DataFrame  # active reasons this publish releases (released by the rules, or gone)
+
+
+def plan(gold: DataFrame, staged: DataFrame, t: datetime, run_id: str, policy: Policy,
+         scope: DataFrame | None = None) -> Plan:
+    """The publish of `staged` (the run's screened reasons) over `gold` (popup_reasons before this run, see
+    `before_run`). `scope`: person_key of the people screened (None = everyone); only their reasons can be gone:
+    an active reason the rules no longer produce (a popup kind switched off, evidence gone) is released at T."""
+    active = gold.where(F.col("status") == "active")
     if scope is not None:
-        gone = gone.join(scope, "person_key", "left_semi")
-    n_gone = gone.count()
-    if n_gone:
-        lake.merge(spark, reasons_path, schema, gone.withColumn("status", F.lit("released")).withColumn(
-            "released_at", ts(t)).withColumn("release_basis", F.lit("evidence_withdrawn")).withColumn(
-            "release_detail", F.lit(f"no longer produced under policy {policy.id}")).withColumn(
-            "release_rule", F.lit(None).cast("string")).withColumn("release_eligible_at", F.lit(None).cast("timestamp")).withColumn(
-            "release_run_id", F.lit(run_id)), ["person_key", "reason_key"], update_when="t.status = 'active'",
-            update_set={c: f"s.`{c}`" for c in ("status", "released_at", "release_basis", "release_detail", "release_rule",
-                                                 "release_eligible_at", "release_run_id")}, insert=False)
-        gold = lake.read_gold(spark, "popup_reasons")
-    gold = gold.persist()
-    st = status(gold, t, policy, run_id)
-    lake.overwrite(spark, lake.gold("popup_status"), schemas.gold_schema("popup_status"), st)
-    point("publish:status")
+        active = active.join(scope, "person_key", "left_semi")
+    screened = staged.withColumn("first_run_id", F.lit(run_id)).withColumn(
+        "release_run_id", F.when(F.col("status") == "released", F.lit(run_id)))
+    gone = active.join(staged.select(*KEYS), KEYS, "left_anti").withColumns({
+        "status": F.lit("released"), "released_at": ts(t), "release_basis": F.lit("evidence_withdrawn"),
+        "release_detail": F.lit(f"no longer produced under policy {policy.id}"),
+        "release_rule": F.lit(None).cast("string"), "release_eligible_at": F.lit(None).cast("timestamp"),
+        "release_run_id": F.lit(run_id)})
+    cols = schemas.gold_schema("popup_reasons").fieldNames()
+    rows = screened.select(*cols).unionByName(gone.select(*cols))
+    assign = staged.join(gold.select(*KEYS), KEYS, "left_anti")
+    release = active.join(staged.where(F.col("status") == "released").select(*KEYS), KEYS, "left_semi").unionByName(
+        active.join(staged.select(*KEYS), KEYS, "left_anti"))
+    return Plan(rows, assign, release)
+
+
+def lists(gold: DataFrame, t: datetime, run_id: str) -> tuple[DataFrame, DataFrame]:
+    """This run's assignment and release list rows, from popup_reasons after its publish (the reasons it
+    inserted, the reasons it released)."""
     green = gold.groupBy("person_key").agg(F.max(F.when(F.col("status") == "active", 1).otherwise(0)).alias("_a"))
     summary = F.substring(F.concat_ws(" ", F.col("reason_type"), F.col("cause"),
                                       F.get_json_object("evidence", "$.items[0].record_id")), 1, 200)
@@ -194,6 +193,24 @@ def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, ru
     released = gold.where(F.col("release_run_id") == run_id).join(green, "person_key").select(
         F.lit(run_id).alias("run_id"), ts(t).alias("as_of"), "person_key", "popup_code", "reason_key", "released_at",
         "release_basis", (F.col("_a") == 0).alias("person_green"))
+    return assigned, released
+
+
+def publish(spark: SparkSession, lake: Lake, reasons: DataFrame, t: datetime, run_id: str, policy: Policy,
+            log=print, scope: DataFrame | None = None) -> dict:
+    """Write the plan of `reasons` (the staged reasons) into popup_reasons, rewrite popup_status, add this run's
+    lists. `scope`: the person_key of the people screened (None = everyone)."""
+    reasons_path = lake.gold("popup_reasons")
+    p = plan(before_run(lake.read_gold(spark, "popup_reasons"), run_id), reasons, t, run_id, policy, scope)
+    update = {c: f"s.`{c}`" for c in UPDATED}
+    lake.merge(spark, reasons_path, schemas.gold_schema("popup_reasons"), p.rows, KEYS,
+               update_when="t.status = 'active'", update_set=update)
+    point("publish:reasons")
+    gold = lake.read_gold(spark, "popup_reasons").persist()
+    st = status(gold, t, policy, run_id)
+    lake.overwrite(spark, lake.gold("popup_status"), schemas.gold_schema("popup_status"), st)
+    point("publish:status")
+    assigned, released = lists(gold, t, run_id)
     lake.merge(spark, lake.gold("assignment_list"), schemas.gold_schema("assignment_list"), assigned,
                ["run_id", "reason_key"], update_when="never")
     point("publish:assignments")

@@ -7,7 +7,7 @@ import os
 import pytest
 
 os.environ.setdefault("SCREENING_SHUFFLE_PARTITIONS", "2")
-# The tests' own session is classic; tests/test_engine.py and the Airflow end-to-end test start an engine of their own.
+# The tests' own session is classic; tests/e2e/test_engine.py and the Airflow end-to-end test start an engine of their own.
 os.environ.pop("SCREENING_SPARK_REMOTE", None)
 os.environ.setdefault("SCREENING_PII_KEY", "test-key")
 # The Great Expectations suites cost minutes per run: on for test_dq and the end-to-end run, off elsewhere.

@@ -28,7 +28,7 @@ from jobs import schemas
 from jobs.dq import gates, gx
 from jobs.ingest.job import ingest_counts
 from jobs.runlog import run_log_row, write_run_log
-from jobs.screen import before_run, changes
+from jobs.screen import before_run, plan
 from jobs.spark import JobCounter
 
 RESULTS_TABLE = "dq_results"
@@ -37,7 +37,7 @@ RESULTS_TABLE = "dq_results"
 # -- shared helpers ------------------------------------------------------------------------------------------
 def suites_on() -> bool:
     """The GX suites run unless SCREENING_DQ_SUITES=0 (the gates on counts always run). The test suite turns
-    them off for its many small scenario runs; tests/test_dq.py and the end-to-end run keep them on."""
+    them off for its many small scenario runs; tests/scenarios/test_dq.py and the end-to-end run keep them on."""
     return os.environ.get("SCREENING_DQ_SUITES", "1") != "0"
 
 
@@ -182,10 +182,9 @@ def result_gates(ctx, staged, scope=None) -> list[tuple[str, str, dict]]:
         ("gold.popup_reasons", "staged.popup_reasons", staged, gx.suite_specs()["gold"]["gold.popup_reasons"]["expect"])])
 
     gold_all = before_run(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.run_id)
-    gold = gold_all if scope is None else gold_all.join(scope, "person_key", "left_semi")
-    to_assign, to_release = changes(gold, staged)
-    assigned = _people(to_assign)
-    released = _people(to_release, "popup_code")
+    p = plan(gold_all, staged, ctx.as_of, ctx.run_id, ctx.policy, scope)  # what the publish will write
+    assigned = _people(p.assign)
+    released = _people(p.release, "popup_code")
     active = _people(gold_all.where(F.col("status") == "active"), "popup_code")
     n_assign, n_release = assigned.get("*", 0), released.pop("*", 0)
     active.pop("*", None)

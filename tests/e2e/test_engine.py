@@ -24,7 +24,7 @@ from jobs.run import run
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T = datetime(2022, 5, 3, 1, 0)
 HOURLY = [T - timedelta(hours=h) for h in (18, 12, 6, 0)]
 PUBLISHED = ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list")

@@ -34,7 +34,7 @@ from tests.landing import resident_id, write_feed
 # (AQE on, local[*]), compared with them below
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("small_jobs")]  # minutes of Spark: deselect with -m "not slow"
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 START = date(2022, 5, 1)
 T = datetime(2022, 5, 3, 1, 0)  # start + 2 days, 01:00
 NIGHTLY_RUN = "nightly-20220503T010000"
@@ -387,7 +387,7 @@ def test_row_known_one_second_after_as_of_is_not_seen(spark, tmp_path):
 
 
 # -- personal data and evidence (issue: reliability and security) -------------------------------------------
-PRIVATE = ("bronze", "rejects")  # raw feeds, readable by the pipeline's user only (tests/test_reliability.py)
+PRIVATE = ("bronze", "rejects")  # raw feeds, readable by the pipeline's user only (tests/e2e/test_reliability.py)
 
 
 def landed_phones(landing: Path) -> set[str]:

@@ -124,31 +124,6 @@ def test_a_write_that_lost_one_race_is_redone_once():
     assert committed(write, "append to t", sleep=lambda _: None) == "done" and len(tries) == 2
 
 
-# -- a rerun after a crash in the middle of publishing ----------------------------------------------------
-def test_a_rerun_after_a_crash_mid_publish_still_gates_on_the_whole_change(spark):
-    from jobs.screen import before_run, changes
-
-    run_id = "nightly-20220503T010000"
-
-    def reasons(*rows):  # (person, status, first_run_id, release_run_id); one reason each
-        return spark.createDataFrame([(p, "r1", s, f, rel) for p, s, f, rel in rows],
-                                     "person_key string, reason_key string, status string, first_run_id string, "
-                                     "release_run_id string")
-
-    before = reasons(("a", "active", "R0", None), ("b", "active", "R0", None), ("c", "released", "R0", "R0"))
-    # the killed run had merged its reasons already: a released by it, d assigned by it
-    half = reasons(("a", "released", "R0", run_id), ("b", "active", "R0", None), ("c", "released", "R0", "R0"),
-                   ("d", "active", run_id, None))
-    staged = reasons(("a", "released", None, None), ("b", "active", None, None), ("d", "active", None, None))
-
-    def people(pair):
-        return [sorted(r["person_key"] for r in df.collect()) for df in pair]
-
-    assert people(changes(before, staged)) == [["d"], ["a"]]  # assign d, release a
-    assert people(changes(before_run(half, run_id), staged)) == [["d"], ["a"]]
-    assert people(changes(half, staged)) == [[], []]  # what the gates saw before the fix: no change at all
-
-
 def test_each_stage_adds_its_fields_to_the_one_run_log_row_of_its_run_and_leaves_other_runs_alone(spark, tmp_path):
     from jobs.runlog import RunContext, run_log_row, write_run_log
 

@@ -30,7 +30,7 @@ from tests.landing import resident_id, write_feed
 # `make test-airflow`)
 pytestmark = [pytest.mark.slow, pytest.mark.airflow_e2e]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "airflow.sh"
 NIGHTLY = "nightly-20220503T010000"
 HOURLY_1, HOURLY_2 = "hourly-20220503T131000", "hourly-20220504T091000"

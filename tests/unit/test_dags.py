@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 # Airflow reads its home when first imported: keep it away from ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="screening-airflow-home-"))
