@@ -6,8 +6,9 @@ import argparse
 import sys
 from datetime import date
 
-from jobs import bench, engine, explain, sql
+from jobs import engine, explain, sql
 from jobs.asof_time import parse_as_of
+from jobs.devtools import bench
 from jobs.spark import end_session, engine_gone, remote
 
 # Modules that add a subcommand of their own via add_parser(subparsers). Like this module they import nothing
@@ -17,7 +18,7 @@ COMMAND_MODULES = (engine, explain, sql, bench)
 
 
 def cmd_generate(args) -> int:
-    from jobs.generate import generate
+    from jobs.devtools.generate import generate  # here, not at start-up: it loads Faker and pyspark (schemas)
 
     generate(args.landing, sf=args.sf, start=date.fromisoformat(args.start), days=args.days, seed=args.seed,
              bad_share=args.bad_share, grid_split=args.grid_split)

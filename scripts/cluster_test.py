@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import pyspark  # noqa: E402
 
+from jobs.devtools.generate import generate  # noqa: E402
 from jobs.spark import delta_jar_paths  # noqa: E402
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -181,8 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="screening-cluster-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    from jobs.generate import generate
-
     landing = work / "landing"
     generate(landing, sf=a.sf, start=START, days=a.days, seed=7, log=lambda *_: None)
     cluster = Cluster(work)

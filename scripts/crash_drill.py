@@ -33,6 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from jobs.devtools.generate import generate  # noqa: E402
+from jobs.faults import POINTS  # noqa: E402
+from jobs.spark import get_spark  # noqa: E402
+
 T0, T1 = "2022-05-02T01:00:00", "2022-05-03T01:00:00"
 # Wall-clock columns, and the bronze Delta versions a run read: those count commits, and a killed run's commits are
 # real ones. What the versions point at must be the same data: compared separately (`inputs_read`).
@@ -123,9 +127,6 @@ def main() -> int:
                     metavar="TABLES", help="also kill while writing these gold tables (all three by default)")
     ap.add_argument("--reuse-baseline", action="store_true", help="keep the uninterrupted T1 lake of an earlier drill")
     args = ap.parse_args()
-    from jobs.faults import POINTS
-    from jobs.generate import generate
-    from jobs.spark import get_spark
 
     work = Path(args.work)
     landing, lake0, base = work / "landing", work / "lake0", work / "baseline"

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from jobs import engine, maintenance
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 from jobs.keys import person_key_py
 from jobs.lake import Lake
 from tests.landing import resident_id, write_feed

@@ -5,12 +5,17 @@ scenarios, to keep it to about a minute and a half: every scenario is a whole ru
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
+import jobs.run
 from jobs.cli import main
+from jobs.devtools import bench
 
 STAGES = ["initial (2 days, nightly)", "companion rule (3d) alone"]
 
@@ -48,23 +53,17 @@ def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_
 
 
 def test_a_second_bench_run_of_the_same_commit_keeps_the_other_scenarios_in_its_json(tmp_path):
-    from jobs.bench import write_result
-
     def result(rows):
         return {"commit": "abc", "sf": 0.01, "days": 14, "rows": [{"stage": s, "wall_s": w} for s, w in rows]}
 
-    write_result(result([("steady nightly (+1 day)", 159.3), ("hourly (+1 hour)", 130.0)]), tmp_path)
-    path = write_result(result([("hourly (+1 hour)", 127.5)]), tmp_path)
+    bench.write_result(result([("steady nightly (+1 day)", 159.3), ("hourly (+1 hour)", 130.0)]), tmp_path)
+    path = bench.write_result(result([("hourly (+1 hour)", 127.5)]), tmp_path)
     assert path.name == "abc-sf0.01-d14.json"
     assert json.loads(path.read_text(encoding="utf-8"))["rows"] == [
         {"stage": "steady nightly (+1 day)", "wall_s": 159.3}, {"stage": "hourly (+1 hour)", "wall_s": 127.5}]
 
 
 def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_that_hour(tmp_path):
-    from datetime import date, datetime
-
-    from jobs.bench import hour_slice
-
     src = tmp_path / "src" / "grid_dwells"
     src.mkdir(parents=True)
     header = "record_id,phone,grid_id,start_at,end_at,reported_at\n"
@@ -78,19 +77,14 @@ def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_t
     def ids(dst):
         return [line.split(",")[0] for f in sorted(dst.glob("*/*.csv")) for line in f.read_text().splitlines()[1:]]
 
-    assert hour_slice(tmp_path / "src", tmp_path / "morning", day, two) == 2
+    assert bench.hour_slice(tmp_path / "src", tmp_path / "morning", day, two) == 2
     assert ids(tmp_path / "morning") == ["morning", "at_two"]
-    assert hour_slice(tmp_path / "src", tmp_path / "hour", day, three, after=two) == 2
+    assert bench.hour_slice(tmp_path / "src", tmp_path / "hour", day, three, after=two) == 2
     assert ids(tmp_path / "hour") == ["in_hour", "at_three"]
     assert (tmp_path / "hour" / "grid_dwells" / "grid_dwells_20220515_h15.csv").exists()
 
 
 def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_same_landing_and_as_of(tmp_path, monkeypatch):
-    from datetime import date, datetime
-
-    import jobs.run
-    from jobs import bench
-
     runs: list[datetime] = []
 
     def fake_run(landing, lake, as_of, mode, log):  # preparing is a nightly run; here it only leaves a lake behind
@@ -119,13 +113,9 @@ def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_sam
 
 
 def test_a_run_timed_per_stage_is_one_screening_stage_process_per_airflow_task_but_maintenance(tmp_path):
-    from datetime import datetime
-
-    from jobs.bench import commands
-
     t = datetime(2022, 5, 15, 1)
-    run = commands(tmp_path / "landing", tmp_path / "lake", t, "hourly")
-    staged = commands(tmp_path / "landing", tmp_path / "lake", t, "hourly", per_stage=True)
+    run = bench.commands(tmp_path / "landing", tmp_path / "lake", t, "hourly")
+    staged = bench.commands(tmp_path / "landing", tmp_path / "lake", t, "hourly", per_stage=True)
     assert [(name, argv[3:5]) for name, argv in run] == [("run", ["run", "--landing"])]
     assert [(name, argv[3:5]) for name, argv in staged] == [
         ("ingest", ["stage", "ingest"]), ("dq_feeds", ["stage", "dq-feeds"]), ("screen", ["stage", "screen"]),
@@ -136,12 +126,6 @@ def test_a_run_timed_per_stage_is_one_screening_stage_process_per_airflow_task_b
 
 
 def test_a_run_timed_per_stage_reports_each_process_wall_time_and_stops_at_the_first_failing_stage(tmp_path, monkeypatch):
-    import re
-    import sys
-    from datetime import datetime
-
-    from jobs import bench
-
     def py(code: str) -> list[str]:
         return [sys.executable, "-c", code]
 

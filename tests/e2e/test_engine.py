@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from jobs import engine
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 from jobs.lake import Lake
 from jobs.run import run
 

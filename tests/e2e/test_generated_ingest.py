@@ -1,4 +1,4 @@
-"""The generator against the ingest: every file `jobs.generate` writes passes ingest, and exactly the bad rows
+"""The generator against the ingest: every file `jobs.devtools.generate` writes passes ingest, and exactly the bad rows
 it injected (its manifest) end up in `<lake>/rejects`, each with its line verbatim; every other row reaches
 bronze, one row per (key, knowledge time) as spec/feeds.md and rules.md ("Precise semantics") ask.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from jobs import schemas
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 from jobs.ingest.job import Ingestor
 from jobs.lake import Lake
 
@@ -29,7 +29,7 @@ DAYS = 2
 SF = 0.001
 BAD_SHARE = 0.01
 RUN_ID = "test-ingest"
-# The reasons the generator injects (jobs.generate.REASONS), written out so a dropped kind fails here.
+# The reasons the generator injects (jobs.devtools.generate.defects.REASONS), written out so a dropped kind fails here.
 INJECTED_REASONS = {"bad_type", "bad_id_checksum", "bad_id_birth_date", "bad_id_format", "unknown_county_code",
                     "unknown_community_code", "bad_phone", "unknown_enum", "end_before_start",
                     "observed_after_knowledge", "missing_key"}

@@ -40,7 +40,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 from jobs.lake import Lake
 from jobs.run import run
 from tests.landing import write_feed

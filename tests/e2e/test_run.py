@@ -5,7 +5,7 @@ Spark is slow here, so the generated landing set (sf 0.0005, 2022-05-01 .. 05-03
 module and the console command (`screening run ... --as-of 2022-05-03T01:00:00 --mode nightly`) runs on it once,
 in a subprocess with its own JVM. Its lake is the nightly lake the other tests compare with (the re-run and the
 hourly runs are in-process, on copies of it). The expected values below follow from the generator's scenario plan
-(jobs/generate.py, `plan`: persons with a role, dated relative to 2022-05-01 00:00) read against rules.md.
+(jobs/devtools/generate/scenario.py, `plan`: persons with a role, dated relative to 2022-05-01 00:00) read against rules.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.policy import policy_at

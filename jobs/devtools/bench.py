@@ -93,7 +93,7 @@ def commit() -> str:
 
 def landing_set(work: Path, sf: float, grid_split: int, days: int = DAYS) -> Path:
     """Generate days + 1 days once (the extra day feeds the hourly scenario)."""
-    from jobs.generate import generate
+    from jobs.devtools.generate import generate  # not at start-up: it loads Faker and pyspark (schemas)
 
     path = work / f"landing-sf{sf:g}-d{days + 1}-g{grid_split}"
     if not (path / "_generated" / "manifest.json").exists():
