@@ -1,4 +1,4 @@
-"""A broken delivery halting a run, and an operator's recorded override (the README's "Data quality" demo).
+"""A broken delivery halting a run, and an operator's recorded override (the demo of docs/operations.md, "Data quality").
 
     .venv/bin/python data_quality/demo_broken_feed.py /tmp/dq-demo
 
