@@ -30,7 +30,10 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.asof import as_of_for, known_by
+from jobs.keys import mask_phone
 from jobs.policy import Policy
+from jobs.rules.common import candidates, evidence_json, least_with_basis
+from jobs.rules.links import registered_only
 from jobs.spark import cut, lookup
 
 FEED_GRID_M = 800  # feeds.md: grid_dwells are on the carriers' 800 m grid; the policy cannot ask for another
@@ -96,7 +99,7 @@ def _stretches(pdf, need: int):
     some instant: per run of all the elements' versions, at each instant an element of it became known or was
     withdrawn, the runs of the elements holding then (`overlaps`). A walk in Python: in Spark the same, a window
     and an aggregate over every (instant, element) of a run, cost several times the pairing itself."""
-    import numpy as np
+    import numpy as np  # here: only the Python workers that run the walk need numpy and pandas
     import pandas as pd
 
     never = np.iinfo(np.int64).max
@@ -160,8 +163,6 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     cell, each as it held over an interval of knowledge time: the pair's side columns, o_lo, o_hi (the stretch),
     o_known (from when it held), o_valid_to (when a record used in it was withdrawn), record_id / c_record_id
     (the records of each side used, sorted, comma-separated), registered_only, x0, x_limit, pair_key."""
-    from jobs.rules.links import registered_only
-
     d = grid_dwells.select("record_id", "phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("d_known"),
                            F.col("_valid_to").alias("d_valid_to"))
     cd = d.join(F.broadcast(cphones), d.phone == cphones.c_phone).drop("phone")
@@ -281,7 +282,7 @@ def hours_reached(sides_: DataFrame, dwells: DataFrame, policy: Policy) -> DataF
         (F.col("ask") == 2) & (F.col("secs") >= policy.companion_dwell_hours * 3600)).select(*SIDE, "x", "secs")
     # Per side, the first such x at or after each x0 asked: a running minimum over the side's instants taken from
     # the latest back (a range join of pairs to instants was pairs x instants rows). The answer depends on the side
-    # and x0 only, so each is asked once: at SF 0.1 a daytime hour's 8.5 M pair sides asked at 434 k (side, x0).
+    # and x0 only, so each is asked once (pair sides outnumber their distinct (side, x0) many times over).
     events = h.select(*SIDE, "x", F.lit(0).alias("ask"), F.struct("x", "secs").alias("hit"))
     asks = sides_.select(*SIDE, F.col("x0").alias("x")).distinct().select(
         *SIDE, "x", F.lit(1).alias("ask"), F.lit(None).cast("struct<x:timestamp,secs:bigint>").alias("hit"))
@@ -301,9 +302,6 @@ def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_rep
          person_links: DataFrame | None = None) -> DataFrame:
     """`person_links`: the links of the people whose candidates are wanted (default: `links`, everyone). The case
     side always takes every link of a case."""
-    from jobs.keys import mask_phone
-    from jobs.rules.common import candidates, evidence_json, least_with_basis
-
     if policy.companion_grid_m != FEED_GRID_M:
         raise ValueError(f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid")
     # pairs feeds four branches (sides, their dwells, the instants, the final join): materialise it once

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.rules.intervals import islands
+
 
 def linked_phones(kit_bindings: DataFrame, phone_registrations: DataFrame) -> DataFrame:
     """person_id, phone, link_type (bound/unbound/registered), link_from, link_to (null = open), link_known_at."""
@@ -34,8 +36,6 @@ def registered_only(rows: DataFrame, links: DataFrame, lo: str, hi: str) -> Data
     the registered row may be evidence only through the part the binding missed (a stay exposed before the
     phone was bound). Touching or overlapping bindings of the phone count as one stretch, as a link's interval is
     closed at both ends ([link_from, link_to], as `clip_to_links` clips)."""
-    from jobs.rules.intervals import islands
-
     bound = links.where(F.col("link_type") != "registered").select(
         "person_id", "phone", "link_from", "link_to", F.lit(None).cast("string").alias("stop_basis"))
     held = islands(bound, ["person_id", "phone"], "link_from", "link_to").select(
