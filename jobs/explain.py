@@ -14,7 +14,6 @@ import sys
 from datetime import datetime, timedelta
 
 from jobs.asof_time import parse_as_of
-
 from jobs.reasons_text import (
     ACTION_ZH,
     BASIS_ZH,
@@ -30,8 +29,6 @@ from jobs.reasons_text import (
     time_zh,
 )
 
-# The CLI imports this module at start-up and `screening --help` must not load pyspark: what needs Spark (keys,
-# catalog, asof, lake) is imported in the functions that use it.
 from jobs.spark import get_spark
 
 # The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark:
