@@ -28,7 +28,6 @@ from jobs.reasons_text import (
     time_en,
     time_zh,
 )
-
 from jobs.spark import get_spark
 
 # The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark:
