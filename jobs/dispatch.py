@@ -61,9 +61,9 @@ def places(persons: DataFrame) -> DataFrame:
         F.col("hotel_id"))
 
 
-@F.udf(T.StringType())
 def _why(rs):
-    """One line for the action: the earliest reason's evidence, then how many other reasons there are."""
+    """One line for the action: the earliest reason's evidence, then how many other reasons there are. Wrapped
+    as a UDF where used, not at import: PySpark makes a classic or a Spark Connect UDF by the session active then."""
     rs = sorted(rs, key=lambda r: (r["raised_at"], r["reason_key"]))
     line = why_line(rs[0]["reason_type"], rs[0]["evidence"])
     return line + (f";另有{len(rs) - 1}项原因" if len(rs) > 1 else "")
@@ -122,7 +122,7 @@ def lines(reasons: DataFrame, status: DataFrame, b: dict[str, DataFrame], t: dat
     people = routed.groupBy("route_type", "route_code", "street_code", "hotel_id", "person_key", "action").agg(
         F.array_sort(F.collect_set("reason_key")).alias("reason_keys"), F.min("raised_at").alias("since"),
         F.collect_list(F.struct("raised_at", "reason_key", "reason_type", "evidence")).alias("_rs")).withColumn(
-        "why", _why("_rs")).drop("_rs")
+        "why", F.udf(_why, T.StringType())("_rs")).drop("_rs")
     out = people.unionByName(lab_actions(b["nat_samples"], b["nat_results"], reasons, t, policy))
     hours = due_hours(policy)
     due = F.coalesce(*[F.when(F.col("action") == a, ts(t + timedelta(hours=h))) for a, h in hours.items()])
