@@ -8,13 +8,13 @@ phones (and `rejects`, whose raw rows do too) are refused by `check_pii` unless 
 from __future__ import annotations
 
 import json
-import os
 import re
 from datetime import datetime
 from pathlib import Path
 
 from jobs import schemas
 from jobs.asof_time import LOCAL
+from jobs.settings import settings
 from jobs.views import VIEWS, dependencies, person_area
 
 ALLOW_PII_ENV = "SCREENING_SQL_ALLOW_PII"
@@ -45,7 +45,7 @@ def personal_tables() -> set[str]:
 
 
 def check_pii(query: str) -> None:
-    if os.environ.get(ALLOW_PII_ENV) == "1":
+    if settings().sql_allow_pii:
         return
     hit = sorted(referenced(query, personal_tables()))
     if hit:

@@ -20,16 +20,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobs import ROOT
-from jobs.spark import builder_config, delta_jar_paths
+from jobs.settings import DEFAULT_ENGINE_PORT, settings
+from jobs.spark import builder_config, delta_jar_paths, master
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
-DEFAULT_PORT = 15002
+DEFAULT_PORT = DEFAULT_ENGINE_PORT  # the default of SCREENING_ENGINE_PORT
 START_TIMEOUT_S = 180  # a cold JVM with Delta on 2 busy cores answers in 10-40 s
 
 
 def home() -> Path:
-    return Path(os.environ.get("SCREENING_ENGINE_HOME", ROOT / ".engine"))
+    return settings().engine_home
 
 
 def remote_url(port: int = DEFAULT_PORT) -> str:
@@ -115,11 +115,10 @@ def server_command(port: int, driver_memory: str, *, testing: bool = False) -> l
         "spark.sql.connect.ui.retainedSessions": "10",
         "spark.sql.connect.ui.retainedStatements": "50",
         # a client that died without ending its session frees what it held after this long, not the default hour
-        "spark.connect.session.manager.defaultSessionTimeout": os.environ.get("SCREENING_ENGINE_SESSION_TIMEOUT",
-                                                                              "15m"),
+        "spark.connect.session.manager.defaultSessionTimeout": settings().engine_session_timeout,
     })
     cmd = [str(Path(sys.executable).parent / "spark-submit"), "--class", SERVER_CLASS,
-           "--master", os.environ.get("SCREENING_SPARK_MASTER", "local[2]" if testing else "local[*]"),
+           "--master", master(testing),
            "--driver-memory", driver_memory,
            "--jars", ",".join(str(p) for p in delta_jar_paths())]
     for k, v in conf.items():
@@ -146,10 +145,10 @@ def start(port: int | None = None, driver_memory: str | None = None, *, testing:
         _wait(st, log)  # returns at its first answer; a server still starting is waited for
         log(f"engine already up: pid {st.pid}, {remote_url(st.port)}")
         return st
-    port = port or int(os.environ.get("SCREENING_ENGINE_PORT", DEFAULT_PORT))
+    port = port or settings().engine_port
     if _port_open(port):
         raise SystemExit(f"engine: port {port} on 127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT")
-    driver_memory = driver_memory or os.environ.get("SCREENING_DRIVER_MEMORY", "4g")
+    driver_memory = driver_memory or settings().driver_memory
     log_path = folder / "engine.log"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "TZ": "Asia/Shanghai", "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("PYSPARK_GATEWAY_PORT", None)

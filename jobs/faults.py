@@ -11,6 +11,7 @@ import signal
 import time
 
 from jobs import engine
+from jobs.settings import settings
 
 POINTS = ("ingest:bronze", "ingest:done", "dq_feeds:done", "screen:done", "dq_results:done",
           "publish:reasons", "publish:status", "publish:assignments", "publish:lists", "publish:before_status")
@@ -19,8 +20,9 @@ POINTS = ("ingest:bronze", "ingest:done", "dq_feeds:done", "screen:done", "dq_re
 def point(name: str) -> None:
     """SCREENING_CRASH_AT=name kills this process there; with SCREENING_CRASH_TARGET=engine it kills the warm
     engine instead (the Spark Connect server this command is a client of), and the command goes on without it."""
-    if os.environ.get("SCREENING_CRASH_AT") == name:
-        if os.environ.get("SCREENING_CRASH_TARGET") == "engine":
+    s = settings()
+    if s.crash_at == name:
+        if s.crash_target == "engine":
             st = engine.status()
             if st is not None:
                 os.kill(st.pid, signal.SIGKILL)

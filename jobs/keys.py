@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+
+from jobs.settings import settings
 
 DEV_KEY = "screening-development-key-not-for-production"
 _warned = False
@@ -21,8 +22,9 @@ def pii_key() -> bytes:
     """The HMAC key. The `production` profile (SCREENING_PROFILE=production) refuses to start without a real
     key; anywhere else a missing key falls back to the documented development key, with a loud warning."""
     global _warned
-    key = os.environ.get("SCREENING_PII_KEY", "")
-    if os.environ.get("SCREENING_PROFILE", "development") == "production":
+    s = settings()
+    key = s.pii_key or ""
+    if s.profile == "production":
         if not key or key == DEV_KEY or len(key) < MIN_PRODUCTION_KEY_CHARS:
             raise SystemExit("SCREENING_PROFILE=production needs SCREENING_PII_KEY set to a secret of at least "
                              f"{MIN_PRODUCTION_KEY_CHARS} characters (not the development key); refusing to start")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from jobs import ROOT
+from jobs.settings import settings
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Policy:
 
 
 def policy_path() -> Path:
-    return Path(os.environ.get("SCREENING_POLICY", ROOT / "policy.toml"))
+    return settings().policy
 
 
 def load_versions(path: Path | None = None) -> list[Policy]:

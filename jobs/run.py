@@ -11,7 +11,6 @@ The run's context, its run_log row and the lake lock are jobs/runlog.py's.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from datetime import datetime
@@ -39,6 +38,7 @@ from jobs.runlog import (
     run_log_row,
     write_run_log,
 )
+from jobs.settings import settings
 from jobs.spark import cut, each_of, get_spark, release, remote
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
@@ -123,7 +123,7 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict, DataFrame | None]:
     prev = last_completed(ctx.spark, ctx.lake)
     floor = prev["as_of"] if prev else None
     written = None
-    if (ctx.mode == "hourly" and floor is not None and floor <= ctx.as_of and os.environ.get("SCREENING_HOURLY_FULL") != "1"
+    if (ctx.mode == "hourly" and floor is not None and floor <= ctx.as_of and not settings().hourly_full
             and in_force(ctx.policy_spans, floor).id == ctx.policy.id):
         written = incremental.bronze_writes(ctx.spark, ctx.lake, json.loads(prev["input_versions"] or "{}"))
         if written is None:

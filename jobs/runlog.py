@@ -24,6 +24,7 @@ from pyspark.sql.types import TimestampType
 from jobs import schemas
 from jobs.lake import Lake
 from jobs.policy import applied_from, spans
+from jobs.settings import settings
 from jobs.spark import JobCounter
 
 
@@ -183,7 +184,7 @@ def write_run_log(ctx: RunContext, **fields) -> None:
 def record_override(ctx: RunContext, gate: str, message: str) -> None:
     """Who let which tripped gate through and why (SCREENING_OPERATOR, else the OS user)."""
     prev = json.loads((run_log_row(ctx) or {}).get("overrides") or "[]")
-    who = os.environ.get("SCREENING_OPERATOR") or getpass.getuser()
+    who = settings().operator or getpass.getuser()
     prev.append({"gate": gate, "tripped": message, "reason": ctx.overrides[gate], "by": who,
                  "at": datetime.now().isoformat(timespec="seconds")})
     write_run_log(ctx, overrides=json.dumps(prev, ensure_ascii=False))

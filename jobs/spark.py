@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from jobs import ROOT
+from jobs.settings import settings
 
 # pyspark (and concurrent.futures) are imported inside the functions that use them: the CLI at start-up and the
 # Airflow tasks (for the jar paths) import this module, and must not pay for them.
@@ -24,19 +25,23 @@ from jobs import ROOT
 SPARK_VERSION = "4.2"
 DELTA_VERSION = "4.4.0"
 SCALA = "2.13"
-JAR_DIR = Path(os.environ.get("SCREENING_JAR_DIR", ROOT / ".cache" / "jars"))
 # delta-spark needs only its storage module next to it; the rest of its Maven closure duplicates Spark's own jars.
 DELTA_JARS = (f"io.delta_delta-spark_{SPARK_VERSION}_{SCALA}-{DELTA_VERSION}.jar", f"io.delta_delta-storage-{DELTA_VERSION}.jar")
 
 
+def jar_dir() -> Path:
+    return settings().jar_dir
+
+
 def delta_jar_paths() -> list[Path]:
-    return [JAR_DIR / name for name in DELTA_JARS]
+    return [jar_dir() / name for name in DELTA_JARS]
 
 
 def fetch_jars() -> None:
     """Resolve Delta from Maven Central with Spark's own Ivy client, keep only the jars we need."""
+    folder = jar_dir()
     if all(p.exists() for p in delta_jar_paths()):
-        (JAR_DIR / ".fetched").touch()
+        (folder / ".fetched").touch()
         return
     from pyspark.sql import SparkSession
 
@@ -50,11 +55,11 @@ def fetch_jars() -> None:
         .getOrCreate()
     )
     spark.stop()
-    JAR_DIR.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name in DELTA_JARS:
-        shutil.copy2(ivy / "jars" / name, JAR_DIR / name)
-    (JAR_DIR / ".fetched").touch()
-    print(f"Delta jars cached in {JAR_DIR}")
+        shutil.copy2(ivy / "jars" / name, folder / name)
+    (folder / ".fetched").touch()
+    print(f"Delta jars cached in {folder}")
 
 
 NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false",
@@ -65,6 +70,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
     missing = [str(p) for p in delta_jar_paths() if not p.exists()]
     if missing:
         sys.exit(f"Delta jars missing ({', '.join(missing)}): run `make setup` once (it needs Maven Central).")
+    s = settings()
     conf = {
         "spark.app.name": app_name,
         "spark.jars": ",".join(str(p) for p in delta_jar_paths()),
@@ -72,11 +78,11 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "Asia/Shanghai",
         # 2 cores: a few shuffle partitions; AQE coalesces further.
-        "spark.sql.shuffle.partitions": os.environ.get("SCREENING_SHUFFLE_PARTITIONS", "4" if testing else "8"),
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions or (4 if testing else 8)),
         "spark.default.parallelism": "2" if testing else "4",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.log.level": os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"),
+        "spark.log.level": s.spark_log_level,
         "spark.databricks.delta.snapshotPartitions": "2",
         # A debugging check: in a session zone other than UTC, Delta lists every file of the table on each commit
         # to verify its checksum. Our zone is Asia/Shanghai, so every commit paid for a full listing.
@@ -92,17 +98,16 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.sql.ui.retainedExecutions": "20",
         # On 2 cores Spark picks 64 MB on-heap pages: every sort and aggregate of even a tiny run took one and a
         # 4 GB driver spent minutes in full GCs. Small pages grow in number, not in cost.
-        "spark.buffer.pageSize": os.environ.get("SCREENING_PAGE_SIZE", "2m"),
+        "spark.buffer.pageSize": s.page_size,
         "spark.sql.maxPlanStringLength": "200000",
         # VACUUM lists a table's files in this many tasks (default 10000): minutes of empty tasks per small table.
-        "spark.sql.sources.parallelPartitionDiscovery.parallelism": os.environ.get("SCREENING_LISTING_PARALLELISM",
-                                                                                   "8"),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(s.listing_parallelism),
     }
     # Generated code pays off on big data. On a lake of a few thousand rows, compiling it took a third of a
     # stage (the screen stage: 47 s warm with it, 33 s without), so the tests and small lakes turn it off.
-    if os.environ.get("SCREENING_CODEGEN", "off" if testing else "on") == "off":
+    if (s.codegen or ("off" if testing else "on")) == "off":
         conf.update(NO_CODEGEN)
-    if testing or os.environ.get("SCREENING_SPARK_UI", "0") != "1":
+    if testing or not s.spark_ui:
         conf["spark.ui.enabled"] = "false"
     if testing:
         conf["spark.sql.adaptive.coalescePartitions.initialPartitionNum"] = "2"
@@ -120,7 +125,12 @@ _remote = None  # this process's session on the engine
 
 def remote() -> str | None:
     """The engine's address when commands are thin clients (SCREENING_SPARK_REMOTE), else None."""
-    return os.environ.get("SCREENING_SPARK_REMOTE") or None
+    return settings().spark_remote
+
+
+def master(testing: bool = False) -> str:
+    """The Spark master of a classic session and of the engine (SCREENING_SPARK_MASTER)."""
+    return settings().spark_master or ("local[2]" if testing else "local[*]")
 
 
 def fail_fast(spark) -> None:
@@ -178,12 +188,12 @@ def get_spark(app_name: str = "screening", *, testing: bool = False):
         return active
     builder = SparkSession.builder
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master comes from its command line
-        builder = builder.master(os.environ.get("SCREENING_SPARK_MASTER", "local[2]" if testing else "local[*]"))
-        builder = builder.config("spark.driver.memory", os.environ.get("SCREENING_DRIVER_MEMORY", "4g"))
+        builder = builder.master(master(testing))
+        builder = builder.config("spark.driver.memory", settings().driver_memory)
     for key, value in builder_config(app_name, testing=testing).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("SCREENING_SPARK_LOG_LEVEL", "ERROR"))
+    spark.sparkContext.setLogLevel(settings().spark_log_level)
     return spark
 
 
@@ -207,7 +217,7 @@ def cut(df):
 def interpreted(spark, on: bool = True):
     """Queries run inside the block without generated code, unless `on` is false or SCREENING_CODEGEN fixes the
     choice for the whole process. The settings are the session's: every thread's queries meanwhile are affected."""
-    if not on or "SCREENING_CODEGEN" in os.environ:
+    if not on or settings().codegen is not None:
         yield
         return
     before = {k: spark.conf.get(k, None) for k in NO_CODEGEN}

@@ -18,7 +18,6 @@ data_quality/gates.toml; suites: data_quality/suites/*.toml.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime
 
@@ -29,6 +28,7 @@ from jobs.dq import gates, gx
 from jobs.ingest.job import ingest_counts
 from jobs.runlog import run_log_row, write_run_log
 from jobs.screen import before_run, plan
+from jobs.settings import settings
 from jobs.spark import JobCounter
 
 RESULTS_TABLE = "dq_results"
@@ -38,7 +38,7 @@ RESULTS_TABLE = "dq_results"
 def suites_on() -> bool:
     """The GX suites run unless SCREENING_DQ_SUITES=0 (the gates on counts always run). The test suite turns
     them off for its many small scenario runs; tests/scenarios/test_dq.py and the end-to-end run keep them on."""
-    return os.environ.get("SCREENING_DQ_SUITES", "1") != "0"
+    return settings().dq_suites
 
 
 def _history(ctx) -> list[dict]:

@@ -8,21 +8,19 @@ message (one line with the numbers) and the numbers themselves. `trips(checks)` 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import tomllib
 from functools import cache
 
-from jobs import ROOT
+from jobs.settings import settings
 
-GATES_FILE = ROOT / "data_quality" / "gates.toml"
 GATE_NAMES = ("reject_share", "feed_empty", "feed_volume", "feed_suite", "assign_volume", "release_volume",
               "release_share", "gold_suite")
 
 
 def config(path: str | None = None) -> dict:
     """The thresholds: data_quality/gates.toml, or the file named by SCREENING_DQ_GATES."""
-    return _load(str(path or os.environ.get("SCREENING_DQ_GATES") or GATES_FILE))
+    return _load(str(path or settings().dq_gates))
 
 
 @cache

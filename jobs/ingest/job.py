@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,9 +21,9 @@ from jobs import schemas
 from jobs.faults import point
 from jobs.ingest.validate import validate
 from jobs.lake import CHANGE_FEED, Lake
+from jobs.settings import settings
 from jobs.spark import each, interpreted
 
-THREADS = int(os.environ.get("SCREENING_INGEST_THREADS", "3"))  # feeds ingested at once
 # A delivery under this size is parsed, validated and merged without generated code: in a fresh JVM, compiling the
 # code of ingest's plans cost more than it saved (an SF 0.1 hour, 2.6 MB: ingest 63 -> 56 s, medians of 3). A day is compiled.
 SMALL_DELIVERY_BYTES = 16 << 20
@@ -140,7 +139,7 @@ class Ingestor:
         size = sum(p.stat().st_size for _, todo, _ in work for p, _ in todo)
         with interpreted(self.spark, size < SMALL_DELIVERY_BYTES):
             # Feeds are independent tables: a few at a time, since a small feed is mostly Delta commit latency.
-            each(lambda w: self.ingest_feed(*w), work, THREADS)
+            each(lambda w: self.ingest_feed(*w), work, settings().ingest_threads)  # feeds ingested at once
             point("ingest:bronze")
             # One commit each for all feeds' rejects and file records (files last: a crash before re-takes them).
             if self.rejects:
