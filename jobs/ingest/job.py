@@ -25,7 +25,7 @@ from jobs.settings import settings
 from jobs.spark import each, interpreted
 
 # A delivery under this size is parsed, validated and merged without generated code: in a fresh JVM, compiling the
-# code of ingest's plans cost more than it saved (an SF 0.1 hour, 2.6 MB: ingest 63 -> 56 s, medians of 3). A day is compiled.
+# code of ingest's plans cost more than it saved (an hour's delivery ingests about 10 % faster without). A day is compiled.
 SMALL_DELIVERY_BYTES = 16 << 20
 KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
 
@@ -193,7 +193,7 @@ class Ingestor:
         counts: dict[str, tuple[int, int]] = {}
         if validated is not None:
             # Only a rejected row keeps its raw line (the rejects table shows it): cached for every row, the lines
-            # took more memory than the parsed columns (3 days of SF 0.1 grid dwells: 921 MB cached, 347 MB without).
+            # took more memory than the parsed columns (well over twice as much for grid dwells).
             validated = validated.withColumn("_raw", F.when(F.col("_reject_reason").isNotNull(), F.col("_raw"))).persist()
             good = validated.where(F.col("_reject_reason").isNull())
             bad = validated.where(F.col("_reject_reason").isNotNull()).select(
