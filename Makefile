@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test test-fast test-airflow lint java clean bench cluster-test airflow engine engine-stop
+.PHONY: help setup run test test-fast test-airflow lint format java clean bench cluster-test airflow engine engine-stop
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,15 +44,20 @@ engine-stop:  ## stop the engine that `make engine` started
 test: setup  ## the whole suite, as CI runs it: unit, scenarios, end-to-end (about 40 min here)
 	$(BIN)/python -m pytest -q
 
-test-fast: setup  ## the inner loop: unit and scenario tests, no end-to-end runs (under 5 min here)
-	$(BIN)/python -m pytest -q tests/unit tests/scenarios
+test-fast: setup  ## the inner loop: unit and scenario tests, without whole pipeline runs (marked slow)
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit tests/scenarios
 
 test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
 	$(BIN)/python -m pytest -q -m airflow_e2e tests/e2e/test_airflow_e2e.py
 
-lint: setup  ## ruff, and the module layers of pyproject.toml [tool.importlinter] (no circles, nothing pointing up)
-	$(BIN)/ruff check $(wildcard jobs tests dags data_quality)
+lint: setup  ## one style and the module layers: ruff format --check, ruff check, lint-imports (CI runs it)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+
+format: setup  ## apply the style: ruff format, then the fixable ruff checks (import order, ...)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 BENCH_SF ?= 0.01
 REPEAT ?= 3

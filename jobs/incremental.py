@@ -24,7 +24,7 @@ previous run's as-of F and this run's T, a person's outcome can change only if o
 Everything else is a superset-safe filter: the rules then run unchanged on the affected people's rows plus the
 cases' rows, for the affected people only (screen's `people`), and only their reasons are published (and only
 theirs can be found gone).
-tests/e2e/test_run.py and tests/scenarios/test_incremental.py prove hourly = nightly.
+tests/e2e/test_run.py and tests/e2e/test_incremental.py prove hourly = nightly.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ RESULTS_TABLE = "dq_results"
 # -- shared helpers ------------------------------------------------------------------------------------------
 def suites_on() -> bool:
     """The GX suites run unless SCREENING_DQ_SUITES=0 (the gates on counts always run). The test suite turns
-    them off for its many small scenario runs; tests/scenarios/test_dq.py and the end-to-end run keep them on."""
+    them off for its many small scenario runs; tests/e2e/test_dq.py and the end-to-end run keep them on."""
     return settings().dq_suites
 
 
