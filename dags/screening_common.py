@@ -46,7 +46,7 @@ CONN_ID = "screening_spark"
 LOCAL_CONN = json.dumps({"conn_type": "spark", "host": "local[*]"})
 POOL = "screening_lake"  # ONE slot, shared by every task of both DAGs: one writer of the lake at a time
 POOL_SLOTS = 1
-EXIT_HALTED = 3   # jobs.run.EXIT_HALTED: a data-quality gate stopped the run
+EXIT_HALTED = 3  # jobs.run.EXIT_HALTED: a data-quality gate stopped the run
 EXIT_LOCKED = 75  # jobs.run.EXIT_LOCKED: another run holds the lake
 ENGINE_TASK = "engine"
 ENGINE_POOL = "default_pool"  # not the lake's slot: the engine task never writes the lake (see ScreeningEngine)
@@ -70,8 +70,7 @@ JARS = variable("screening_jars", "")
 DRIVER_MEMORY = variable("screening_driver_memory", "2g")
 # The run's data interval end, as local time with its offset (the `screening` command accepts ISO-8601). A run
 # triggered without a logical date has no data interval: its run_after (fixed when it was created) stands in.
-AS_OF = ("{{ shanghai(data_interval_end if data_interval_end is defined and data_interval_end "
-         "else dag_run.run_after) }}")
+AS_OF = "{{ shanghai(data_interval_end if data_interval_end is defined and data_interval_end else dag_run.run_after) }}"
 
 
 def in_shanghai(t):
@@ -92,11 +91,15 @@ MACROS = {"shanghai": shanghai}  # the DAGs' user_defined_macros
 # gate names, a text. Null or an empty list means no override; gates without a reason fail the gate stages
 # (ScreeningStage._prepare).
 PARAMS = {
-    "override_gates": Param(None, type=["null", "array"], items={"type": "string"},
-                            description="data-quality gates to let through (`screening --override-gate`); "
-                                        "leave empty for a normal run"),
-    "override_reason": Param(None, type=["null", "string"],
-                             description="why (recorded in run_log); needed with override_gates"),
+    "override_gates": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string"},
+        description="data-quality gates to let through (`screening --override-gate`); leave empty for a normal run",
+    ),
+    "override_reason": Param(
+        None, type=["null", "string"], description="why (recorded in run_log); needed with override_gates"
+    ),
 }
 
 log = logging.getLogger("screening.airflow")
@@ -140,15 +143,26 @@ def one_line(text: object) -> str:
 def log_task_failure(context) -> None:
     """on_failure_callback of every task: who, which run, which as-of, why, in one line."""
     ti = context["ti"]
-    log.error("screening task %s.%s failed (Airflow run %s, screening run %s, try %s): %s",
-              ti.dag_id, ti.task_id, ti.run_id, run_id_of(context), ti.try_number, one_line(context.get("exception")))
+    log.error(
+        "screening task %s.%s failed (Airflow run %s, screening run %s, try %s): %s",
+        ti.dag_id,
+        ti.task_id,
+        ti.run_id,
+        run_id_of(context),
+        ti.try_number,
+        one_line(context.get("exception")),
+    )
 
 
 def log_run_failure(context) -> None:
     """on_failure_callback of each DAG: the run and Airflow's reason (e.g. a failed task, a dagrun timeout)."""
     dag_run = context.get("dag_run")
-    log.error("screening DAG run %s of %s failed: %s", getattr(dag_run, "run_id", "?"),
-              getattr(dag_run, "dag_id", "?"), one_line(context.get("reason") or "a task failed"))
+    log.error(
+        "screening DAG run %s of %s failed: %s",
+        getattr(dag_run, "run_id", "?"),
+        getattr(dag_run, "dag_id", "?"),
+        one_line(context.get("reason") or "a task failed"),
+    )
 
 
 def default_args(retries: int, retry_delay: timedelta, max_retry_delay: timedelta) -> dict:
@@ -210,8 +224,17 @@ class Subprocesses:
     def _run_command(self, cmd: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
         self.log.info("running %s", shlex.join(cmd))
         tail: deque[str] = deque(maxlen=self.TAIL)
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
         self._proc = proc
         try:
             for line in proc.stdout:
@@ -237,8 +260,7 @@ class Subprocesses:
 
 def child_env(**extra: str) -> dict[str, str]:
     """This worker's environment for a command, without a Spark gateway or an engine address of its own."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYSPARK_GATEWAY") and k != "SCREENING_SPARK_REMOTE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY") and k != "SCREENING_SPARK_REMOTE"}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
@@ -260,9 +282,11 @@ class ScreeningEngine(Subprocesses, BaseOperator):
 
     ui_color = "#e8eef4"
     template_fields = ("python",)
-    PROBE = ("import sys\nfrom pyspark.sql import SparkSession\n"
-             "s = SparkSession.builder.remote(sys.argv[1]).create()\n"
-             "ok = s.range(1).count() == 1\ns.stop()\nsys.exit(0 if ok else 1)\n")
+    PROBE = (
+        "import sys\nfrom pyspark.sql import SparkSession\n"
+        "s = SparkSession.builder.remote(sys.argv[1]).create()\n"
+        "ok = s.range(1).count() == 1\ns.stop()\nsys.exit(0 if ok else 1)\n"
+    )
     PROBE_TIMEOUT_S = 60
 
     def __init__(self, **kwargs):
@@ -280,8 +304,10 @@ class ScreeningEngine(Subprocesses, BaseOperator):
             self.log.info("the engine at %s answers", url)
             return
         if host not in LOCAL_HOSTS:
-            raise AirflowException(f"the engine at {url} does not answer: start it there (`screening engine start`) "
-                                   "or set the Variable screening_spark_remote")
+            raise AirflowException(
+                f"the engine at {url} does not answer: start it there (`screening engine start`) "
+                "or set the Variable screening_spark_remote"
+            )
         self.log.info("nothing answers at %s: starting the engine on this machine", url)
         cmd = [self.python, "-m", "jobs.cli", "engine", "start", "--port", str(port)]
         memory = _variable("screening_driver_memory")
@@ -289,8 +315,10 @@ class ScreeningEngine(Subprocesses, BaseOperator):
             cmd += ["--driver-memory", memory]
         code, tail = self._run_command(cmd, child_env())
         if code != 0:
-            raise AirflowException(f"the engine at {url} could not be started (exit {code}): "
-                                   f"{one_line(last_line(tail)) or 'see the log above'}")
+            raise AirflowException(
+                f"the engine at {url} could not be started (exit {code}): "
+                f"{one_line(last_line(tail)) or 'see the log above'}"
+            )
 
     def _answers(self, url: str, host: str, port: int) -> bool:
         """The port is open and a client session runs a query (the port opens before the server serves)."""
@@ -299,8 +327,14 @@ class ScreeningEngine(Subprocesses, BaseOperator):
         except OSError:
             return False
         try:
-            res = subprocess.run([self.python, "-c", self.PROBE, url], cwd=ROOT, env=child_env(),
-                                 capture_output=True, text=True, timeout=self.PROBE_TIMEOUT_S)
+            res = subprocess.run(
+                [self.python, "-c", self.PROBE, url],
+                cwd=ROOT,
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=self.PROBE_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             return False
         return res.returncode == 0
@@ -326,8 +360,18 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
         self.engine = None  # resolved when the task runs
         super().__init__(
             application=APPLICATION,
-            application_args=["stage", stage.replace("_", "-"), "--landing", LANDING, "--lake", LAKE,
-                              "--as-of", AS_OF, "--mode", mode],
+            application_args=[
+                "stage",
+                stage.replace("_", "-"),
+                "--landing",
+                LANDING,
+                "--lake",
+                LAKE,
+                "--as-of",
+                AS_OF,
+                "--mode",
+                mode,
+            ],
             conn_id=CONN_ID,
             name=f"screening-{mode}-{stage}",
             jars=JARS,
@@ -361,8 +405,10 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
             jars = delta_jar_paths()
             missing = [str(p) for p in jars if not os.path.exists(p)]
             if missing:
-                raise AirflowFailException(f"Delta jars missing ({', '.join(missing)}): run `make setup` once, "
-                                           "or set the Variable screening_jars")
+                raise AirflowFailException(
+                    f"Delta jars missing ({', '.join(missing)}): run `make setup` once, "
+                    "or set the Variable screening_jars"
+                )
             self.jars = ",".join(str(p) for p in jars)
         extra = _spark_conf()
         if extra:
@@ -418,14 +464,17 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
             return AirflowFailException(
                 f"run {run_id} halted by data-quality gate {gate}: {message}. Nothing was published and the task "
                 f"is not retried: an operator must look. To publish anyway, trigger {context['dag'].dag_id} for "
-                f"{date.isoformat()} with conf {{\"override_gates\": [\"{gate}\"], \"override_reason\": \"...\"}} "
+                f'{date.isoformat()} with conf {{"override_gates": ["{gate}"], "override_reason": "..."}} '
                 f"(the same as `screening stage {self.stage.replace('_', '-')} ... --override-gate {gate} "
-                f"--reason TEXT`)")
+                f"--reason TEXT`)"
+            )
         if code == EXIT_LOCKED:
             return AirflowException(f"run {run_id}: the lake is locked by another run (exit 75); retried later")
         runner = "spark-submit" if self.engine == "submit" else "screening"
-        return AirflowException(f"stage {self.stage} of run {run_id} failed ({runner} exit {code}): "
-                                f"{one_line(last_line(tail)) or 'see the output above'}")
+        return AirflowException(
+            f"stage {self.stage} of run {run_id} failed ({runner} exit {code}): "
+            f"{one_line(last_line(tail)) or 'see the output above'}"
+        )
 
 
 def _spark_conf() -> dict[str, str]:
@@ -453,8 +502,10 @@ def _connection_defined(conn_id: str) -> bool:
 def stage_tasks(mode: str, timeouts: dict[str, timedelta]) -> list[BaseOperator]:
     """The `engine` task, then the stages in order, chained; one task per stage in `timeouts` (its execution
     timeout)."""
-    tasks = [ScreeningEngine(),
-             *(ScreeningStage(stage=s, mode=mode, execution_timeout=timeouts[s]) for s in STAGES if s in timeouts)]
+    tasks = [
+        ScreeningEngine(),
+        *(ScreeningStage(stage=s, mode=mode, execution_timeout=timeouts[s]) for s in STAGES if s in timeouts),
+    ]
     for up, down in zip(tasks, tasks[1:], strict=False):
         up >> down
     return tasks

@@ -30,15 +30,20 @@ with DAG(
     params=PARAMS,
     on_failure_callback=log_run_failure,
     tags=["screening", "hourly", "spark"],
-    doc_md=doc("Hourly screening (every hour at :10, Asia/Shanghai)",
-               "Runs at 10 past every hour and screens everyone as of that instant, so new assignments and "
-               "releases reach the lists within the hour. A missed hour is not caught up: the next run takes in "
-               "everything that landed meanwhile. Table maintenance is the nightly DAG's."),
+    doc_md=doc(
+        "Hourly screening (every hour at :10, Asia/Shanghai)",
+        "Runs at 10 past every hour and screens everyone as of that instant, so new assignments and "
+        "releases reach the lists within the hour. A missed hour is not caught up: the next run takes in "
+        "everything that landed meanwhile. Table maintenance is the nightly DAG's.",
+    ),
 ):
-    stage_tasks("hourly", {
-        "ingest": timedelta(minutes=20),
-        "dq_feeds": timedelta(minutes=10),
-        "screen": timedelta(minutes=30),
-        "dq_results": timedelta(minutes=10),
-        "publish": timedelta(minutes=20),
-    })
+    stage_tasks(
+        "hourly",
+        {
+            "ingest": timedelta(minutes=20),
+            "dq_feeds": timedelta(minutes=10),
+            "screen": timedelta(minutes=30),
+            "dq_results": timedelta(minutes=10),
+            "publish": timedelta(minutes=20),
+        },
+    )

@@ -31,16 +31,21 @@ with DAG(
     params=PARAMS,
     on_failure_callback=log_run_failure,
     tags=["screening", "nightly", "spark"],
-    doc_md=doc("Nightly screening (01:00 Asia/Shanghai)",
-               "Runs every night at 01:00 local time and screens everyone as of that instant; nights missed while "
-               "Airflow was down are caught up one by one, oldest first.",
-               " → **maintain** (OPTIMIZE and VACUUM of every table, keeping the audit window for time travel)"),
+    doc_md=doc(
+        "Nightly screening (01:00 Asia/Shanghai)",
+        "Runs every night at 01:00 local time and screens everyone as of that instant; nights missed while "
+        "Airflow was down are caught up one by one, oldest first.",
+        " → **maintain** (OPTIMIZE and VACUUM of every table, keeping the audit window for time travel)",
+    ),
 ):
-    stage_tasks("nightly", {
-        "ingest": timedelta(hours=1),
-        "dq_feeds": timedelta(minutes=30),
-        "screen": timedelta(hours=2),
-        "dq_results": timedelta(minutes=30),
-        "publish": timedelta(hours=1),
-        "maintain": timedelta(hours=1, minutes=30),
-    })
+    stage_tasks(
+        "nightly",
+        {
+            "ingest": timedelta(hours=1),
+            "dq_feeds": timedelta(minutes=30),
+            "screen": timedelta(hours=2),
+            "dq_results": timedelta(minutes=30),
+            "publish": timedelta(hours=1),
+            "maintain": timedelta(hours=1, minutes=30),
+        },
+    )

@@ -29,8 +29,14 @@ ANNOUNCEMENTS = 24  # risk announcements a night
 
 
 def stay(rid: str, phone: str, county: str, day: str) -> dict:
-    return {"record_id": rid, "phone": phone, "county_code": county, "first_seen": f"{day}T08:00:00",
-            "last_seen": f"{day}T20:00:00", "reported_at": f"{day}T21:00:00"}
+    return {
+        "record_id": rid,
+        "phone": phone,
+        "county_code": county,
+        "first_seen": f"{day}T08:00:00",
+        "last_seen": f"{day}T20:00:00",
+        "reported_at": f"{day}T21:00:00",
+    }
 
 
 def deliver(land: Path, day: int, broken: bool = False) -> None:
@@ -39,16 +45,41 @@ def deliver(land: Path, day: int, broken: bool = False) -> None:
     if broken:  # the telecom extract ran twice: every stay again under a new record id
         stays += [dict(s, record_id=s["record_id"] + "-b") for s in stays]
     write_feed(land, "telecom_stays", stays, name=f"{d}.csv")
-    write_feed(land, "case_reports", [{"case_id": f"c{day}", "person_id": resident_id(f"14010519700101{day:03d}"), "county_code": "140105", "case_type": "local",
-                                       "case_date": d, "reported_at": f"{d}T08:00:00"}], name=f"{d}.csv")
+    write_feed(
+        land,
+        "case_reports",
+        [
+            {
+                "case_id": f"c{day}",
+                "person_id": resident_id(f"14010519700101{day:03d}"),
+                "county_code": "140105",
+                "case_type": "local",
+                "case_date": d,
+                "reported_at": f"{d}T08:00:00",
+            }
+        ],
+        name=f"{d}.csv",
+    )
     if not broken:  # the risk-announcement feed does not arrive on the broken day
         # the night's list: the district and its communities, all low risk (nobody pops up). 24 announcements a
         # night is over feed_empty's min_recent_rows (20): a feed of one or two a night going silent would not halt
         areas = ["110105"] + [f"110105{day:03d}{i:03d}" for i in range(1, ANNOUNCEMENTS)]
-        write_feed(land, "risk_announcements", [{
-            "announcement_id": f"a{day}-{i}", "area_code": area, "building_id": None, "risk_level": "low",
-            "effective_from": f"{d}T00:00:00", "announced_at": f"{d}T09:00:00"} for i, area in enumerate(areas)],
-            name=f"{d}.csv")
+        write_feed(
+            land,
+            "risk_announcements",
+            [
+                {
+                    "announcement_id": f"a{day}-{i}",
+                    "area_code": area,
+                    "building_id": None,
+                    "risk_level": "low",
+                    "effective_from": f"{d}T00:00:00",
+                    "announced_at": f"{d}T09:00:00",
+                }
+                for i, area in enumerate(areas)
+            ],
+            name=f"{d}.csv",
+        )
 
 
 def screening(land: Path, lake: Path, as_of: str, overrides: dict[str, str] | None = None) -> int:
@@ -75,8 +106,15 @@ def main(work: str) -> None:
     work_dir = Path(work)
     shutil.rmtree(work_dir, ignore_errors=True)
     land, lake = work_dir / "landing", work_dir / "lake"
-    write_feed(land, "kit_bindings", [{"person_id": p, "phone": ph, "bound_at": "2021-01-01T00:00:00"}
-                                      for p, ph in zip(PEOPLE, PHONES, strict=True)], name="2022-05-01.csv")
+    write_feed(
+        land,
+        "kit_bindings",
+        [
+            {"person_id": p, "phone": ph, "bound_at": "2021-01-01T00:00:00"}
+            for p, ph in zip(PEOPLE, PHONES, strict=True)
+        ],
+        name="2022-05-01.csv",
+    )
     for day in (1, 2, 3):
         deliver(land, day)
         screening(land, lake, f"2022-05-{day + 1:02d}T01:00:00")

@@ -34,11 +34,13 @@ def as_of(df: DataFrame, feed: str, t: datetime) -> DataFrame:
         end = spec["end_knowledge_time"]
         visible = F.col("_end_known_at").isNotNull() & (F.col("_end_known_at") <= ts(t))
         return df.withColumn(end, F.when(visible, F.col(end))).withColumn(
-            "_end_known_at", F.when(visible, F.col("_end_known_at")))
+            "_end_known_at", F.when(visible, F.col("_end_known_at"))
+        )
     order = [F.col("_source_known_at"), F.col("_file"), F.col("_line")]  # latest knowledge time wins
     w = Window.partitionBy(*spec["key"]).orderBy(*order)
-    return (df.withColumn("_valid_to", F.lead("_known_at").over(w))
-              .withColumn("_is_current", F.col("_valid_to").isNull()))
+    return df.withColumn("_valid_to", F.lead("_known_at").over(w)).withColumn(
+        "_is_current", F.col("_valid_to").isNull()
+    )
 
 
 def current(df: DataFrame) -> DataFrame:
@@ -49,11 +51,14 @@ def current(df: DataFrame) -> DataFrame:
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
     """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
     read side by side (driver work, each table on its own)."""
-    return each_of(lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip])
+    return each_of(
+        lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip]
+    )
 
 
-def as_of_for(raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str,
-              also: tuple[DataFrame, str] | None = None) -> DataFrame:
+def as_of_for(
+    raw: DataFrame, feed: str, t: datetime, wanted: DataFrame, col: str, also: tuple[DataFrame, str] | None = None
+) -> DataFrame:
     """`as_of(raw, feed, t)` restricted to the rows whose `col` is in `wanted` (and, with `also` = (frame, column),
     whose column is in that frame too), without windowing the whole feed: the version window runs only over the
     keys those rows have. It must see every version of such a key, also one whose `col` differs (a dwell corrected

@@ -41,7 +41,9 @@ def referenced(query: str, names) -> set[str]:
 # -- the personal-data guard -----------------------------------------------------------------------------------
 def personal_tables() -> set[str]:
     return {f for f in schemas.FEEDS if PII_COLUMNS & {c["name"] for c in schemas.feed_spec(f)["columns"]}} | {
-        "persons", "rejects"}
+        "persons",
+        "rejects",
+    }
 
 
 def check_pii(query: str) -> None:
@@ -49,11 +51,15 @@ def check_pii(query: str) -> None:
         return
     hit = sorted(referenced(query, personal_tables()))
     if hit:
-        raise SqlRefused(f"screening sql: {', '.join(hit)} hold raw ID numbers, names or phones (bronze personal data) "
-                         f"and are refused; query the gold tables and views, or set {ALLOW_PII_ENV}=1 if you are authorised")
+        raise SqlRefused(
+            f"screening sql: {', '.join(hit)} hold raw ID numbers, names or phones (bronze personal data) "
+            f"and are refused; query the gold tables and views, or set {ALLOW_PII_ENV}=1 if you are authorised"
+        )
     if PATH_READ.search(query):
-        raise SqlRefused("screening sql: reading files by path is refused (it bypasses the personal-data check); "
-                         f"query tables by name, or set {ALLOW_PII_ENV}=1 if you are authorised")
+        raise SqlRefused(
+            "screening sql: reading files by path is refused (it bypasses the personal-data check); "
+            f"query tables by name, or set {ALLOW_PII_ENV}=1 if you are authorised"
+        )
 
 
 # -- time travel -----------------------------------------------------------------------------------------------

@@ -20,8 +20,15 @@ COMMAND_MODULES = (engine, explain, sql, bench)
 def cmd_generate(args) -> int:
     from jobs.devtools.generate import generate  # here, not at start-up: it loads Faker and pyspark (schemas)
 
-    generate(args.landing, sf=args.sf, start=date.fromisoformat(args.start), days=args.days, seed=args.seed,
-             bad_share=args.bad_share, grid_split=args.grid_split)
+    generate(
+        args.landing,
+        sf=args.sf,
+        start=date.fromisoformat(args.start),
+        days=args.days,
+        seed=args.seed,
+        bad_share=args.bad_share,
+        grid_split=args.grid_split,
+    )
     return 0
 
 
@@ -48,8 +55,14 @@ def cmd_run(args) -> int:
 def cmd_stage(args) -> int:
     from jobs.run import run_stage
 
-    return run_stage(args.stage.replace("-", "_"), args.landing, args.lake, parse_as_of(args.as_of), mode=args.mode,
-                     overrides=overrides(args))
+    return run_stage(
+        args.stage.replace("-", "_"),
+        args.landing,
+        args.lake,
+        parse_as_of(args.as_of),
+        mode=args.mode,
+        overrides=overrides(args),
+    )
 
 
 def run_args(p: argparse.ArgumentParser) -> None:
@@ -57,8 +70,12 @@ def run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lake", required=True)
     p.add_argument("--as-of", required=True, help="knowledge cut-off, ISO-8601 (local time if no offset)")
     p.add_argument("--mode", choices=["nightly", "hourly"], default="nightly")
-    p.add_argument("--override-gate", action="append", metavar="NAME",
-                   help="let this tripped data-quality gate through (repeatable; needs --reason)")
+    p.add_argument(
+        "--override-gate",
+        action="append",
+        metavar="NAME",
+        help="let this tripped data-quality gate through (repeatable; needs --reason)",
+    )
     p.add_argument("--reason", help="why the gate is overridden (recorded in run_log)")
 
 
@@ -85,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=14)
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--bad-share", type=float, default=0.002, help="share of injected bad rows")
-    g.add_argument("--grid-split", type=int, default=1,
-                   help="report each grid dwell in N consecutive records (denser grid_dwells, e.g. 8 = ~20/phone/day)")
+    g.add_argument(
+        "--grid-split",
+        type=int,
+        default=1,
+        help="report each grid dwell in N consecutive records (denser grid_dwells, e.g. 8 = ~20/phone/day)",
+    )
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("ingest", help="load new landing files into bronze Delta tables (bad rows → rejects)")
@@ -120,8 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if remote() and engine_gone(e):
             what = f"stage {args.stage}" if args.command == "stage" else f"screening {args.command}"
-            sys.exit(f"{what} failed: the engine at {remote()} stopped answering. Start it (`screening engine start`) "
-                     "and rerun the same command: a rerun ends where an uninterrupted run ends.")
+            sys.exit(
+                f"{what} failed: the engine at {remote()} stopped answering. Start it (`screening engine start`) "
+                "and rerun the same command: a rerun ends where an uninterrupted run ends."
+            )
         raise
     finally:
         try:

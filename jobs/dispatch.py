@@ -35,11 +35,34 @@ DUE_HOURS = {"verify_report": 24, "remind_test": 24, "remind_declare": 24, "chas
 PENDING_HOURS = 24  # ④ / trip verification active this long before a reminder; lab results due after sampling
 HOTLINE = "12345"
 # Feeds carrying person_id: people absent from `persons` still get a masked ID on the 12345 list.
-ID_FEEDS = ("persons", "kit_bindings", "phone_registrations", "tickets", "trip_declarations", "nat_samples",
-            "venue_scans", "drug_purchases", "clinic_visits", "inbound_entries", "verifications")
-EXPORT_COLUMNS = [("route", "派发对象"), ("street", "街道"), ("community", "社区"), ("hotel", "酒店"), ("lab", "检测机构"),
-                  ("name", "姓名"), ("id_masked", "身份证号"), ("phone", "联系电话"), ("popup", "健康宝弹窗"),
-                  ("action", "处置要求"), ("why", "原因"), ("since", "弹窗时间"), ("due_by", "完成时限")]
+ID_FEEDS = (
+    "persons",
+    "kit_bindings",
+    "phone_registrations",
+    "tickets",
+    "trip_declarations",
+    "nat_samples",
+    "venue_scans",
+    "drug_purchases",
+    "clinic_visits",
+    "inbound_entries",
+    "verifications",
+)
+EXPORT_COLUMNS = [
+    ("route", "派发对象"),
+    ("street", "街道"),
+    ("community", "社区"),
+    ("hotel", "酒店"),
+    ("lab", "检测机构"),
+    ("name", "姓名"),
+    ("id_masked", "身份证号"),
+    ("phone", "联系电话"),
+    ("popup", "健康宝弹窗"),
+    ("action", "处置要求"),
+    ("why", "原因"),
+    ("since", "弹窗时间"),
+    ("due_by", "完成时限"),
+]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -55,10 +78,13 @@ def places(persons: DataFrame) -> DataFrame:
     return p.select(
         person_key(F.col("person_id")).alias("person_key"),
         F.when(hotel, "hotel").when(community, "community").otherwise("outside_beijing").alias("route_type"),
-        F.when(hotel, F.coalesce("hotel_county_code", F.lit("?"))).when(community, F.col("community_code"))
-         .otherwise(F.lit(HOTLINE)).alias("route_code"),
+        F.when(hotel, F.coalesce("hotel_county_code", F.lit("?")))
+        .when(community, F.col("community_code"))
+        .otherwise(F.lit(HOTLINE))
+        .alias("route_code"),
         F.when(~hotel & community, F.substring("community_code", 1, 9)).alias("street_code"),
-        F.col("hotel_id"))
+        F.col("hotel_id"),
+    )
 
 
 def _why(rs):
@@ -73,62 +99,120 @@ def person_actions(reasons: DataFrame, verifications: DataFrame, t: datetime) ->
     """person_key, action, reason_key, reason_type, raised_at, evidence of every active reason needing an action."""
     active = reasons.where(F.col("status") == "active")
     pending = ts(t - timedelta(hours=PENDING_HOURS))
-    v = asof.current(verifications).select(person_key(F.col("person_id")).alias("person_key"),
-                                           F.col("verified_at"), "outcome", "commitment_signed")
+    v = asof.current(verifications).select(
+        person_key(F.col("person_id")).alias("person_key"), F.col("verified_at"), "outcome", "commitment_signed"
+    )
     p3 = active.where(F.col("reason_type").isin(*POPUP3_TYPES)).alias("r")
     # a verification made after the evidence was known counts; an unsigned not_exposed does not when the
     # reason needs the commitment letter (registered-phone evidence)
-    done = p3.join(v.alias("v"), "person_key").where(
-        (F.col("v.verified_at") >= F.col("r.last_evidence_at")) & ~(
-            (F.col("v.outcome") == "not_exposed") & ~F.coalesce(F.col("v.commitment_signed"), F.lit(False))
-            & F.coalesce(F.col("r.release_rule"), F.lit("")).contains("commitment"))).select("person_key", "reason_key")
+    done = (
+        p3.join(v.alias("v"), "person_key")
+        .where(
+            (F.col("v.verified_at") >= F.col("r.last_evidence_at"))
+            & ~(
+                (F.col("v.outcome") == "not_exposed")
+                & ~F.coalesce(F.col("v.commitment_signed"), F.lit(False))
+                & F.coalesce(F.col("r.release_rule"), F.lit("")).contains("commitment")
+            )
+        )
+        .select("person_key", "reason_key")
+    )
     verify = p3.join(done, ["person_key", "reason_key"], "left_anti").withColumn("action", F.lit("verify_report"))
-    test = active.where((F.col("popup_code") == "4") & (F.col("raised_at") <= pending)).withColumn("action", F.lit("remind_test"))
+    test = active.where((F.col("popup_code") == "4") & (F.col("raised_at") <= pending)).withColumn(
+        "action", F.lit("remind_test")
+    )
     declare = active.where((F.col("popup_code") == "T") & (F.col("raised_at") <= pending)).withColumn(
-        "action", F.lit("remind_declare"))
+        "action", F.lit("remind_declare")
+    )
     cols = ["person_key", "action", "reason_key", "reason_type", "raised_at", "evidence"]
     return verify.select(cols).unionByName(test.select(cols)).unionByName(declare.select(cols))
 
 
-def lab_actions(nat_samples: DataFrame, nat_results: DataFrame, reasons: DataFrame, t: datetime, policy: Policy) -> DataFrame:
+def lab_actions(
+    nat_samples: DataFrame, nat_results: DataFrame, reasons: DataFrame, t: datetime, policy: Policy
+) -> DataFrame:
     """Samples taken in the window, at least 24 h before T, with no result known at T: one line per lab and person."""
     s = asof.current(nat_samples).where(
         (F.col("sampled_at") <= ts(t - timedelta(hours=PENDING_HOURS)))
-        & (F.col("sampled_at") >= ts(t - timedelta(days=policy.window_days))))
+        & (F.col("sampled_at") >= ts(t - timedelta(days=policy.window_days)))
+    )
     missing = s.join(nat_results.select("sample_id"), "sample_id", "left_anti").withColumn(
-        "person_key", person_key(F.col("person_id")))
-    p4 = reasons.where((F.col("status") == "active") & (F.col("popup_code") == "4")).groupBy("person_key").agg(
-        F.array_sort(F.collect_set("reason_key")).alias("reason_keys"))
+        "person_key", person_key(F.col("person_id"))
+    )
+    p4 = (
+        reasons.where((F.col("status") == "active") & (F.col("popup_code") == "4"))
+        .groupBy("person_key")
+        .agg(F.array_sort(F.collect_set("reason_key")).alias("reason_keys"))
+    )
     g = missing.groupBy("lab_id", "person_key").agg(
-        F.min("sampled_at").alias("first_sampled"), F.array_sort(F.collect_set("sample_id")).alias("samples"))
-    why = F.concat(F.lit("核酸样本 "), F.array_join("samples", "、"), F.lit(" 于 "),
-                   F.date_format("first_sampled", "M'月'd'日' HH:mm"), F.lit(" 采样,超过24小时仍未上传核酸平台"),
-                   F.when(F.col("reason_keys").isNotNull(), F.lit(",本人弹窗④因此未能解除")).otherwise(F.lit("")))
+        F.min("sampled_at").alias("first_sampled"), F.array_sort(F.collect_set("sample_id")).alias("samples")
+    )
+    why = F.concat(
+        F.lit("核酸样本 "),
+        F.array_join("samples", "、"),
+        F.lit(" 于 "),
+        F.date_format("first_sampled", "M'月'd'日' HH:mm"),
+        F.lit(" 采样,超过24小时仍未上传核酸平台"),
+        F.when(F.col("reason_keys").isNotNull(), F.lit(",本人弹窗④因此未能解除")).otherwise(F.lit("")),
+    )
     return g.join(p4, "person_key", "left").select(
-        F.lit("lab").alias("route_type"), F.col("lab_id").alias("route_code"), F.lit(None).cast("string").alias("street_code"),
-        F.lit(None).cast("string").alias("hotel_id"), "person_key", F.lit("chase_upload").alias("action"),
+        F.lit("lab").alias("route_type"),
+        F.col("lab_id").alias("route_code"),
+        F.lit(None).cast("string").alias("street_code"),
+        F.lit(None).cast("string").alias("hotel_id"),
+        "person_key",
+        F.lit("chase_upload").alias("action"),
         F.coalesce("reason_keys", F.array().cast("array<string>")).alias("reason_keys"),
-        F.col("first_sampled").alias("since"), why.alias("why"))
+        F.col("first_sampled").alias("since"),
+        why.alias("why"),
+    )
 
 
-def lines(reasons: DataFrame, status: DataFrame, b: dict[str, DataFrame], t: datetime, policy: Policy,
-          run_id: str) -> DataFrame:
+def lines(
+    reasons: DataFrame, status: DataFrame, b: dict[str, DataFrame], t: datetime, policy: Policy, run_id: str
+) -> DataFrame:
     """The run's dispatch_list rows (gold schema). `b`: persons, verifications, nat_samples, nat_results as of T."""
     acts = person_actions(reasons, b["verifications"], t)
     routed = acts.join(places(b["persons"]), "person_key", "left").select(
         F.coalesce("route_type", F.lit("outside_beijing")).alias("route_type"),
-        F.coalesce("route_code", F.lit(HOTLINE)).alias("route_code"), "street_code", "hotel_id", "person_key", "action",
-        "reason_key", "reason_type", "raised_at", "evidence")
-    people = routed.groupBy("route_type", "route_code", "street_code", "hotel_id", "person_key", "action").agg(
-        F.array_sort(F.collect_set("reason_key")).alias("reason_keys"), F.min("raised_at").alias("since"),
-        F.collect_list(F.struct("raised_at", "reason_key", "reason_type", "evidence")).alias("_rs")).withColumn(
-        "why", F.udf(_why, T.StringType())("_rs")).drop("_rs")
+        F.coalesce("route_code", F.lit(HOTLINE)).alias("route_code"),
+        "street_code",
+        "hotel_id",
+        "person_key",
+        "action",
+        "reason_key",
+        "reason_type",
+        "raised_at",
+        "evidence",
+    )
+    people = (
+        routed.groupBy("route_type", "route_code", "street_code", "hotel_id", "person_key", "action")
+        .agg(
+            F.array_sort(F.collect_set("reason_key")).alias("reason_keys"),
+            F.min("raised_at").alias("since"),
+            F.collect_list(F.struct("raised_at", "reason_key", "reason_type", "evidence")).alias("_rs"),
+        )
+        .withColumn("why", F.udf(_why, T.StringType())("_rs"))
+        .drop("_rs")
+    )
     out = people.unionByName(lab_actions(b["nat_samples"], b["nat_results"], reasons, t, policy))
     hours = due_hours(policy)
     due = F.coalesce(*[F.when(F.col("action") == a, ts(t + timedelta(hours=h))) for a, h in hours.items()])
     return out.join(status.select("person_key", "display_code"), "person_key", "left").select(
-        F.lit(run_id).alias("run_id"), ts(t).alias("as_of"), "route_type", "route_code", "street_code", "hotel_id",
-        "person_key", "action", "display_code", "reason_keys", "since", "why", due.alias("due_by"))
+        F.lit(run_id).alias("run_id"),
+        ts(t).alias("as_of"),
+        "route_type",
+        "route_code",
+        "street_code",
+        "hotel_id",
+        "person_key",
+        "action",
+        "display_code",
+        "reason_keys",
+        "since",
+        "why",
+        due.alias("due_by"),
+    )
 
 
 # -- exports ---------------------------------------------------------------------------------------------------
@@ -156,30 +240,59 @@ def export_rows(spark: SparkSession, lake: Lake, run_lines: DataFrame, t: dateti
     for feed in ID_FEEDS:
         d = lake.read_bronze(spark, feed).where(F.col("_known_at") <= ts(t)).select("person_id")
         ids = d if ids is None else ids.unionByName(d)
-    keys = ids.distinct().withColumn("person_key", person_key(F.col("person_id"))).join(
-        run_lines.select("person_key").distinct(), "person_key")
+    keys = (
+        ids.distinct()
+        .withColumn("person_key", person_key(F.col("person_id")))
+        .join(run_lines.select("person_key").distinct(), "person_key")
+    )
     pers = asof.current(asof.as_of(lake.read_bronze(spark, "persons"), "persons", t)).select(
-        "person_id", "name", F.col("phone").alias("contact"))
-    who = keys.join(pers, "person_id", "left").groupBy("person_key").agg(
-        F.first(mask_id(F.col("person_id"))).alias("id_masked"), F.first("name", ignorenulls=True).alias("name"),
-        F.first("contact", ignorenulls=True).alias("contact"))
+        "person_id", "name", F.col("phone").alias("contact")
+    )
+    who = (
+        keys.join(pers, "person_id", "left")
+        .groupBy("person_key")
+        .agg(
+            F.first(mask_id(F.col("person_id"))).alias("id_masked"),
+            F.first("name", ignorenulls=True).alias("name"),
+            F.first("contact", ignorenulls=True).alias("contact"),
+        )
+    )
     rows = run_lines.join(who, "person_key", "left").collect()
     out = []
     for r in rows:
         rt = r["route_type"]
         community = r["route_code"] if rt == "community" else ""
-        out.append({
-            "route_type": rt, "route_code": r["route_code"], "street_code": r["street_code"] or "",
-            "route": route_label(rt, r["route_code"]),
-            "street": f"{street_name(r['street_code'])}({r['street_code']})" if r["street_code"] else "",
-            "community": community, "hotel": r["hotel_id"] or "", "lab": r["route_code"] if rt == "lab" else "",
-            "name": r["name"] or "", "id_masked": r["id_masked"] or "", "phone": r["contact"] or "",
-            "popup": POPUP_ZH.get(r["display_code"], "绿码") if r["display_code"] else "绿码",
-            "action": ACTION_ZH[r["action"]], "why": r["why"], "since": time_zh(r["since"]) if r["since"] else "",
-            "due_by": f"{r['due_by']:%Y-%m-%d %H:%M}",
-        })
-    out.sort(key=lambda x: (x["street_code"], x["community"], x["route_code"], x["hotel"], x["action"], x["id_masked"],
-                            x["why"]))
+        out.append(
+            {
+                "route_type": rt,
+                "route_code": r["route_code"],
+                "street_code": r["street_code"] or "",
+                "route": route_label(rt, r["route_code"]),
+                "street": f"{street_name(r['street_code'])}({r['street_code']})" if r["street_code"] else "",
+                "community": community,
+                "hotel": r["hotel_id"] or "",
+                "lab": r["route_code"] if rt == "lab" else "",
+                "name": r["name"] or "",
+                "id_masked": r["id_masked"] or "",
+                "phone": r["contact"] or "",
+                "popup": POPUP_ZH.get(r["display_code"], "绿码") if r["display_code"] else "绿码",
+                "action": ACTION_ZH[r["action"]],
+                "why": r["why"],
+                "since": time_zh(r["since"]) if r["since"] else "",
+                "due_by": f"{r['due_by']:%Y-%m-%d %H:%M}",
+            }
+        )
+    out.sort(
+        key=lambda x: (
+            x["street_code"],
+            x["community"],
+            x["route_code"],
+            x["hotel"],
+            x["action"],
+            x["id_masked"],
+            x["why"],
+        )
+    )
     return out
 
 
@@ -225,18 +338,26 @@ def write_files(folder: Path, rows: list[dict]) -> list[Path]:
 
 def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
     """Write this run's dispatch_list rows and export files; returns counts for run_log.rows_out."""
-    b = {f: asof.as_of(lake.read_bronze(spark, f), f, as_of) for f in ("persons", "verifications", "nat_samples", "nat_results")}
+    b = {
+        f: asof.as_of(lake.read_bronze(spark, f), f, as_of)
+        for f in ("persons", "verifications", "nat_samples", "nat_results")
+    }
     df = lines(lake.read_gold(spark, "popup_reasons"), lake.read_gold(spark, "popup_status"), b, as_of, policy, run_id)
     schema = schemas.gold_schema("dispatch_list")
     path = lake.gold("dispatch_list")
     lake.replace_where(spark, path, schema, df, f"run_id = '{run_id}'")
     run_lines = lake.read_gold(spark, "dispatch_list").where(F.col("run_id") == run_id).persist()
-    counts = {f"dispatch_{r['route_type']}": r["count"]  # sorted: run_log is the same whatever the row order
-              for r in run_lines.groupBy("route_type").count().orderBy("route_type").collect()}
+    counts = {
+        f"dispatch_{r['route_type']}": r["count"]  # sorted: run_log is the same whatever the row order
+        for r in run_lines.groupBy("route_type").count().orderBy("route_type").collect()
+    }
     counts["dispatch_lines"] = sum(counts.values())
     folder = lake.root / "exports" / "dispatch" / run_id
     files = write_files(folder, export_rows(spark, lake, run_lines, as_of))
     run_lines.unpersist()
-    log(f"dispatch: {counts['dispatch_lines']} lines (" + ", ".join(
-        f"{k[9:]} {v}" for k, v in sorted(counts.items()) if k != "dispatch_lines") + f"); {len(files)} files in {folder}")
+    log(
+        f"dispatch: {counts['dispatch_lines']} lines ("
+        + ", ".join(f"{k[9:]} {v}" for k, v in sorted(counts.items()) if k != "dispatch_lines")
+        + f"); {len(files)} files in {folder}"
+    )
     return counts

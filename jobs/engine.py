@@ -107,20 +107,29 @@ def free_port() -> int:
 def server_command(port: int, driver_memory: str, *, testing: bool = False) -> list[str]:
     conf = builder_config("screening-engine", testing=testing)
     conf.pop("spark.jars", None)
-    conf.update({
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(port),
-        # The server keeps each session's and statement's text for its UI tab (200 of each by default, a plan
-        # string each): a few are enough with the UI off, and the heap stays flat over many runs.
-        "spark.sql.connect.ui.retainedSessions": "10",
-        "spark.sql.connect.ui.retainedStatements": "50",
-        # a client that died without ending its session frees what it held after this long, not the default hour
-        "spark.connect.session.manager.defaultSessionTimeout": settings().engine_session_timeout,
-    })
-    cmd = [str(Path(sys.executable).parent / "spark-submit"), "--class", SERVER_CLASS,
-           "--master", master(testing),
-           "--driver-memory", driver_memory,
-           "--jars", ",".join(str(p) for p in delta_jar_paths())]
+    conf.update(
+        {
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(port),
+            # The server keeps each session's and statement's text for its UI tab (200 of each by default, a plan
+            # string each): a few are enough with the UI off, and the heap stays flat over many runs.
+            "spark.sql.connect.ui.retainedSessions": "10",
+            "spark.sql.connect.ui.retainedStatements": "50",
+            # a client that died without ending its session frees what it held after this long, not the default hour
+            "spark.connect.session.manager.defaultSessionTimeout": settings().engine_session_timeout,
+        }
+    )
+    cmd = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--class",
+        SERVER_CLASS,
+        "--master",
+        master(testing),
+        "--driver-memory",
+        driver_memory,
+        "--jars",
+        ",".join(str(p) for p in delta_jar_paths()),
+    ]
     for k, v in conf.items():
         cmd += ["--conf", f"{k}={v}"]
     return [*cmd, "spark-internal"]
@@ -135,8 +144,14 @@ def status(folder: Path | None = None) -> State | None:
     return st
 
 
-def start(port: int | None = None, driver_memory: str | None = None, *, testing: bool = False,
-          folder: Path | None = None, log=print) -> State:
+def start(
+    port: int | None = None,
+    driver_memory: str | None = None,
+    *,
+    testing: bool = False,
+    folder: Path | None = None,
+    log=print,
+) -> State:
     """Start the engine unless it is up already; return once it answers a query."""
     folder = folder or home()
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,13 +169,22 @@ def start(port: int | None = None, driver_memory: str | None = None, *, testing:
     env.pop("PYSPARK_GATEWAY_PORT", None)
     env.pop("SCREENING_SPARK_REMOTE", None)
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(server_command(port, driver_memory, testing=testing), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder, start_new_session=True)
+        proc = subprocess.Popen(
+            server_command(port, driver_memory, testing=testing),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+            start_new_session=True,
+        )
     st = State(proc.pid, port, time.time(), str(log_path), driver_memory)
     st.write(folder)
     _wait(st, log, proc)
-    log(f"engine up: pid {st.pid}, {remote_url(port)} (log {log_path}); "
-        f"export SCREENING_SPARK_REMOTE={remote_url(port)}")
+    log(
+        f"engine up: pid {st.pid}, {remote_url(port)} (log {log_path}); "
+        f"export SCREENING_SPARK_REMOTE={remote_url(port)}"
+    )
     return st
 
 
@@ -203,9 +227,12 @@ def describe(st: State | None) -> str:
         return "engine: down (start it with `screening engine start`)"
     up = time.time() - st.started_at
     rss = memory_mb(st.pid)
-    return (f"engine: up at {remote_url(st.port)}, pid {st.pid}, uptime {int(up // 3600)}h{int(up % 3600 // 60):02d}m"
-            f"{int(up % 60):02d}s, driver memory {rss:,.0f} MB resident of {st.driver_memory} heap, log {st.log}"
-            if rss is not None else f"engine: up at {remote_url(st.port)}, pid {st.pid}")
+    return (
+        f"engine: up at {remote_url(st.port)}, pid {st.pid}, uptime {int(up // 3600)}h{int(up % 3600 // 60):02d}m"
+        f"{int(up % 60):02d}s, driver memory {rss:,.0f} MB resident of {st.driver_memory} heap, log {st.log}"
+        if rss is not None
+        else f"engine: up at {remote_url(st.port)}, pid {st.pid}"
+    )
 
 
 def cmd_engine(args) -> int:
@@ -221,8 +248,12 @@ def cmd_engine(args) -> int:
 
 
 def add_parser(sub) -> None:
-    e = sub.add_parser("engine", help="start, check or stop the warm Spark Connect engine (one JVM for every command)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e = sub.add_parser(
+        "engine",
+        help="start, check or stop the warm Spark Connect engine (one JVM for every command)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("action", choices=["start", "status", "stop"])
     e.add_argument("--port", type=int, help=f"gRPC port on 127.0.0.1 (default {DEFAULT_PORT}, SCREENING_ENGINE_PORT)")
     e.add_argument("--driver-memory", help="the engine's heap (default SCREENING_DRIVER_MEMORY, else 4g)")

@@ -38,24 +38,40 @@ KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_ITEMS = 5
 
 ADVICE_ZH = {
-    "1": ("本人:离开该县满14天,或该县连续14天无新增本土病例、转为低风险后自动解除;在京外请暂缓来京。", "社区:无需上报,到期自动解除。"),
+    "1": (
+        "本人:离开该县满14天,或该县连续14天无新增本土病例、转为低风险后自动解除;在京外请暂缓来京。",
+        "社区:无需上报,到期自动解除。",
+    ),
     "2": ("本人:按要求履行入境隔离义务,隔离期满次日0时自动解除。", "社区:落实隔离管理,无需上报解除。"),
-    "3": ("本人:到居住地社区报到(住酒店找区文旅局,在京外联系12345),如实说明行程;按要求做核酸检测。",
-          "社区:核实行程后上报解除(非本人涉疫:立即解除;已落实管控:末次暴露满14天后解除)。"),
-    "4": ("本人:立即完成核酸检测,健康宝查询到阴性结果后自动解除;如未自动解除,请联系检测机构上传结果。",
-          "社区:提醒本人检测;检测结果超过24小时未上传的,督促检测机构上传。"),
+    "3": (
+        "本人:到居住地社区报到(住酒店找区文旅局,在京外联系12345),如实说明行程;按要求做核酸检测。",
+        "社区:核实行程后上报解除(非本人涉疫:立即解除;已落实管控:末次暴露满14天后解除)。",
+    ),
+    "4": (
+        "本人:立即完成核酸检测,健康宝查询到阴性结果后自动解除;如未自动解除,请联系检测机构上传结果。",
+        "社区:提醒本人检测;检测结果超过24小时未上传的,督促检测机构上传。",
+    ),
     "5": ("本人:离开该县满14天后自动解除;在京外非必须不进(返)京。", "社区:无需上报,到期自动解除。"),
     "T": ("本人:在健康宝完成“本人信息登记”(行程申报)。", "社区:提醒本人完成申报。"),
 }
 ADVICE_EN = {
-    "1": ("You: released automatically 14 days after leaving, or when the county has 14 quiet days or turns low-risk.",
-          "Community: nothing to report; it releases by itself."),
-    "2": ("You: complete the quarantine; it releases at 00:00 the day after it ends.", "Community: manage the quarantine."),
-    "3": ("You: report to your community (hotel guests: the district culture and tourism bureau; outside Beijing: 12345) "
-          "and have your trip verified.", "Community: verify and report the release (not exposed: at once; cleared: "
-          "14 days after the last exposure)."),
-    "4": ("You: take a NAT now; a negative result releases it. If it does not, ask the lab to upload the result.",
-          "Community: remind the person; chase labs whose results are over 24 h late."),
+    "1": (
+        "You: released automatically 14 days after leaving, or when the county has 14 quiet days or turns low-risk.",
+        "Community: nothing to report; it releases by itself.",
+    ),
+    "2": (
+        "You: complete the quarantine; it releases at 00:00 the day after it ends.",
+        "Community: manage the quarantine.",
+    ),
+    "3": (
+        "You: report to your community (hotel guests: the district culture and tourism bureau; outside Beijing: 12345) "
+        "and have your trip verified.",
+        "Community: verify and report the release (not exposed: at once; cleared: 14 days after the last exposure).",
+    ),
+    "4": (
+        "You: take a NAT now; a negative result releases it. If it does not, ask the lab to upload the result.",
+        "Community: remind the person; chase labs whose results are over 24 h late.",
+    ),
     "5": ("You: released automatically 14 days after leaving the county.", "Community: nothing to report."),
     "T": ("You: complete the trip declaration in Health Kit.", "Community: remind the person to declare."),
 }
@@ -121,31 +137,57 @@ def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
         reasons.append(d)
     reasons.sort(key=lambda d: (d["status"] != "active", d["raised_at"], d["reason_key"]))
     samples = asof.current(asof.as_of(lake.read_bronze(spark, "nat_samples"), "nat_samples", t)).where(
-        person_key(F.col("person_id")) == key)
+        person_key(F.col("person_id")) == key
+    )
     results = asof.as_of(lake.read_bronze(spark, "nat_results"), "nat_results", t).select("sample_id")
-    missing = [r.asDict() for r in samples.join(results, "sample_id", "left_anti").where(
-        F.col("sampled_at") <= ts(t - timedelta(hours=24))).select("sample_id", "lab_id", "sampled_at").collect()]
-    pers = asof.current(asof.as_of(lake.read_bronze(spark, "persons"), "persons", t)).where(
-        person_key(F.col("person_id")) == key).select(mask_id(F.col("person_id")).alias("id_masked")).first()
-    dispatch = [r.asDict() for r in lake.read_gold(spark, "dispatch_list").where(
-        (F.col("run_id") == run["run_id"]) & (F.col("person_key") == key)).collect()]
-    return {"key": key, "id_masked": pers["id_masked"] if pers else None, "run_id": run["run_id"], "as_of": t,
-            "reasons": reasons, "missing_nat": sorted(missing, key=lambda m: m["sampled_at"]),
-            "dispatch": sorted(dispatch, key=lambda d: d["action"])}
+    missing = [
+        r.asDict()
+        for r in samples.join(results, "sample_id", "left_anti")
+        .where(F.col("sampled_at") <= ts(t - timedelta(hours=24)))
+        .select("sample_id", "lab_id", "sampled_at")
+        .collect()
+    ]
+    pers = (
+        asof.current(asof.as_of(lake.read_bronze(spark, "persons"), "persons", t))
+        .where(person_key(F.col("person_id")) == key)
+        .select(mask_id(F.col("person_id")).alias("id_masked"))
+        .first()
+    )
+    dispatch = [
+        r.asDict()
+        for r in lake.read_gold(spark, "dispatch_list")
+        .where((F.col("run_id") == run["run_id"]) & (F.col("person_key") == key))
+        .collect()
+    ]
+    return {
+        "key": key,
+        "id_masked": pers["id_masked"] if pers else None,
+        "run_id": run["run_id"],
+        "as_of": t,
+        "reasons": reasons,
+        "missing_nat": sorted(missing, key=lambda m: m["sampled_at"]),
+        "dispatch": sorted(dispatch, key=lambda d: d["action"]),
+    }
 
 
 def _release_zh(r: dict) -> str:
     if r["status"] == "released":
         return f"已于 {time_zh(r['released_at'])} 解除,依据:{BASIS_ZH.get(r['release_basis'], r['release_basis'])}" + (
-            f"({r['release_detail']})" if r.get("release_detail") else "")
+            f"({r['release_detail']})" if r.get("release_detail") else ""
+        )
     rule = r.get("release_rule") or ""
     code = r["popup_code"]
     if code == "3":
-        text = "社区核实为非本人涉疫后解除" + ("(经名下登记手机号关联的,需本人签署承诺书)" if "commitment" in rule else "") + \
-               ",或核实已落实管控措施、末次暴露满14天后解除"
+        text = (
+            "社区核实为非本人涉疫后解除"
+            + ("(经名下登记手机号关联的,需本人签署承诺书)" if "commitment" in rule else "")
+            + ",或核实已落实管控措施、末次暴露满14天后解除"
+        )
     elif code == "4":
         m = re.search(r"(\d{4}-\d{2}-\d{2} \d{2}:\d{2})", rule)
-        text = f"查询到 {time_zh(m.group(1))} 及以后采样的核酸阴性结果后自动解除" if m else "查询到核酸阴性结果后自动解除"
+        text = (
+            f"查询到 {time_zh(m.group(1))} 及以后采样的核酸阴性结果后自动解除" if m else "查询到核酸阴性结果后自动解除"
+        )
     elif code == "T":
         text = "完成行程申报后解除,或该行程满14天后解除"
     elif code == "2":
@@ -160,7 +202,8 @@ def _release_zh(r: dict) -> str:
 def _release_en(r: dict) -> str:
     if r["status"] == "released":
         return f"released {time_en(r['released_at'])} ({r['release_basis']}" + (
-            f": {r['release_detail']})" if r.get("release_detail") else ")")
+            f": {r['release_detail']})" if r.get("release_detail") else ")"
+        )
     s = f"active; released by: {r.get('release_rule') or '?'}"
     return s + (f"; due {time_en(r['release_eligible_at'])}" if r.get("release_eligible_at") else "")
 
@@ -185,8 +228,10 @@ def _announcements_zh(its: list[dict]) -> list[str]:
     for e in its:
         if not e.get("announcement_id") or not e.get("announced_at"):
             continue
-        s = (f"公告 {e['announcement_id']}:{time_zh(e['announced_at'])} 公布为{LEVEL_ZH.get(e.get('risk_level'), '中高风险')},"
-             f"自 {time_zh(e.get('effective_from'))} 起生效")
+        s = (
+            f"公告 {e['announcement_id']}:{time_zh(e['announced_at'])} 公布为{LEVEL_ZH.get(e.get('risk_level'), '中高风险')},"
+            f"自 {time_zh(e.get('effective_from'))} 起生效"
+        )
         if e.get("retroactive") in (True, "true"):
             s += "。追溯升级:公布时您已离开,该地在您离开后才被列为风险地区"
         out.append(s)
@@ -196,15 +241,23 @@ def _announcements_zh(its: list[dict]) -> list[str]:
 def render(data: dict, lang: str = "zh") -> str:
     zh = lang == "zh"
     who = data["id_masked"] or f"person_key {data['key'][:12]}…"
-    lines = [f"{'人员' if zh else 'Person'} {who}  ({'截至运行' if zh else 'as published by run'} {data['run_id']}, "
-             f"as-of {data['as_of']:%Y-%m-%d %H:%M})"]
+    lines = [
+        f"{'人员' if zh else 'Person'} {who}  ({'截至运行' if zh else 'as published by run'} {data['run_id']}, "
+        f"as-of {data['as_of']:%Y-%m-%d %H:%M})"
+    ]
     active = [r for r in data["reasons"] if r["status"] == "active"]
     if not data["reasons"]:
-        lines.append("近14天内没有弹窗原因:健康宝为绿码。" if zh else
-                     "No popup reason active or released in the last 14 days: the code is green.")
+        lines.append(
+            "近14天内没有弹窗原因:健康宝为绿码。"
+            if zh
+            else "No popup reason active or released in the last 14 days: the code is green."
+        )
     elif not active:
-        lines.append("目前没有生效的弹窗原因:健康宝为绿码。以下原因已解除:" if zh else
-                     "No active reason: the code is green. Released in the last 14 days:")
+        lines.append(
+            "目前没有生效的弹窗原因:健康宝为绿码。以下原因已解除:"
+            if zh
+            else "No active reason: the code is green. Released in the last 14 days:"
+        )
     for i, r in enumerate(data["reasons"], 1):
         its, n = items(r["evidence"])
         code, rtype = r["popup_code"], r["reason_type"]
@@ -237,16 +290,22 @@ def render(data: dict, lang: str = "zh") -> str:
                     me += " If a relative uses that phone, tell your community and sign the commitment letter."
                 lines += [f"   {me}", f"   {community}"]
     for m in data["missing_nat"]:
-        lines.append(f"核酸样本 {m['sample_id']} 于 {time_zh(m['sampled_at'])} 采样,超过24小时平台仍无结果:"
-                     f"请联系检测机构 {m['lab_id']} 上传结果(已派单督促)。" if zh else
-                     f"NAT sample {m['sample_id']} taken {time_en(m['sampled_at'])} has no result on the platform after "
-                     f"24 h: ask lab {m['lab_id']} to upload it.")
+        lines.append(
+            f"核酸样本 {m['sample_id']} 于 {time_zh(m['sampled_at'])} 采样,超过24小时平台仍无结果:"
+            f"请联系检测机构 {m['lab_id']} 上传结果(已派单督促)。"
+            if zh
+            else f"NAT sample {m['sample_id']} taken {time_en(m['sampled_at'])} has no result on the platform after "
+            f"24 h: ask lab {m['lab_id']} to upload it."
+        )
     for d in data["dispatch"]:
         if d["action"] == "chase_upload":
             continue
-        lines.append(f"派单:{ROUTE_ZH.get(d['route_type'])} {d['route_code']} —— {ACTION_ZH.get(d['action'])},"
-                     f"时限 {time_zh(d['due_by'])}" if zh else
-                     f"Dispatched: {d['route_type']} {d['route_code']} must {d['action']} by {time_en(d['due_by'])}")
+        lines.append(
+            f"派单:{ROUTE_ZH.get(d['route_type'])} {d['route_code']} —— {ACTION_ZH.get(d['action'])},"
+            f"时限 {time_zh(d['due_by'])}"
+            if zh
+            else f"Dispatched: {d['route_type']} {d['route_code']} must {d['action']} by {time_en(d['due_by'])}"
+        )
     return "\n".join(lines)
 
 

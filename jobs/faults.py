@@ -13,8 +13,18 @@ import time
 from jobs import engine
 from jobs.settings import settings
 
-POINTS = ("ingest:bronze", "ingest:done", "dq_feeds:done", "screen:done", "dq_results:done",
-          "publish:reasons", "publish:status", "publish:assignments", "publish:lists", "publish:before_status")
+POINTS = (
+    "ingest:bronze",
+    "ingest:done",
+    "dq_feeds:done",
+    "screen:done",
+    "dq_results:done",
+    "publish:reasons",
+    "publish:status",
+    "publish:assignments",
+    "publish:lists",
+    "publish:before_status",
+)
 
 
 def point(name: str) -> None:

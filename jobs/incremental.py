@@ -43,8 +43,19 @@ from jobs.rules import companion
 from jobs.rules.links import linked_phones
 from jobs.spark import cut, each_of, lookup
 
-PERSON_FEEDS = ("tickets", "venue_scans", "inbound_entries", "drug_purchases", "clinic_visits", "nat_samples",
-                "nat_results", "trip_declarations", "verifications", "kit_bindings", "phone_registrations")
+PERSON_FEEDS = (
+    "tickets",
+    "venue_scans",
+    "inbound_entries",
+    "drug_purchases",
+    "clinic_visits",
+    "nat_samples",
+    "nat_results",
+    "trip_declarations",
+    "verifications",
+    "kit_bindings",
+    "phone_registrations",
+)
 PHONE_FEEDS = ("telecom_stays", "grid_dwells")
 LINK_FEEDS = ("kit_bindings", "phone_registrations")
 # Taken as of T only for the wanted people or phones (restrict): all of bronze but the small shared context and
@@ -72,12 +83,21 @@ def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None])
     same knowledge time overwrites its row and keeps its knowledge time, so neither new_rows nor bronze shows what
     it said before). Materialised. None when some feed's changes were not recorded (a lake from before bronze
     kept them): the caller then screens everyone."""
+
     def one(f: str) -> DataFrame | None:
         path, v = lake.bronze(f), since.get(f)
         if not lake.exists(path) or (v is not None and lake.version(spark, path) <= v):
-            return spark.createDataFrame([], schemas.bronze_schema(f)).withColumn("_change_type", F.lit(None).cast("string"))
-        rows = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0 if v is None else v + 1)
-                .load(path).where(F.col("_change_type").isin(*WRITTEN)).drop("_commit_version", "_commit_timestamp"))
+            return spark.createDataFrame([], schemas.bronze_schema(f)).withColumn(
+                "_change_type", F.lit(None).cast("string")
+            )
+        rows = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", 0 if v is None else v + 1)
+            .load(path)
+            .where(F.col("_change_type").isin(*WRITTEN))
+            .drop("_commit_version", "_commit_timestamp")
+        )
         try:
             return cut(rows)
         except AnalysisException as e:
@@ -108,8 +128,14 @@ def _persons_of_phones(phones: DataFrame, links: DataFrame) -> DataFrame:
     return links.join(phones.select("phone").distinct(), "phone", "left_semi").select("person_id")
 
 
-def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: datetime, home_prefix: str,
-             written: dict[str, DataFrame] | None = None) -> DataFrame:
+def affected(
+    b: dict[str, DataFrame],
+    due_keys: DataFrame,
+    floor: datetime,
+    t: datetime,
+    home_prefix: str,
+    written: dict[str, DataFrame] | None = None,
+) -> DataFrame:
     """person_key of everyone whose reasons may differ from the previous run's (see the module docstring).
     `due_keys`: person_key of the active reasons whose release falls due by T; `written`: bronze_writes."""
     w = written or {}
@@ -124,12 +150,18 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     ch = each_of(change, feeds)
     ids = [ch[f].select("person_id") for f in PERSON_FEEDS]
     case_phones = case_phone_set(b["case_reports"], links)
-    ids.append(_persons_of_phones(
-        ch["telecom_stays"].select("phone")
-        .unionByName(dwell_phones(b["grid_dwells"], floor, case_phones, new_case_phones(b, ch, links),
-                                  w.get("grid_dwells")))
-        .unionByName(ch["kit_bindings"].select("phone"))
-        .unionByName(ch["phone_registrations"].select("phone")), links))
+    ids.append(
+        _persons_of_phones(
+            ch["telecom_stays"]
+            .select("phone")
+            .unionByName(
+                dwell_phones(b["grid_dwells"], floor, case_phones, new_case_phones(b, ch, links), w.get("grid_dwells"))
+            )
+            .unionByName(ch["kit_bindings"].select("phone"))
+            .unionByName(ch["phone_registrations"].select("phone")),
+            links,
+        )
+    )
     tk = b["tickets"]
     due = lambda c: (F.col(c) >= ts(floor)) & (F.col(c) <= ts(t))  # noqa: E731
     ids.append(tk.where(due("depart_at") | due("arrive_at")).select("person_id"))
@@ -138,7 +170,9 @@ def affected(b: dict[str, DataFrame], due_keys: DataFrame, floor: datetime, t: d
     out = ids[0]
     for df in ids[1:]:
         out = out.unionByName(df)
-    keys = out.where(F.col("person_id").isNotNull()).distinct().select(person_key(F.col("person_id")).alias("person_key"))
+    keys = (
+        out.where(F.col("person_id").isNotNull()).distinct().select(person_key(F.col("person_id")).alias("person_key"))
+    )
     return keys.unionByName(due_keys.select("person_key")).distinct()
 
 
@@ -152,8 +186,13 @@ def _flagged(df: DataFrame, side: DataFrame, cols: list[str], flag: str) -> Data
     return df.join(side, cols, "left").withColumn(flag, F.coalesce(F.col(flag), F.lit(False)))
 
 
-def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new_case_phones: DataFrame,
-                 written: DataFrame | None = None) -> DataFrame:
+def dwell_phones(
+    dwells: DataFrame,
+    floor: datetime,
+    case_phones: DataFrame,
+    new_case_phones: DataFrame,
+    written: DataFrame | None = None,
+) -> DataFrame:
     """Phones whose reasons a grid dwell may have changed (module docstring, 1 and 4): those of a new or corrected
     dwell (every version, as `changed`) in a cell a case phone dwelt in (grid dwells have no reader but the
     companion rule, and a dwell elsewhere pairs with no case), and those of every dwell in a cell that a new case
@@ -163,8 +202,11 @@ def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new
     key = schemas.feed_spec("grid_dwells")["key"]
     case_phones = _flag(case_phones, ["phone"], "_case")
     used = dwells.select(*key, "phone", "grid_id", *[c for c in ("_known_at", "_end_known_at") if c in dwells.columns])
-    first = cut(_flagged(used, case_phones, ["phone"], "_case")  # the columns used below only: Parquet skips the rest
-                .where(_is_new(used, floor) | F.col("_case")))
+    first = cut(
+        _flagged(used, case_phones, ["phone"], "_case").where(  # the columns used below only: Parquet skips the rest
+            _is_new(used, floor) | F.col("_case")
+        )
+    )
     keys = first.where(_is_new(first, floor)).select(*key)
     before = None
     if written is not None:
@@ -175,23 +217,40 @@ def dwell_phones(dwells: DataFrame, floor: datetime, case_phones: DataFrame, new
     changed_cells = case_dwells.join(new_keys, key, "left_semi").select("grid_id")
     if before is not None:
         changed_cells = changed_cells.unionByName(before.join(case_phones, "phone", "left_semi").select("grid_id"))
-    touched = case_dwells.join(lookup(new_case_phones), "phone", "left_semi").select("grid_id").unionByName(changed_cells)
-    second = cut(_flagged(_flagged(dwells, new_keys, key, "_new"), _flag(touched, ["grid_id"], "_touched"), ["grid_id"],
-                          "_touched").where(F.col("_new") | F.col("_touched")).select("phone", "grid_id", "_new", "_touched"))
+    touched = (
+        case_dwells.join(lookup(new_case_phones), "phone", "left_semi").select("grid_id").unionByName(changed_cells)
+    )
+    second = cut(
+        _flagged(
+            _flagged(dwells, new_keys, key, "_new"), _flag(touched, ["grid_id"], "_touched"), ["grid_id"], "_touched"
+        )
+        .where(F.col("_new") | F.col("_touched"))
+        .select("phone", "grid_id", "_new", "_touched")
+    )
     new = second.where("_new").select("phone", "grid_id")
     if before is not None:
         new = new.unionByName(before)
-    return (new.join(lookup(case_dwells.select("grid_id").distinct()), "grid_id", "left_semi").select("phone")
-            .unionByName(second.where("_touched").select("phone")))
+    return (
+        new.join(lookup(case_dwells.select("grid_id").distinct()), "grid_id", "left_semi")
+        .select("phone")
+        .unionByName(second.where("_touched").select("phone"))
+    )
 
 
 def new_case_phones(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame) -> DataFrame:
     """Phones that became a case's: a new or corrected case's, or a phone newly linked to an earlier case (its old
     dwells now count)."""
     case_ids = b["case_reports"].where(F.col("person_id").isNotNull()).select("person_id").distinct()
-    new_links = ch["kit_bindings"].select("person_id", "phone").unionByName(ch["phone_registrations"].select("person_id", "phone"))
-    return case_phone_set(ch["case_reports"], links).unionByName(
-        new_links.join(case_ids, "person_id", "left_semi").select("phone")).distinct()
+    new_links = (
+        ch["kit_bindings"]
+        .select("person_id", "phone")
+        .unionByName(ch["phone_registrations"].select("person_id", "phone"))
+    )
+    return (
+        case_phone_set(ch["case_reports"], links)
+        .unionByName(new_links.join(case_ids, "person_id", "left_semi").select("phone"))
+        .distinct()
+    )
 
 
 def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
@@ -202,23 +261,32 @@ def due_releases(reasons: DataFrame, t: datetime, run_id: str) -> DataFrame:
     return reasons.where(due | mine).select("person_key")
 
 
-def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame,
-                    home_prefix: str) -> list[DataFrame]:
+def context_persons(
+    b: dict[str, DataFrame], ch: dict[str, DataFrame], links: DataFrame, home_prefix: str
+) -> list[DataFrame]:
     """People a new or corrected announcement, case, border county or venue touches (with every version of a
     corrected one); the cells of cases: dwell_phones. `ch`: `changed` of every feed read here."""
     ann, cases_new, venues_new = ch["risk_announcements"], ch["case_reports"], ch["venues"]
     # a case's county is read only by ① (local cases outside the home region: one in Beijing would otherwise take
     # in everyone who was in its district); a venue's place only for the people who scanned it (below)
     case_counties = cases_new.where((F.col("case_type") == "local") & ~F.col("county_code").startswith(home_prefix))
-    c6 = (ann.select(F.substring("area_code", 1, 6).alias("c"))
-          .unionByName(case_counties.select(F.col("county_code").alias("c")))
-          .unionByName(ch["border_port_counties"].select(F.col("county_code").alias("c"))).distinct())
-    c4 = ann.where(~F.col("area_code").startswith(home_prefix)).select(F.substring("area_code", 1, 4).alias("c")).distinct()
+    c6 = (
+        ann.select(F.substring("area_code", 1, 6).alias("c"))
+        .unionByName(case_counties.select(F.col("county_code").alias("c")))
+        .unionByName(ch["border_port_counties"].select(F.col("county_code").alias("c")))
+        .distinct()
+    )
+    c4 = (
+        ann.where(~F.col("area_code").startswith(home_prefix))
+        .select(F.substring("area_code", 1, 4).alias("c"))
+        .distinct()
+    )
     c6b, c4b = F.broadcast(c6), F.broadcast(c4)
 
     def present(df: DataFrame, col: str) -> DataFrame:
-        return (df.join(c6b, F.col(col) == F.col("c"), "left_semi")
-                .unionByName(df.join(c4b, F.substring(col, 1, 4) == F.col("c"), "left_semi")))
+        return df.join(c6b, F.col(col) == F.col("c"), "left_semi").unionByName(
+            df.join(c4b, F.substring(col, 1, 4) == F.col("c"), "left_semi")
+        )
 
     stays = b["telecom_stays"]
     out = [_persons_of_phones(present(stays, "county_code"), links)]
@@ -235,8 +303,11 @@ def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: Da
     case_ids = cases.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     new_case_ids = cases_new.where(F.col("person_id").isNotNull()).select("person_id").distinct()
     scans = b["venue_scans"]
-    case_venues = (scans.join(new_case_ids, "person_id", "left_semi").select("venue_id")
-                   .unionByName(ch["venue_scans"].join(case_ids, "person_id", "left_semi").select("venue_id")))
+    case_venues = (
+        scans.join(new_case_ids, "person_id", "left_semi")
+        .select("venue_id")
+        .unionByName(ch["venue_scans"].join(case_ids, "person_id", "left_semi").select("venue_id"))
+    )
     venues_all = touched_venues.unionByName(case_venues).unionByName(venues_new.select("venue_id")).distinct()
     out.append(scans.join(lookup(venues_all), "venue_id", "left_semi").select("person_id"))
     return out
@@ -245,7 +316,9 @@ def context_persons(b: dict[str, DataFrame], ch: dict[str, DataFrame], links: Da
 def case_phone_set(cases: DataFrame, links: DataFrame) -> DataFrame:
     """Phones of cases: the reported phone and every phone linked to a case's ID."""
     reported = cases.where(F.col("phone").isNotNull()).select("phone")
-    linked = links.join(cases.where(F.col("person_id").isNotNull()).select("person_id"), "person_id", "left_semi").select("phone")
+    linked = links.join(
+        cases.where(F.col("person_id").isNotNull()).select("person_id"), "person_id", "left_semi"
+    ).select("phone")
     return reported.unionByName(linked).distinct()
 
 
@@ -257,12 +330,19 @@ def restrict(b: dict[str, DataFrame], keys: DataFrame, raw: dict[str, DataFrame]
     cached. Grid dwells only in the cells a case phone dwelt in, as the full screen takes them: the companion
     rule, their only reader, pairs nothing elsewhere (in a quiet hour about 1 % of the rows)."""
     cases = b["case_reports"].where(F.col("person_id").isNotNull())
-    wanted = keys.select("person_key").unionByName(
-        cases.select(person_key(F.col("person_id")).alias("person_key"))).distinct()
+    wanted = (
+        keys.select("person_key")
+        .unionByName(cases.select(person_key(F.col("person_id")).alias("person_key")))
+        .distinct()
+    )
     wanted = cut(wanted)
     links = cut(linked_phones(b["kit_bindings"], b["phone_registrations"]))
-    phones = (by_person(links, wanted).select("phone")
-              .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone")).distinct())
+    phones = (
+        by_person(links, wanted)
+        .select("phone")
+        .unionByName(b["case_reports"].where(F.col("phone").isNotNull()).select("phone"))
+        .distinct()
+    )
     phones = cut(phones)
 
     def narrow(f: str) -> DataFrame:

@@ -26,13 +26,16 @@ def pii_key() -> bytes:
     key = s.pii_key or ""
     if s.profile == "production":
         if not key or key == DEV_KEY or len(key) < MIN_PRODUCTION_KEY_CHARS:
-            raise SystemExit("SCREENING_PROFILE=production needs SCREENING_PII_KEY set to a secret of at least "
-                             f"{MIN_PRODUCTION_KEY_CHARS} characters (not the development key); refusing to start")
+            raise SystemExit(
+                "SCREENING_PROFILE=production needs SCREENING_PII_KEY set to a secret of at least "
+                f"{MIN_PRODUCTION_KEY_CHARS} characters (not the development key); refusing to start"
+            )
     if not key or key == DEV_KEY:
         if not _warned:
             logging.getLogger("screening").warning(
                 "!!! SCREENING_PII_KEY is not set: person keys use the PUBLIC development key, so anyone can "
-                "re-identify people from them. Never run production data like this. !!!")
+                "re-identify people from them. Never run production data like this. !!!"
+            )
             _warned = True
         key = DEV_KEY
     return key.encode("utf-8")

@@ -15,17 +15,26 @@ log = logging.getLogger("screening")
 CONFLICT_ATTEMPTS = 4  # a commit that lost a race is redone this many times in all, then the run fails
 
 
-CONFLICTS = ("ConcurrentModificationException", "ConcurrentWriteException", "MetadataChangedException",
-             "ProtocolChangedException", "ConcurrentAppendException", "ConcurrentDeleteReadException",
-             "ConcurrentDeleteDeleteException", "ConcurrentTransactionException")
+CONFLICTS = (
+    "ConcurrentModificationException",
+    "ConcurrentWriteException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+)
 # The same conflicts as Spark Connect reports them (an error condition, no Delta exception class on the client).
-CONFLICT_CONDITIONS = {"DELTA_CONCURRENT_APPEND": "ConcurrentAppendException",
-                       "DELTA_CONCURRENT_DELETE_READ": "ConcurrentDeleteReadException",
-                       "DELTA_CONCURRENT_DELETE_DELETE": "ConcurrentDeleteDeleteException",
-                       "DELTA_CONCURRENT_TRANSACTION": "ConcurrentTransactionException",
-                       "DELTA_CONCURRENT_WRITE": "ConcurrentWriteException",
-                       "DELTA_METADATA_CHANGED": "MetadataChangedException",
-                       "DELTA_PROTOCOL_CHANGED": "ProtocolChangedException"}
+CONFLICT_CONDITIONS = {
+    "DELTA_CONCURRENT_APPEND": "ConcurrentAppendException",
+    "DELTA_CONCURRENT_DELETE_READ": "ConcurrentDeleteReadException",
+    "DELTA_CONCURRENT_DELETE_DELETE": "ConcurrentDeleteDeleteException",
+    "DELTA_CONCURRENT_TRANSACTION": "ConcurrentTransactionException",
+    "DELTA_CONCURRENT_WRITE": "ConcurrentWriteException",
+    "DELTA_METADATA_CHANGED": "MetadataChangedException",
+    "DELTA_PROTOCOL_CHANGED": "ProtocolChangedException",
+}
 
 
 def conflict(e: Exception) -> str | None:
@@ -46,8 +55,9 @@ def conflict(e: Exception) -> str | None:
         if condition.startswith(prefix):
             return cls
     text = str(e)
-    return next((c for c in CONFLICTS if f"io.delta.exceptions.{c}" in text or
-                 f"org.apache.spark.sql.delta.{c}" in text), None)
+    return next(
+        (c for c in CONFLICTS if f"io.delta.exceptions.{c}" in text or f"org.apache.spark.sql.delta.{c}" in text), None
+    )
 
 
 def delta_version(path: str | Path) -> int:
@@ -81,8 +91,11 @@ def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
 def set_properties(spark: SparkSession, path: str, props: dict[str, str]) -> None:
     """Set the table properties that differ (a metadata-only commit)."""
     if any(table_properties(spark, path).get(k) != v for k, v in props.items()):
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
-                  + ", ".join(f"'{k}' = '{v}'" for k, v in props.items()) + ")")
+        spark.sql(
+            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+            + ", ".join(f"'{k}' = '{v}'" for k, v in props.items())
+            + ")"
+        )
 
 
 def committed(write, what: str, attempts: int = CONFLICT_ATTEMPTS, sleep=time.sleep):
@@ -96,12 +109,15 @@ def committed(write, what: str, attempts: int = CONFLICT_ATTEMPTS, sleep=time.sl
             if name is None:
                 raise
             if attempt == attempts:
-                raise RuntimeError(f"{what}: another writer kept committing to this table first ({attempts} tries); "
-                                   f"nothing of this write was applied. Rerun when the other writer is done. "
-                                   f"Last conflict: {name}") from e
-            log.warning("%s: %s (another writer committed first); trying again (%d/%d)", what,
-                        name, attempt + 1, attempts)
-            sleep(0.5 * 2 ** attempt)
+                raise RuntimeError(
+                    f"{what}: another writer kept committing to this table first ({attempts} tries); "
+                    f"nothing of this write was applied. Rerun when the other writer is done. "
+                    f"Last conflict: {name}"
+                ) from e
+            log.warning(
+                "%s: %s (another writer committed first); trying again (%d/%d)", what, name, attempt + 1, attempts
+            )
+            sleep(0.5 * 2**attempt)
 
 
 class Lake:
@@ -161,9 +177,19 @@ class Lake:
         if not self.exists(path):
             spark.createDataFrame([], schema).write.format("delta").mode("ignore").save(path)
 
-    def merge(self, spark: SparkSession, path: str, schema, source: DataFrame, keys: list[str],
-              update_when: str | None = None, update_set: dict[str, str] | None = None,
-              insert: bool = True, prune: str | None = None, properties: dict[str, str] | None = None) -> None:
+    def merge(
+        self,
+        spark: SparkSession,
+        path: str,
+        schema,
+        source: DataFrame,
+        keys: list[str],
+        update_when: str | None = None,
+        update_set: dict[str, str] | None = None,
+        insert: bool = True,
+        prune: str | None = None,
+        properties: dict[str, str] | None = None,
+    ) -> None:
         """Upsert `source` into the Delta table at `path` on `keys` (created with `schema` if missing). `prune`, a
         condition on the target alone (`t.`) that every matching row meets, lets Delta skip the files that cannot
         match (by their min/max statistics) instead of reading the whole table. `properties`: table properties
@@ -172,8 +198,10 @@ class Lake:
         if not self.exists(path):  # first load: a plain write is one commit instead of two
             if not insert:
                 return
-            committed(lambda: source.write.format("delta").options(**(properties or {})).mode("append").save(path),
-                      f"append to {path}")
+            committed(
+                lambda: source.write.format("delta").options(**(properties or {})).mode("append").save(path),
+                f"append to {path}",
+            )
             return
         if properties:
             set_properties(spark, path, properties)
@@ -182,8 +210,7 @@ class Lake:
         sql = f"MERGE INTO delta.`{path}` AS t USING {{source}} AS s ON {cond}"
         if update_when != "never":
             when = f" AND ({update_when})" if update_when else ""
-            sets = ("*" if update_set is None else
-                    ", ".join(f"t.`{k}` = {v}" for k, v in update_set.items()))
+            sets = "*" if update_set is None else ", ".join(f"t.`{k}` = {v}" for k, v in update_set.items())
             sql += f" WHEN MATCHED{when} THEN UPDATE SET {sets}"
         if insert:
             sql += " WHEN NOT MATCHED THEN INSERT *"
@@ -196,12 +223,16 @@ class Lake:
 
     def overwrite(self, spark: SparkSession, path: str, schema, df: DataFrame) -> None:
         df = df.select([c.name for c in schema.fields])
-        committed(lambda: df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path),
-                  f"overwrite {path}")
+        committed(
+            lambda: df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path),
+            f"overwrite {path}",
+        )
 
     def replace_where(self, spark: SparkSession, path: str, schema, df: DataFrame, cond: str) -> None:
         """Replace the rows matching `cond` (e.g. one run's) with `df`, in one commit."""
         self.ensure(spark, path, schema)
         df = df.select([c.name for c in schema.fields])
-        committed(lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", cond).save(path),
-                  f"replace {cond} in {path}")
+        committed(
+            lambda: df.write.format("delta").mode("overwrite").option("replaceWhere", cond).save(path),
+            f"replace {cond} in {path}",
+        )

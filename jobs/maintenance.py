@@ -28,8 +28,10 @@ def tables(lake: Lake) -> list[str]:
 
 
 def retention(days: int) -> dict[str, str]:
-    return {"delta.logRetentionDuration": f"interval {days} days",
-            "delta.deletedFileRetentionDuration": f"interval {days} days"}
+    return {
+        "delta.logRetentionDuration": f"interval {days} days",
+        "delta.deletedFileRetentionDuration": f"interval {days} days",
+    }
 
 
 def has_file_older_than(path: str, cutoff: float) -> bool:
@@ -65,7 +67,9 @@ def run(spark, lake: Lake, policy, log=print, threads: int = 4) -> dict[str, int
     days = policy.audit_window_days
     paths = tables(lake)
     done = each_of(lambda p: maintain(spark, p, days), paths, threads)
-    log(f"maintenance: {len(paths)} tables, {sum(d[1] for d in done.values())} compacted, "
+    log(
+        f"maintenance: {len(paths)} tables, {sum(d[1] for d in done.values())} compacted, "
         f"{sum(d[2] for d in done.values())} vacuumed (the others had no file older than {days} days); time travel "
-        f"kept for {days} days")
+        f"kept for {days} days"
+    )
     return {p: d[0] for p, d in done.items()}

@@ -67,14 +67,16 @@ def policy_at(as_of: datetime, path: Path | None = None) -> Policy:
 class Span:
     """A version and the stretch of instants it governs: [start, stop), None = unbounded. `next_id` is the version
     that takes over at `stop`."""
+
     policy: Policy
     start: datetime | None
     stop: datetime | None
     next_id: str | None = None
 
 
-def applied_from(t: datetime, recorded: dict[str, datetime], last_as_of: datetime | None,
-                 path: Path | None = None) -> list[dict]:
+def applied_from(
+    t: datetime, recorded: dict[str, datetime], last_as_of: datetime | None, path: Path | None = None
+) -> list[dict]:
     """When each version known at T takes effect. A version is dated by its effective_from, except one that a run
     first saw after its effective_from had passed (before the last completed run's as-of): it cannot rewrite what
     was published, so it takes effect at the as-of of that first run. `recorded` holds what earlier runs applied
@@ -85,8 +87,10 @@ def applied_from(t: datetime, recorded: dict[str, datetime], last_as_of: datetim
             at, note = recorded[p.id], None
         elif last_as_of is not None and p.effective_from < last_as_of:
             at = max(t, p.effective_from)
-            note = (f"effective_from {p.effective_from:%Y-%m-%d %H:%M} is before the last completed run's as-of "
-                    f"{last_as_of:%Y-%m-%d %H:%M}: applied from {at:%Y-%m-%d %H:%M}, as published facts stand")
+            note = (
+                f"effective_from {p.effective_from:%Y-%m-%d %H:%M} is before the last completed run's as-of "
+                f"{last_as_of:%Y-%m-%d %H:%M}: applied from {at:%Y-%m-%d %H:%M}, as published facts stand"
+            )
         else:
             at, note = p.effective_from, None
         if at <= t:

@@ -43,16 +43,36 @@ TYPE_EN = {
 }
 LEVEL_ZH = {"high": "高风险", "medium": "中风险", "low": "低风险"}
 DRUG_ZH = {"antipyretic": "退热类", "antitussive": "止咳类", "antiviral": "抗病毒类", "antibiotic": "抗生素类"}
-SYMPTOM_ZH = {"fever": "发热", "dry_cough": "干咳", "fatigue": "乏力", "smell_loss": "嗅觉减退", "taste_loss": "味觉减退",
-              "nasal_congestion": "鼻塞", "runny_nose": "流涕", "sore_throat": "咽痛", "conjunctivitis": "结膜炎",
-              "myalgia": "肌痛", "diarrhoea": "腹泻"}
-BASIS_ZH = {
-    "left_14d": "离开该地已满14天", "county_quiet_14d": "该县连续14天无新增本土病例", "county_low_risk": "该县已公布为低风险",
-    "quarantine_complete": "入境隔离期满", "verified_not_exposed": "社区核实:非本人涉疫", "verified_cleared": "社区核实:已落实管控措施满14天",
-    "nat_negative": "核酸检测阴性", "declared": "已完成行程申报", "evidence_withdrawn": "依据的记录已更正或撤销",
+SYMPTOM_ZH = {
+    "fever": "发热",
+    "dry_cough": "干咳",
+    "fatigue": "乏力",
+    "smell_loss": "嗅觉减退",
+    "taste_loss": "味觉减退",
+    "nasal_congestion": "鼻塞",
+    "runny_nose": "流涕",
+    "sore_throat": "咽痛",
+    "conjunctivitis": "结膜炎",
+    "myalgia": "肌痛",
+    "diarrhoea": "腹泻",
 }
-ACTION_ZH = {"verify_report": "核实并上报", "remind_test": "提醒核酸检测", "remind_declare": "提醒行程申报",
-             "chase_upload": "督促上传核酸结果"}
+BASIS_ZH = {
+    "left_14d": "离开该地已满14天",
+    "county_quiet_14d": "该县连续14天无新增本土病例",
+    "county_low_risk": "该县已公布为低风险",
+    "quarantine_complete": "入境隔离期满",
+    "verified_not_exposed": "社区核实:非本人涉疫",
+    "verified_cleared": "社区核实:已落实管控措施满14天",
+    "nat_negative": "核酸检测阴性",
+    "declared": "已完成行程申报",
+    "evidence_withdrawn": "依据的记录已更正或撤销",
+}
+ACTION_ZH = {
+    "verify_report": "核实并上报",
+    "remind_test": "提醒核酸检测",
+    "remind_declare": "提醒行程申报",
+    "chase_upload": "督促上传核酸结果",
+}
 ROUTE_ZH = {"community": "社区", "hotel": "区文旅局", "outside_beijing": "12345热线", "lab": "检测机构"}
 
 
@@ -145,8 +165,11 @@ def subject_zh(item: dict) -> str:
 def subject_en(item: dict) -> str:
     link, ph = item.get("link_type"), item.get("phone")
     if link in ("registered", "bound", "unbound"):
-        what = {"registered": "registered to your ID", "bound": "bound to your Health Kit",
-                "unbound": "formerly bound to your Health Kit (unbound)"}[link]
+        what = {
+            "registered": "registered to your ID",
+            "bound": "bound to your Health Kit",
+            "unbound": "formerly bound to your Health Kit (unbound)",
+        }[link]
         return f"phone {ph} {what}"
     if item.get("feed") == "tickets":
         return f"your ticket {item.get('record_id')} (not refunded)"
@@ -156,8 +179,10 @@ def subject_en(item: dict) -> str:
 def _announcement_zh(item: dict) -> str:
     if not item.get("announcement_id"):
         return ""
-    s = (f",公告 {item['announcement_id']} 于 {time_zh(item.get('announced_at'))} 公布为"
-         f"{LEVEL_ZH.get(item.get('risk_level'), '中高风险')}(自 {time_zh(item.get('effective_from'))} 起)")
+    s = (
+        f",公告 {item['announcement_id']} 于 {time_zh(item.get('announced_at'))} 公布为"
+        f"{LEVEL_ZH.get(item.get('risk_level'), '中高风险')}(自 {time_zh(item.get('effective_from'))} 起)"
+    )
     if item.get("retroactive") in (True, "true"):
         s += ",为您离开后追溯升级"
     return s
@@ -172,30 +197,42 @@ def item_zh(rtype: str, e: dict) -> str:
         port = f"({e['port']}口岸所在县)" if e.get("port") else "(陆路边境口岸所在县)"
         return f"{who} 于 {day_zh(e.get('present_from'))} 在{area_name(e.get('county'))}{port}停留"
     if rtype == "inbound_quarantine":
-        return (f"您于 {day_zh(e.get('entry_date'))} 经 {e.get('port')} 入境,需隔离 {e.get('quarantine_days')} 天,"
-                "期满次日0时自动解除")
+        return (
+            f"您于 {day_zh(e.get('entry_date'))} 经 {e.get('port')} 入境,需隔离 {e.get('quarantine_days')} 天,"
+            "期满次日0时自动解除"
+        )
     if rtype == "risk_area_visit":
         how = "扫码付款" if e.get("scan_type") == "payment" else "扫码登记"
-        return (f"您于 {time_zh(e.get('scanned_at'))} 在{e.get('venue') or e.get('venue_id')}{how},"
-                f"该场所位于{area_name(e.get('area'))}" + (f"楼宇 {e['building_id']}" if e.get("building_id") else "")
-                + _announcement_zh(e))
+        return (
+            f"您于 {time_zh(e.get('scanned_at'))} 在{e.get('venue') or e.get('venue_id')}{how},"
+            f"该场所位于{area_name(e.get('area'))}"
+            + (f"楼宇 {e['building_id']}" if e.get("building_id") else "")
+            + _announcement_zh(e)
+        )
     if rtype == "county_risk_area":
         return f"{who} 于 {day_zh(e.get('present_from'))} 在{area_name(e.get('county'))}停留" + _announcement_zh(e)
     if rtype == "case_colocation":
-        return (f"您于 {time_zh(e.get('scanned_at'))} 在场所 {e.get('venue_id')} 扫码,"
-                f"一名病例于 {time_zh(e.get('case_scanned_at'))} 在同一场所扫码")
+        return (
+            f"您于 {time_zh(e.get('scanned_at'))} 在场所 {e.get('venue_id')} 扫码,"
+            f"一名病例于 {time_zh(e.get('case_scanned_at'))} 在同一场所扫码"
+        )
     if rtype == "companion":
         grid = e.get("grid_id") or e.get("grid") or "同一网格"
         return f"{who} 与一名病例的手机在网格 {grid} 有时空伴随" + (
-            f"({time_zh(e.get('overlap_from'))} 起)" if e.get("overlap_from") else "")
+            f"({time_zh(e.get('overlap_from'))} 起)" if e.get("overlap_from") else ""
+        )
     if rtype == "declared_risk_county":
-        return (f"您于 {time_zh(e.get('declared_at'))} 申报的14天到访地{area_name(e.get('county'))}有"
-                f"{LEVEL_ZH.get(e.get('risk_level'), '中高风险')}地区({area_name(e.get('area'))})")
+        return (
+            f"您于 {time_zh(e.get('declared_at'))} 申报的14天到访地{area_name(e.get('county'))}有"
+            f"{LEVEL_ZH.get(e.get('risk_level'), '中高风险')}地区({area_name(e.get('area'))})"
+        )
     if rtype == "entry_72h":
         return f"{who} 于 {time_zh(e.get('entered_at'))} 进(返)京"
     if rtype == "drug_purchase":
-        return (f"您于 {time_zh(e.get('purchased_at'))} 在药店 {e.get('pharmacy_id')} 购买"
-                f"{DRUG_ZH.get(e.get('drug_category'), '')}药品")
+        return (
+            f"您于 {time_zh(e.get('purchased_at'))} 在药店 {e.get('pharmacy_id')} 购买"
+            f"{DRUG_ZH.get(e.get('drug_category'), '')}药品"
+        )
     if rtype == "clinic_visit":
         sym = "、".join(SYMPTOM_ZH.get(s, s) for s in (e.get("symptoms") or []))
         return f"您于 {time_zh(e.get('visited_at'))} 在诊所 {e.get('clinic_id')} 就诊,症状:{sym}"
@@ -203,8 +240,10 @@ def item_zh(rtype: str, e: dict) -> str:
         return f"您于 {time_zh(e.get('entered_at') or e.get('entered_beijing_at'))} 进京,未查到进京前48小时内的核酸阴性记录"
     if rtype == "declaration_required":
         hours = f"{e['stay_hours']}小时" if e.get("stay_hours") is not None else ""
-        return (f"{who} 于 {day_zh(e.get('present_from'))} 在{area_name(e.get('city'))}停留{hours},"
-                "该市有中高风险地区(行程卡带*),尚未申报行程")
+        return (
+            f"{who} 于 {day_zh(e.get('present_from'))} 在{area_name(e.get('city'))}停留{hours},"
+            "该市有中高风险地区(行程卡带*),尚未申报行程"
+        )
     return f"{TYPE_ZH.get(rtype, rtype)}(记录 {e.get('feed')} {e.get('record_id')})"
 
 
@@ -216,21 +255,27 @@ def item_en(rtype: str, e: dict) -> str:
         if rtype == "border_county" and e.get("port"):
             s += f", a county with land border port {e['port']}"
         if e.get("announcement_id"):
-            s += (f"; announcement {e['announcement_id']} ({e.get('risk_level')}) announced {time_en(e.get('announced_at'))}, "
-                  f"effective from {time_en(e.get('effective_from'))}")
+            s += (
+                f"; announcement {e['announcement_id']} ({e.get('risk_level')}) announced {time_en(e.get('announced_at'))}, "
+                f"effective from {time_en(e.get('effective_from'))}"
+            )
             if e.get("retroactive") in (True, "true"):
                 s += " (retroactive: upgraded after you left)"
         return s
     if rtype == "risk_area_visit":
-        s = (f"you scanned ({e.get('scan_type')}) at {e.get('venue') or e.get('venue_id')} on {time_en(e.get('scanned_at'))}, "
-             f"inside area {e.get('area')}; announcement {e.get('announcement_id')} ({e.get('risk_level')}) announced "
-             f"{time_en(e.get('announced_at'))}, effective from {time_en(e.get('effective_from'))}")
+        s = (
+            f"you scanned ({e.get('scan_type')}) at {e.get('venue') or e.get('venue_id')} on {time_en(e.get('scanned_at'))}, "
+            f"inside area {e.get('area')}; announcement {e.get('announcement_id')} ({e.get('risk_level')}) announced "
+            f"{time_en(e.get('announced_at'))}, effective from {time_en(e.get('effective_from'))}"
+        )
         return s + (" (retroactive: upgraded after you left)" if e.get("retroactive") in (True, "true") else "")
     if rtype == "inbound_quarantine":
         return f"you entered China on {time_en(e.get('entry_date'))} at {e.get('port')}; quarantine {e.get('quarantine_days')} days"
     if rtype == "case_colocation":
-        return (f"you scanned at venue {e.get('venue_id')} on {time_en(e.get('scanned_at'))}; a case scanned there on "
-                f"{time_en(e.get('case_scanned_at'))}")
+        return (
+            f"you scanned at venue {e.get('venue_id')} on {time_en(e.get('scanned_at'))}; a case scanned there on "
+            f"{time_en(e.get('case_scanned_at'))}"
+        )
     if rtype == "entry_72h":
         return f"{who} entered Beijing on {time_en(e.get('entered_at'))}"
     if rtype == "drug_purchase":
@@ -240,8 +285,10 @@ def item_en(rtype: str, e: dict) -> str:
     if rtype == "no_pre_entry_nat":
         return f"you entered Beijing on {time_en(e.get('entered_at'))} with no negative NAT in the 48 hours before"
     if rtype == "declared_risk_county":
-        return (f"your declaration of {time_en(e.get('declared_at'))} lists county {e.get('county')} with a "
-                f"{e.get('risk_level')}-risk area {e.get('area')}")
+        return (
+            f"your declaration of {time_en(e.get('declared_at'))} lists county {e.get('county')} with a "
+            f"{e.get('risk_level')}-risk area {e.get('area')}"
+        )
     return f"{TYPE_EN.get(rtype, rtype)} (record {e.get('feed')} {e.get('record_id')})"
 
 

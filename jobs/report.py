@@ -33,9 +33,15 @@ def _table(headers: list[str], rows: list[list], numeric: set[int] | None = None
         return '<p class="muted">无 (none)</p>'
     numeric = numeric if numeric is not None else {i for i, v in enumerate(rows[0]) if isinstance(v, int | float)}
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(
-        f'<td{" class=n" if i in numeric else ""}>{html.escape("" if v is None else str(v))}</td>' for i, v in enumerate(r))
-        + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td{' class=n' if i in numeric else ''}>{html.escape('' if v is None else str(v))}</td>"
+            for i, v in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -47,7 +53,7 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def _plt():
@@ -67,8 +73,13 @@ def district_chart(series: dict[str, list[tuple[str, int]]], runs: list[str]) ->
     fig, ax = plt.subplots(figsize=(10, 4.2))
     for district, pts in sorted(series.items()):
         by_run = dict(pts)
-        ax.plot(range(len(runs)), [by_run.get(r, 0) for r in runs], marker="o", label=district_name(
-            None if district == "outside" else district) + ("" if district == "outside" else f" {district}"))
+        ax.plot(
+            range(len(runs)),
+            [by_run.get(r, 0) for r in runs],
+            marker="o",
+            label=district_name(None if district == "outside" else district)
+            + ("" if district == "outside" else f" {district}"),
+        )
     ax.set_xticks(range(len(runs)))
     ax.set_xticklabels([r.split("-", 1)[-1] for r in runs], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("people with an active popup")
@@ -91,19 +102,29 @@ def median_chart(rows: list[tuple[str, float]]) -> str:
 
 
 def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
-    register(spark, lake, "popup_reasons run_log assignment_list release_list dispatch_list person_area "
-                          "popup_to_release_by_code")
+    register(
+        spark,
+        lake,
+        "popup_reasons run_log assignment_list release_list dispatch_list person_area popup_to_release_by_code",
+    )
     if run_row is not None:
         schema = schemas.gold_schema("run_log")
-        (lake.read_gold(spark, "run_log").where(F.col("run_id") != run_id)
-         .unionByName(spark.createDataFrame([run_row], schema)).createOrReplaceTempView("run_log"))
+        (
+            lake.read_gold(spark, "run_log")
+            .where(F.col("run_id") != run_id)
+            .unionByName(spark.createDataFrame([run_row], schema))
+            .createOrReplaceTempView("run_log")
+        )
     q = lambda s: [tuple(r) for r in spark.sql(s).collect()]  # noqa: E731
     run = spark.sql(f"SELECT * FROM run_log WHERE run_id = '{run_id}'").first()
     if run is None:
         raise SystemExit(f"report: run {run_id} is not in run_log")
-    runs = [r[0] for r in q(f"""SELECT run_id FROM run_log WHERE (status = 'completed' OR run_id = '{run_id}')
+    runs = [
+        r[0]
+        for r in q(f"""SELECT run_id FROM run_log WHERE (status = 'completed' OR run_id = '{run_id}')
         AND as_of <= (SELECT as_of FROM run_log WHERE run_id = '{run_id}') ORDER BY as_of DESC, run_id DESC
-        LIMIT {RUNS_SHOWN}""")][::-1]
+        LIMIT {RUNS_SHOWN}""")
+    ][::-1]
     in_runs = ", ".join(f"'{r}'" for r in runs)
     per_district = q(f"""
         WITH r AS (SELECT p.person_key, f.as_of AS first_as_of, x.as_of AS release_as_of FROM popup_reasons p
@@ -113,7 +134,9 @@ def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
         LEFT JOIN person_area a ON a.person_key = r.person_key
         WHERE l.run_id IN ({in_runs}) GROUP BY 1, 2""")
     return {
-        "run": run.asDict(), "runs": runs, "per_district": per_district,
+        "run": run.asDict(),
+        "runs": runs,
+        "per_district": per_district,
         "active": q("""SELECT popup_code, reason_type, count(*), count(DISTINCT person_key) FROM popup_reasons
                        WHERE status = 'active' GROUP BY 1, 2 ORDER BY 1, 2"""),
         "assigned": q(f"""SELECT popup_code, reason_type, count(*) FROM assignment_list WHERE run_id = '{run_id}'
@@ -135,51 +158,102 @@ def _json(text: str | None) -> dict:
 
 def render(d: dict) -> str:
     run = d["run"]
-    out = [f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>运行报告 {html.escape(run['run_id'])}</title>"
-           f"<style>{CSS}</style></head><body>",
-           f"<h1>健康宝弹窗筛查 运行报告 · {html.escape(run['run_id'])}</h1>",
-           f"<p>as-of {run['as_of']:%Y-%m-%d %H:%M} · mode {html.escape(run['mode'] or '')} · policy "
-           f"{html.escape(run.get('policy_version') or '')}</p>"]
+    out = [
+        f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>运行报告 {html.escape(run['run_id'])}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>健康宝弹窗筛查 运行报告 · {html.escape(run['run_id'])}</h1>",
+        f"<p>as-of {run['as_of']:%Y-%m-%d %H:%M} · mode {html.escape(run['mode'] or '')} · policy "
+        f"{html.escape(run.get('policy_version') or '')}</p>",
+    ]
     out.append('<h2 id="active">生效中的弹窗原因 (active reasons by popup code and reason type)</h2>')
-    out.append(_table(["弹窗", "原因类型", "reason_type", "原因数", "人数"],
-                      [[POPUP_ZH.get(c, c), TYPE_ZH.get(t, t), t, n, p] for c, t, n, p in d["active"]]))
+    out.append(
+        _table(
+            ["弹窗", "原因类型", "reason_type", "原因数", "人数"],
+            [[POPUP_ZH.get(c, c), TYPE_ZH.get(t, t), t, n, p] for c, t, n, p in d["active"]],
+        )
+    )
     out.append('<h2 id="assigned">本次运行新增 (assigned in this run)</h2>')
-    out.append(_table(["弹窗", "原因类型", "reason_type", "新增"], [[POPUP_ZH.get(c, c), TYPE_ZH.get(t, t), t, n]
-                                                                   for c, t, n in d["assigned"]]))
+    out.append(
+        _table(
+            ["弹窗", "原因类型", "reason_type", "新增"],
+            [[POPUP_ZH.get(c, c), TYPE_ZH.get(t, t), t, n] for c, t, n in d["assigned"]],
+        )
+    )
     out.append(f"<p>合计 {sum(r[2] for r in d['assigned'])} assigned.</p>")
     out.append('<h2 id="released">本次运行解除 (released in this run)</h2>')
-    out.append(_table(["弹窗", "解除依据", "release_basis", "解除", "转绿码"],
-                      [[POPUP_ZH.get(c, c), BASIS_ZH.get(b, b), b, n, g] for c, b, n, g in d["released"]]))
+    out.append(
+        _table(
+            ["弹窗", "解除依据", "release_basis", "解除", "转绿码"],
+            [[POPUP_ZH.get(c, c), BASIS_ZH.get(b, b), b, n, g] for c, b, n, g in d["released"]],
+        )
+    )
     out.append(f"<p>合计 {sum(r[2] for r in d['released'])} released.</p>")
-    out.append(f'<h2 id="districts">各区弹窗人数 (people with an active popup per district, last {len(d["runs"])} runs)</h2>')
+    out.append(
+        f'<h2 id="districts">各区弹窗人数 (people with an active popup per district, last {len(d["runs"])} runs)</h2>'
+    )
     series: dict[str, list] = {}
     for rid, dist, n in d["per_district"]:
         series.setdefault(dist, []).append((rid, n))
     out.append(district_chart(series, d["runs"]) if d["runs"] else '<p class="muted">无</p>')
     last = sorted(((dist, dict(p).get(d["runs"][-1], 0)) for dist, p in series.items()), key=lambda x: (-x[1], x[0]))
-    out.append(_table(["区", "district_code", f"人数 ({d['runs'][-1] if d['runs'] else ''})"],
-                      [[district_name(None if k == "outside" else k), k, n] for k, n in last]))
+    out.append(
+        _table(
+            ["区", "district_code", f"人数 ({d['runs'][-1] if d['runs'] else ''})"],
+            [[district_name(None if k == "outside" else k), k, n] for k, n in last],
+        )
+    )
     out.append('<h2 id="median">弹窗到解除的时长 (median hours from popup to release, per code)</h2>')
     if d["median"]:
         out.append(median_chart([(c, float(m)) for c, _, m, _ in d["median"]]))
-    out.append(_table(["弹窗", "已解除", "中位小时数", "P90 小时数"], [[POPUP_ZH.get(c, c), n, m, p] for c, n, m, p in d["median"]],
-                      numeric={1, 2, 3}))
+    out.append(
+        _table(
+            ["弹窗", "已解除", "中位小时数", "P90 小时数"],
+            [[POPUP_ZH.get(c, c), n, m, p] for c, n, m, p in d["median"]],
+            numeric={1, 2, 3},
+        )
+    )
     out.append('<h2 id="dq">数据质量 (data-quality status, run_log.dq_summary)</h2>')
     dq = _json(run.get("dq_summary"))
     if "halted_by" in dq:
         out.append(f'<p class="bad">halted by gate {html.escape(str(dq["halted_by"].get("gate")))}</p>')
-    out.append(_table(["item", "value"], [[k, v if isinstance(v, int | float) else json.dumps(v, ensure_ascii=False)]
-                                          for k, v in sorted(dq.items())], numeric=set()))
+    out.append(
+        _table(
+            ["item", "value"],
+            [
+                [k, v if isinstance(v, int | float) else json.dumps(v, ensure_ascii=False)]
+                for k, v in sorted(dq.items())
+            ],
+            numeric=set(),
+        )
+    )
     if run.get("overrides"):
         out.append(f"<p>Overrides: {html.escape(run['overrides'])}</p>")
     out.append('<h2 id="rejects">各数据源载入与拒收 (rows loaded and rejected per feed, this run)</h2>')
     rows_in, rejected = _json(run.get("rows_in")), _json(run.get("rows_rejected"))
-    out.append(_table(["feed", "loaded", "rejected"], [[f, rows_in.get(f, 0), rejected.get(f, 0)]
-                                                       for f in sorted(set(rows_in) | set(rejected))]))
+    out.append(
+        _table(
+            ["feed", "loaded", "rejected"],
+            [[f, rows_in.get(f, 0), rejected.get(f, 0)] for f in sorted(set(rows_in) | set(rejected))],
+        )
+    )
     out.append('<h2 id="dispatch">派单待办 (dispatch backlog per street, this run)</h2>')
-    out.append(_table(["派发类型", "街道/对象", "代码", "处置要求", "条数", "最早弹窗"],
-                      [[ROUTE_ZH.get(rt, rt), street_name(code) if rt == "community" else "", code, ACTION_ZH.get(a, a), n,
-                        f"{s:%Y-%m-%d %H:%M}" if s else ""] for rt, code, a, n, s in d["backlog"]], numeric={4}))
+    out.append(
+        _table(
+            ["派发类型", "街道/对象", "代码", "处置要求", "条数", "最早弹窗"],
+            [
+                [
+                    ROUTE_ZH.get(rt, rt),
+                    street_name(code) if rt == "community" else "",
+                    code,
+                    ACTION_ZH.get(a, a),
+                    n,
+                    f"{s:%Y-%m-%d %H:%M}" if s else "",
+                ]
+                for rt, code, a, n, s in d["backlog"]
+            ],
+            numeric={4},
+        )
+    )
     out.append("<p class=muted>Generated by jobs/report.py from the gold tables; no personal data.</p></body></html>")
     return "\n".join(out)
 

@@ -43,7 +43,7 @@ from jobs.spark import cut, each_of, get_spark, release, remote
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 GATE_STAGES = ("dq_feeds", "dq_results")  # the stages whose gates can halt a run (and take --override-gate)
-EXIT_HALTED = 3   # a data-quality gate stopped the run
+EXIT_HALTED = 3  # a data-quality gate stopped the run
 EXIT_LOCKED = 75  # another run holds the lake (EX_TEMPFAIL: try again later)
 
 
@@ -60,14 +60,21 @@ def print_ingest(reports, log=print) -> None:
     log(f"{'feed':<22}{'files':>6}{'skipped':>8}{'rows':>9}{'loaded':>9}{'rejected':>9}{'late':>6}")
     for feed, r in sorted(reports.items()):
         log(f"{feed:<22}{r.files:>6}{r.skipped:>8}{r.rows:>9}{r.loaded:>9}{r.rejected:>9}{r.late:>6}")
-    tot = [sum(getattr(r, k) for r in reports.values()) for k in ("files", "skipped", "rows", "loaded", "rejected", "late")]
+    tot = [
+        sum(getattr(r, k) for r in reports.values()) for k in ("files", "skipped", "rows", "loaded", "rejected", "late")
+    ]
     log(f"{'total':<22}" + "".join(f"{v:>{w}}" for v, w in zip(tot, (6, 8, 9, 9, 9, 6), strict=True)))
 
 
 def stage_ingest(ctx: RunContext) -> None:
     floor = last_completed_as_of(ctx.spark, ctx.lake)
-    write_run_log(ctx, status="running", finished_at=None, policy_version=ctx.policy.id,  # a re-run's may be new
-                  policy_applied=policy_applied_json(ctx))
+    write_run_log(
+        ctx,
+        status="running",
+        finished_at=None,
+        policy_version=ctx.policy.id,  # a re-run's may be new
+        policy_applied=policy_applied_json(ctx),
+    )
     for v in ctx.applied:
         if v["note"]:
             ctx.log(f"policy {v['id']}: {v['note']}")
@@ -77,9 +84,13 @@ def stage_ingest(ctx: RunContext) -> None:
     print_ingest(reports, ctx.log)
     loaded, rejected = ingest_counts(ctx.spark, ctx.lake, ctx.run_id)
     late = sum(r.late for r in reports.values())
-    write_run_log(ctx, rows_in=json.dumps(loaded), rows_rejected=json.dumps(rejected),
-                  input_versions=json.dumps({f: ctx.lake.version(ctx.spark, ctx.lake.bronze(f)) for f in schemas.FEEDS}),
-                  dq_summary=json.dumps({"late_rows": late}))
+    write_run_log(
+        ctx,
+        rows_in=json.dumps(loaded),
+        rows_rejected=json.dumps(rejected),
+        input_versions=json.dumps({f: ctx.lake.version(ctx.spark, ctx.lake.bronze(f)) for f in schemas.FEEDS}),
+        dq_summary=json.dumps({"late_rows": late}),
+    )
 
 
 def halt(ctx: RunContext, trips: list) -> None:
@@ -123,12 +134,19 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict, DataFrame | None]:
     prev = last_completed(ctx.spark, ctx.lake)
     floor = prev["as_of"] if prev else None
     written = None
-    if (ctx.mode == "hourly" and floor is not None and floor <= ctx.as_of and not settings().hourly_full
-            and in_force(ctx.policy_spans, floor).id == ctx.policy.id):
+    if (
+        ctx.mode == "hourly"
+        and floor is not None
+        and floor <= ctx.as_of
+        and not settings().hourly_full
+        and in_force(ctx.policy_spans, floor).id == ctx.policy.id
+    ):
         written = incremental.bronze_writes(ctx.spark, ctx.lake, json.loads(prev["input_versions"] or "{}"))
         if written is None:
-            ctx.log("hourly: bronze changes since the previous run were not all recorded (a lake from before change "
-                    "data feed); screening everyone")
+            ctx.log(
+                "hourly: bronze changes since the previous run were not all recorded (a lake from before change "
+                "data feed); screening everyone"
+            )
     if written is None:
         b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
         return b, b, None
@@ -146,13 +164,17 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict, DataFrame | None]:
 def staged_schema():
     """The screened reasons as staged: popup_reasons without the run ids that publishing adds, with the episodes'
     registered_only (what dispatch reads of the evidence path)."""
-    return StructType([f for f in schemas.gold_schema("popup_reasons").fields
-                       if f.name not in ("first_run_id", "release_run_id")] + [StructField("registered_only", BooleanType())])
+    return StructType(
+        [f for f in schemas.gold_schema("popup_reasons").fields if f.name not in ("first_run_id", "release_run_id")]
+        + [StructField("registered_only", BooleanType())]
+    )
 
 
 def staged(ctx: RunContext):
     if not ctx.lake.exists(ctx.staging):
-        raise SystemExit(f"run {ctx.run_id}: nothing screened yet ({ctx.staging} is missing); run the screen stage first")
+        raise SystemExit(
+            f"run {ctx.run_id}: nothing screened yet ({ctx.staging} is missing); run the screen stage first"
+        )
     return ctx.spark.read.format("delta").load(ctx.staging)
 
 
@@ -167,8 +189,9 @@ def stage_dq_results(ctx: RunContext) -> None:
 
 def stage_publish(ctx: RunContext) -> None:
     policy = ctx.policy
-    counts = screen_mod.publish(ctx.spark, ctx.lake, staged(ctx), ctx.as_of, ctx.run_id, policy, log=ctx.log,
-                                scope=screened_scope(ctx))
+    counts = screen_mod.publish(
+        ctx.spark, ctx.lake, staged(ctx), ctx.as_of, ctx.run_id, policy, log=ctx.log, scope=screened_scope(ctx)
+    )
     counts.update(dispatch.publish(ctx.spark, ctx.lake, ctx.as_of, ctx.run_id, policy, log=ctx.log))
     validate_published(ctx, rows_out=json.dumps(counts), policy_version=policy.id)
     if ctx.mode == "nightly":
@@ -182,8 +205,14 @@ def stage_maintain(ctx: RunContext) -> None:
     maintenance.run(ctx.spark, ctx.lake, ctx.policy, log=ctx.log)
 
 
-STAGE_FUNCS = {"ingest": stage_ingest, "dq_feeds": stage_dq_feeds, "screen": stage_screen,
-               "dq_results": stage_dq_results, "publish": stage_publish, "maintain": stage_maintain}
+STAGE_FUNCS = {
+    "ingest": stage_ingest,
+    "dq_feeds": stage_dq_feeds,
+    "screen": stage_screen,
+    "dq_results": stage_dq_results,
+    "publish": stage_publish,
+    "maintain": stage_maintain,
+}
 RUN_STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish")  # `screening run`; maintain is the DAG's
 
 
@@ -198,15 +227,19 @@ def execute(ctx: RunContext, stages) -> int:
                 if name in RUN_STAGES and name != "publish":  # publish counted itself into the row it committed
                     costs = json.loads((run_log_row(ctx) or {}).get("stage_costs") or "{}")
                     write_run_log(ctx, stage_costs=json.dumps({**costs, name: cost}))
-                ctx.log(f"stage {name}: {cost['seconds']:.0f} s, {cost['spark_jobs'] if cost['spark_jobs'] is not None else '?'}"
-                        f" Spark jobs, {cost['delta_commits']} Delta commits")
+                ctx.log(
+                    f"stage {name}: {cost['seconds']:.0f} s, {cost['spark_jobs'] if cost['spark_jobs'] is not None else '?'}"
+                    f" Spark jobs, {cost['delta_commits']} Delta commits"
+                )
                 point(f"{name}:done")
     except LakeBusy as e:
         ctx.log(f"run {ctx.run_id} not started: {e}")
         return EXIT_LOCKED
     except GateHalted as e:
-        ctx.log(f"run {ctx.run_id} {e}. Nothing was published. To publish anyway, rerun with "
-                f"--override-gate {e.gate} --reason TEXT")
+        ctx.log(
+            f"run {ctx.run_id} {e}. Nothing was published. To publish anyway, rerun with "
+            f"--override-gate {e.gate} --reason TEXT"
+        )
         return EXIT_HALTED
     finally:
         ctx.meter = None
@@ -222,14 +255,27 @@ def context(landing: str, lake_dir: str, as_of: datetime, mode: str, overrides=N
     return RunContext(spark, Lake(lake_dir), landing, as_of, mode, dict(overrides or {}), log)
 
 
-def run(landing: str, lake_dir: str, as_of: datetime, mode: str = "nightly", log=print,
-        overrides: dict[str, str] | None = None) -> int:
+def run(
+    landing: str,
+    lake_dir: str,
+    as_of: datetime,
+    mode: str = "nightly",
+    log=print,
+    overrides: dict[str, str] | None = None,
+) -> int:
     """`screening run`: every stage but maintenance, in this process. Returns the exit code."""
     return execute(context(landing, lake_dir, as_of, mode, overrides, log), RUN_STAGES)
 
 
-def run_stage(name: str, landing: str, lake_dir: str, as_of: datetime, mode: str = "nightly", log=print,
-              overrides: dict[str, str] | None = None) -> int:
+def run_stage(
+    name: str,
+    landing: str,
+    lake_dir: str,
+    as_of: datetime,
+    mode: str = "nightly",
+    log=print,
+    overrides: dict[str, str] | None = None,
+) -> int:
     """`screening stage NAME`: one stage (what each Airflow task runs)."""
     return execute(context(landing, lake_dir, as_of, mode, overrides, log, app=f"screening-{mode}-{name}"), [name])
 

@@ -85,8 +85,11 @@ class StageMeter:
         self.commits0 = self.lake.commit_count()
 
     def cost(self, extra_commits: int = 0) -> dict:
-        return {"seconds": round(time.monotonic() - self.t0, 1), "spark_jobs": self.jobs.count(),
-                "delta_commits": self.lake.commit_count() - self.commits0 + extra_commits}
+        return {
+            "seconds": round(time.monotonic() - self.t0, 1),
+            "spark_jobs": self.jobs.count(),
+            "delta_commits": self.lake.commit_count() - self.commits0 + extra_commits,
+        }
 
 
 # -- earlier runs --------------------------------------------------------------------------------------------
@@ -104,7 +107,9 @@ def last_completed_as_of(spark, lake: Lake) -> datetime | None:
 def policy_history(ctx: RunContext) -> tuple[dict[str, datetime], datetime | None]:
     """(when each policy version took effect as the completed runs applied it, the last completed run's as-of),
     this run aside."""
-    runs = ctx.lake.read_gold(ctx.spark, "run_log").where((F.col("status") == "completed") & (F.col("run_id") != ctx.run_id))
+    runs = ctx.lake.read_gold(ctx.spark, "run_log").where(
+        (F.col("status") == "completed") & (F.col("run_id") != ctx.run_id)
+    )
     if "policy_applied" not in runs.columns:  # a lake from before the column
         runs = runs.withColumn("policy_applied", F.lit(None).cast("string"))
     rows = runs.select("as_of", "finished_at", "policy_applied").collect()
@@ -121,9 +126,18 @@ def policy_applied_json(ctx: RunContext) -> str:
     """run_log.policy_applied: every version in force by the as-of, when it took effect, and why when that is not
     its effective_from."""
     ctx.policy_spans  # noqa: B018 (fills ctx.applied)
-    return json.dumps([{"id": v["id"], "effective_from": v["effective_from"].isoformat(),
-                        "applied_from": v["applied_from"].isoformat(), **({"note": v["note"]} if v["note"] else {})}
-                       for v in ctx.applied], ensure_ascii=False)
+    return json.dumps(
+        [
+            {
+                "id": v["id"],
+                "effective_from": v["effective_from"].isoformat(),
+                "applied_from": v["applied_from"].isoformat(),
+                **({"note": v["note"]} if v["note"] else {}),
+            }
+            for v in ctx.applied
+        ],
+        ensure_ascii=False,
+    )
 
 
 # -- this run's row ------------------------------------------------------------------------------------------
@@ -159,8 +173,14 @@ FINAL_STATUSES = ("completed", "halted")
 
 def write_run_log(ctx: RunContext, **fields) -> None:
     """Update this run's run_log row, keeping what earlier stages wrote; commit it when the run ends."""
-    row = run_log_row(ctx) or {"run_id": ctx.run_id, "mode": ctx.mode, "as_of": ctx.as_of, "policy_version": ctx.policy.id,
-                               "started_at": datetime.now(), "status": "running"}
+    row = run_log_row(ctx) or {
+        "run_id": ctx.run_id,
+        "mode": ctx.mode,
+        "as_of": ctx.as_of,
+        "policy_version": ctx.policy.id,
+        "started_at": datetime.now(),
+        "status": "running",
+    }
     row.update(fields)
     schema = schemas.gold_schema("run_log")
     row = {c.name: row.get(c.name) for c in schema.fields}
@@ -177,16 +197,29 @@ def write_run_log(ctx: RunContext, **fields) -> None:
         costs[ctx.meter.stage] = ctx.meter.cost(extra_commits=1)
         row["stage_costs"] = json.dumps(costs)
     # The literal run id lets Delta skip every other run's file instead of joining the whole log (one per run).
-    ctx.lake.merge(ctx.spark, ctx.lake.gold("run_log"), schema, ctx.spark.createDataFrame([row], schema), ["run_id"],
-                   prune=f"t.run_id = '{ctx.run_id}'")
+    ctx.lake.merge(
+        ctx.spark,
+        ctx.lake.gold("run_log"),
+        schema,
+        ctx.spark.createDataFrame([row], schema),
+        ["run_id"],
+        prune=f"t.run_id = '{ctx.run_id}'",
+    )
 
 
 def record_override(ctx: RunContext, gate: str, message: str) -> None:
     """Who let which tripped gate through and why (SCREENING_OPERATOR, else the OS user)."""
     prev = json.loads((run_log_row(ctx) or {}).get("overrides") or "[]")
     who = settings().operator or getpass.getuser()
-    prev.append({"gate": gate, "tripped": message, "reason": ctx.overrides[gate], "by": who,
-                 "at": datetime.now().isoformat(timespec="seconds")})
+    prev.append(
+        {
+            "gate": gate,
+            "tripped": message,
+            "reason": ctx.overrides[gate],
+            "by": who,
+            "at": datetime.now().isoformat(timespec="seconds"),
+        }
+    )
     write_run_log(ctx, overrides=json.dumps(prev, ensure_ascii=False))
 
 

@@ -19,12 +19,25 @@ GOLD = tuple(sorted(p.stem for p in (SCHEMA_DIR / "gold").glob("*.json")))
 
 # Columns every bronze row carries besides the feed's own.
 BRONZE_META = [
-    {"name": "_known_at", "type": "timestamp", "nullable": False,
-     "description": "Effective knowledge time (of the start event for two-event rows); late rows count from the previous run's as-of"},
+    {
+        "name": "_known_at",
+        "type": "timestamp",
+        "nullable": False,
+        "description": "Effective knowledge time (of the start event for two-event rows); late rows count from the previous run's as-of",
+    },
     {"name": "_source_known_at", "type": "timestamp", "nullable": False, "description": "Knowledge time as delivered"},
-    {"name": "_end_known_at", "type": "timestamp", "nullable": True,
-     "description": "Two-event rows only: effective knowledge time of the end event"},
-    {"name": "_file", "type": "string", "nullable": False, "description": "Landing file (relative path) the row came from"},
+    {
+        "name": "_end_known_at",
+        "type": "timestamp",
+        "nullable": True,
+        "description": "Two-event rows only: effective knowledge time of the end event",
+    },
+    {
+        "name": "_file",
+        "type": "string",
+        "nullable": False,
+        "description": "Landing file (relative path) the row came from",
+    },
     {"name": "_line", "type": "int", "nullable": False, "description": "1-based line in that file"},
     {"name": "_run_id", "type": "string", "nullable": False, "description": "Run that ingested the row"},
 ]
@@ -72,7 +85,12 @@ def gold_schema(table: str) -> T.StructType:
 
 def data_dictionary() -> str:
     """Markdown of every table and column (docs/data_dictionary.md is this, checked by a test)."""
-    out = ["# Data dictionary", "", "Generated from `schemas/` by `screening schemas --dictionary`; do not edit by hand.", ""]
+    out = [
+        "# Data dictionary",
+        "",
+        "Generated from `schemas/` by `screening schemas --dictionary`; do not edit by hand.",
+        "",
+    ]
     out += ["## Bronze tables (`<lake>/bronze/<feed>`)", ""]
     for feed in FEEDS:
         spec = feed_spec(feed)
@@ -95,5 +113,9 @@ def _column_table(columns: list[dict]) -> list[str]:
             extra = " One of: " + ", ".join(f"`{v}`" for v in c["enum"]) + "."
         if c.get("check"):
             extra += f" Checked: {c['check']}."
-        rows.append(f"| {c['name']} | {c['type']} | {'yes' if c['nullable'] else 'no'} | {c['description']}.{extra} |".replace("..", "."))
+        rows.append(
+            f"| {c['name']} | {c['type']} | {'yes' if c['nullable'] else 'no'} | {c['description']}.{extra} |".replace(
+                "..", "."
+            )
+        )
     return rows + [""]

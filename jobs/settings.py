@@ -62,9 +62,11 @@ def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
         except ValueError:
             n = None
         if n is None or n < low or (high is not None and n > high):
-            raise ValueError(f"a whole number from {low} to {high}" if high is not None else
-                             f"a whole number of at least {low}")
+            raise ValueError(
+                f"a whole number from {low} to {high}" if high is not None else f"a whole number of at least {low}"
+            )
         return n
+
     return parse
 
 
@@ -75,6 +77,7 @@ def _choice(*options: str) -> Callable[[str], str]:
             if value.lower() == option.lower():
                 return option
         raise ValueError("one of " + ", ".join(options))
+
     return parse
 
 
@@ -84,6 +87,7 @@ def _matching(pattern: re.Pattern, expected: str) -> Callable[[str], str]:
         if not pattern.fullmatch(value):
             raise ValueError(expected)
         return value
+
     return parse
 
 
@@ -104,16 +108,22 @@ class Settings:
     """The `SCREENING_*` variables, one field each: field `x_y` is the variable `SCREENING_X_Y`."""
 
     # -- Spark: the session, the warm engine --------------------------------------------------------------------
-    spark_remote: str | None = _setting(None, _engine_url,
-                                        "sc://host:port: every command a thin client of that engine")
-    spark_master: str | None = _setting(None, _text, "Spark master of a classic session and of the engine "
-                                                     "(unset: local[*], local[2] in the tests)")
-    driver_memory: str = _setting("4g", _matching(SIZE, "a size such as 4g or 4096m"),
-                                  "heap of the engine, or of a classic session's driver")
-    shuffle_partitions: int | None = _setting(None, _whole(1),
-                                              "spark.sql.shuffle.partitions (unset: 8, 4 in the tests)")
-    codegen: str | None = _setting(None, _choice("on", "off"), "on/off: generated code fixed for the whole process "
-                                   "(unset: on, but off in the tests and while ingesting a small delivery)")
+    spark_remote: str | None = _setting(None, _engine_url, "sc://host:port: every command a thin client of that engine")
+    spark_master: str | None = _setting(
+        None, _text, "Spark master of a classic session and of the engine (unset: local[*], local[2] in the tests)"
+    )
+    driver_memory: str = _setting(
+        "4g", _matching(SIZE, "a size such as 4g or 4096m"), "heap of the engine, or of a classic session's driver"
+    )
+    shuffle_partitions: int | None = _setting(
+        None, _whole(1), "spark.sql.shuffle.partitions (unset: 8, 4 in the tests)"
+    )
+    codegen: str | None = _setting(
+        None,
+        _choice("on", "off"),
+        "on/off: generated code fixed for the whole process "
+        "(unset: on, but off in the tests and while ingesting a small delivery)",
+    )
     spark_ui: bool = _setting(False, _flag, "the Spark UI on")
     spark_log_level: str = _setting("ERROR", _choice(*SPARK_LOG_LEVELS), "Spark's log level")
     page_size: str = _setting("2m", _matching(SIZE, "a size such as 2m or 512k"), "spark.buffer.pageSize")
@@ -121,8 +131,11 @@ class Settings:
     jar_dir: Path = _setting(ROOT / ".cache" / "jars", _path, "where `make setup` put the Delta jars")
     engine_home: Path = _setting(ROOT / ".engine", _path, "the engine's state folder (pid, port, log)")
     engine_port: int = _setting(DEFAULT_ENGINE_PORT, _whole(1, 65535), "the engine's port on 127.0.0.1")
-    engine_session_timeout: str = _setting("15m", _matching(DURATION, "a duration such as 15m, 900s or 1h"),
-                                           "when the engine frees the session of a client that died")
+    engine_session_timeout: str = _setting(
+        "15m",
+        _matching(DURATION, "a duration such as 15m, 900s or 1h"),
+        "when the engine frees the session of a client that died",
+    )
     # -- the run ---------------------------------------------------------------------------------------------
     ingest_threads: int = _setting(3, _whole(1), "feeds ingested at once")
     policy: Path = _setting(ROOT / "policy.toml", _path, "the policy file (its versions over time)")
@@ -130,16 +143,19 @@ class Settings:
     dq_suites: bool = _setting(True, _flag, "the Great Expectations suites run (the gates on counts always do)")
     hourly_full: bool = _setting(False, _flag, "an hourly run screens everyone, not only who may have changed")
     # -- personal data, audit ----------------------------------------------------------------------------------
-    pii_key: str | None = _setting(None, _text, "the HMAC key of person keys (unset: the development key, with a "
-                                   "warning)", secret=True)
-    profile: str = _setting("development", _choice("development", "production"),
-                            "production refuses to start without a real PII key")
+    pii_key: str | None = _setting(
+        None, _text, "the HMAC key of person keys (unset: the development key, with a warning)", secret=True
+    )
+    profile: str = _setting(
+        "development", _choice("development", "production"), "production refuses to start without a real PII key"
+    )
     operator: str | None = _setting(None, _text, "who is recorded with a gate override (unset: the OS user)")
     sql_allow_pii: bool = _setting(False, _flag, "`screening sql` may read the personal bronze tables and rejects")
     # -- the crash drill (jobs/faults.py) ----------------------------------------------------------------------
     crash_at: str | None = _setting(None, _text, "the fault point where the process dies (jobs.faults.POINTS)")
-    crash_target: str = _setting("driver", _choice("driver", "engine"),
-                                 "what dies there: this process, or the warm engine it is a client of")
+    crash_target: str = _setting(
+        "driver", _choice("driver", "engine"), "what dies there: this process, or the warm engine it is a client of"
+    )
 
     @staticmethod
     def variable(name: str) -> str:

@@ -26,7 +26,10 @@ SPARK_VERSION = "4.2"
 DELTA_VERSION = "4.4.0"
 SCALA = "2.13"
 # delta-spark needs only its storage module next to it; the rest of its Maven closure duplicates Spark's own jars.
-DELTA_JARS = (f"io.delta_delta-spark_{SPARK_VERSION}_{SCALA}-{DELTA_VERSION}.jar", f"io.delta_delta-storage-{DELTA_VERSION}.jar")
+DELTA_JARS = (
+    f"io.delta_delta-spark_{SPARK_VERSION}_{SCALA}-{DELTA_VERSION}.jar",
+    f"io.delta_delta-storage-{DELTA_VERSION}.jar",
+)
 
 
 def jar_dir() -> Path:
@@ -62,8 +65,10 @@ def fetch_jars() -> None:
     print(f"Delta jars cached in {folder}")
 
 
-NO_CODEGEN = {"spark.sql.codegen.wholeStage": "false",
-              "spark.sql.codegen.factoryMode": "NO_CODEGEN"}  # expressions interpreted too
+NO_CODEGEN = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}  # expressions interpreted too
 
 
 def builder_config(app_name: str = "screening", *, testing: bool = False) -> dict[str, str]:
@@ -148,7 +153,8 @@ def engine_gone(e: BaseException) -> bool:
 
     text = str(e)
     return isinstance(e, SparkConnectGrpcException) and any(
-        s in text for s in ("UNAVAILABLE", "Connection refused", "failed to connect", "Socket closed"))
+        s in text for s in ("UNAVAILABLE", "Connection refused", "failed to connect", "Socket closed")
+    )
 
 
 def is_connect(spark) -> bool:
@@ -175,10 +181,15 @@ def get_spark(app_name: str = "screening", *, testing: bool = False):
             fail_fast(spark)
             spark.range(0).collect()  # fail here, in one line, when nobody answers
         except Exception as e:  # noqa: BLE001
-            sys.exit(f"engine at {url} does not answer ({type(e).__name__}): start it with `screening engine start`, "
-                     "or unset SCREENING_SPARK_REMOTE to run in a local session of this process")
-        conf = {k: v for k, v in builder_config(app_name, testing=testing).items()
-                if k.startswith(SESSION_CONF_PREFIXES) and k not in STATIC_CONF}
+            sys.exit(
+                f"engine at {url} does not answer ({type(e).__name__}): start it with `screening engine start`, "
+                "or unset SCREENING_SPARK_REMOTE to run in a local session of this process"
+            )
+        conf = {
+            k: v
+            for k, v in builder_config(app_name, testing=testing).items()
+            if k.startswith(SESSION_CONF_PREFIXES) and k not in STATIC_CONF
+        }
         for key, value in conf.items():
             spark.conf.set(key, value)
         _remote = spark

@@ -123,7 +123,11 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["table", "csv"], default="table")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--limit", type=int, default=1000, help="rows shown (0 = all)")
-    p.add_argument("--as-of-version", action="append", metavar="[TABLE=]N",
-                   help="read the table(s) at this Delta version (repeatable)")
+    p.add_argument(
+        "--as-of-version",
+        action="append",
+        metavar="[TABLE=]N",
+        help="read the table(s) at this Delta version (repeatable)",
+    )
     p.add_argument("--as-of-time", metavar="TS", help="read every table as it was at TS (its last commit at or before)")
     p.set_defaults(func=cmd_sql)

@@ -28,28 +28,32 @@ VIEWS: dict[str, tuple[str, str]] = {
           ON r.raised_at < date_add(d.day, 1) AND (r.released_at IS NULL OR r.released_at >= date_add(d.day, 1))
         LEFT JOIN person_area a ON a.person_key = r.person_key
         GROUP BY d.day, coalesce(a.district_code, 'outside'), r.popup_code
-        """),
+        """,
+    ),
     "releases_by_basis": (
         "Releases per run by popup code and release basis, and how many of them left the person green",
         """
         SELECT run_id, as_of, popup_code, release_basis, count(*) AS releases,
                sum(CASE WHEN person_green THEN 1 ELSE 0 END) AS now_green
         FROM release_list GROUP BY run_id, as_of, popup_code, release_basis
-        """),
+        """,
+    ),
     "popup_to_release": (
         "Every released reason with the hours from raised_at to released_at",
         """
         SELECT person_key, reason_key, popup_code, reason_type, raised_at, released_at, release_basis,
                round((unix_timestamp(released_at) - unix_timestamp(raised_at)) / 3600.0, 1) AS hours
         FROM popup_reasons WHERE status = 'released'
-        """),
+        """,
+    ),
     "popup_to_release_by_code": (
         "Median and 90th percentile hours from popup to release, per popup code",
         """
         SELECT popup_code, count(*) AS released, round(median(hours), 1) AS median_hours,
                round(percentile(hours, 0.9), 1) AS p90_hours
         FROM popup_to_release GROUP BY popup_code
-        """),
+        """,
+    ),
     "dispatch_backlog_by_street": (
         "Open dispatch lines of the latest run by route, street and action, with the oldest popup behind them",
         """
@@ -58,7 +62,8 @@ VIEWS: dict[str, tuple[str, str]] = {
         FROM dispatch_list
         WHERE run_id = (SELECT run_id FROM dispatch_list ORDER BY as_of DESC, run_id DESC LIMIT 1)
         GROUP BY run_id, route_type, coalesce(street_code, route_code), action
-        """),
+        """,
+    ),
     "active_by_run_district": (
         "People with an active popup as published by each completed run, by home district",
         """
@@ -73,7 +78,8 @@ VIEWS: dict[str, tuple[str, str]] = {
         LEFT JOIN person_area a ON a.person_key = r.person_key
         WHERE l.status = 'completed'
         GROUP BY l.run_id, l.as_of, coalesce(a.district_code, 'outside')
-        """),
+        """,
+    ),
 }
 PERSON_AREA_DOC = "person_key → district_code, street_code, community_code, hotel_id (current persons; no PII)"
 
@@ -84,7 +90,10 @@ def person_area(persons_bronze: DataFrame) -> DataFrame:
     return p.select(
         person_key(F.col("person_id")).alias("person_key"),
         F.coalesce(F.substring("community_code", 1, 6), F.col("hotel_county_code")).alias("district_code"),
-        F.substring("community_code", 1, 9).alias("street_code"), "community_code", "hotel_id")
+        F.substring("community_code", 1, 9).alias("street_code"),
+        "community_code",
+        "hotel_id",
+    )
 
 
 def dependencies(name: str) -> set[str]:

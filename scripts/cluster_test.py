@@ -36,7 +36,9 @@ from jobs.spark import delta_jar_paths  # noqa: E402
 SPARK_HOME = Path(pyspark.__file__).parent
 PY = sys.executable
 GOLD = ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list", "run_log")
-WALL_CLOCK = {"run_log": ("started_at", "finished_at", "overrides", "stage_costs")}  # when a run happened, not what it found
+WALL_CLOCK = {
+    "run_log": ("started_at", "finished_at", "overrides", "stage_costs")
+}  # when a run happened, not what it found
 START = date(2022, 5, 1)
 # in run_log.dq_summary, how a check ran rather than what it found: when, how long, how many Spark jobs, where
 ENGINE_KEYS = ("seconds", "validated_at", "spark_jobs", "docs")
@@ -44,10 +46,12 @@ ENGINE_KEYS = ("seconds", "validated_at", "spark_jobs", "docs")
 
 def without_engine_details(summary: str | None) -> str | None:
     """run_log.dq_summary without what depends on the machine, the engine's plan and the lake's path."""
+
     def strip(x):
         if isinstance(x, dict):
             return {k: strip(v) for k, v in x.items() if k not in ENGINE_KEYS}
         return [strip(v) for v in x] if isinstance(x, list) else x
+
     return None if summary is None else json.dumps(strip(json.loads(summary)), sort_keys=True)
 
 
@@ -58,8 +62,14 @@ def free_port() -> int:
 
 
 def env() -> dict[str, str]:
-    e = dict(os.environ, SPARK_HOME=str(SPARK_HOME), SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=PY,
-             PYSPARK_DRIVER_PYTHON=PY, TZ="Asia/Shanghai")
+    e = dict(
+        os.environ,
+        SPARK_HOME=str(SPARK_HOME),
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYSPARK_PYTHON=PY,
+        PYSPARK_DRIVER_PYTHON=PY,
+        TZ="Asia/Shanghai",
+    )
     e.setdefault("SCREENING_PII_KEY", "cluster-test-key")
     return e
 
@@ -75,20 +85,49 @@ class Cluster:
 
     def _start(self, name: str, args: list[str]) -> None:
         log = open(self.work / f"{name}.log", "w")
-        p = subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), *args], stdout=log, stderr=subprocess.STDOUT,
-                             env=env(), start_new_session=True)
+        p = subprocess.Popen(
+            [str(SPARK_HOME / "bin" / "spark-class"), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env(),
+            start_new_session=True,
+        )
         self.procs.append((name, p))
 
     def start(self) -> None:
-        self._start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port),
-                               "--webui-port", str(free_port())])
+        self._start(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--webui-port",
+                str(free_port()),
+            ],
+        )
         self._wait_port(self.port, "master")
         for i in range(self.workers):
             wd = self.work / f"worker{i}"
             wd.mkdir(parents=True, exist_ok=True)
-            self._start(f"worker{i}", ["org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
-                                       "--cores", str(self.cores), "--memory", self.memory,
-                                       "--webui-port", str(free_port()), "--work-dir", str(wd)])
+            self._start(
+                f"worker{i}",
+                [
+                    "org.apache.spark.deploy.worker.Worker",
+                    self.url,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    str(self.cores),
+                    "--memory",
+                    self.memory,
+                    "--webui-port",
+                    str(free_port()),
+                    "--work-dir",
+                    str(wd),
+                ],
+            )
         deadline = time.time() + 120
         while time.time() < deadline:  # both workers registered with the master
             text = (self.work / "master.log").read_text(errors="replace")
@@ -123,27 +162,56 @@ def submit(cluster: Cluster, work: Path, args: list[str]) -> None:
     """What a real cluster run is: spark-submit with the master URL, jars and conf on the command line. The code
     comes from the installed project (`jobs` reads schemas/ and policy.toml next to it, so it is not zipped
     into --py-files); executors run the same Python (spark.pyspark.python), as a cluster image would."""
-    cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
-           "--jars", ",".join(str(p) for p in delta_jar_paths()),
-           "--driver-memory", "1g", "--executor-memory", "768m", "--executor-cores", "1",
-           "--total-executor-cores", str(cluster.workers * cluster.cores),
-           "--driver-java-options", "-Duser.timezone=Asia/Shanghai",
-           "--conf", "spark.executor.extraJavaOptions=-Duser.timezone=Asia/Shanghai",
-           "--conf", f"spark.pyspark.python={PY}", "--conf", "spark.sql.shuffle.partitions=4",
-           str(ROOT / "jobs" / "cli.py"), *args]
-    subprocess.run(cmd, env=env(), check=True, cwd=work, stdout=open(work / "submit.log", "a"), stderr=subprocess.STDOUT)
+    cmd = [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--master",
+        cluster.url,
+        "--deploy-mode",
+        "client",
+        "--jars",
+        ",".join(str(p) for p in delta_jar_paths()),
+        "--driver-memory",
+        "1g",
+        "--executor-memory",
+        "768m",
+        "--executor-cores",
+        "1",
+        "--total-executor-cores",
+        str(cluster.workers * cluster.cores),
+        "--driver-java-options",
+        "-Duser.timezone=Asia/Shanghai",
+        "--conf",
+        "spark.executor.extraJavaOptions=-Duser.timezone=Asia/Shanghai",
+        "--conf",
+        f"spark.pyspark.python={PY}",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        str(ROOT / "jobs" / "cli.py"),
+        *args,
+    ]
+    subprocess.run(
+        cmd, env=env(), check=True, cwd=work, stdout=open(work / "submit.log", "a"), stderr=subprocess.STDOUT
+    )
 
 
 def local(args: list[str], work: Path) -> None:
     e = dict(env(), SCREENING_SPARK_MASTER="local[2]", SCREENING_SHUFFLE_PARTITIONS="4")
-    subprocess.run([PY, "-m", "jobs.cli", *args], env=e, check=True, cwd=ROOT, stdout=open(work / "local.log", "a"),
-                   stderr=subprocess.STDOUT)
+    subprocess.run(
+        [PY, "-m", "jobs.cli", *args],
+        env=e,
+        check=True,
+        cwd=ROOT,
+        stdout=open(work / "local.log", "a"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def runs(landing: Path, lake: Path, days: int) -> list[list[str]]:
     night = datetime.combine(START + timedelta(days=days), datetime.min.time()) + timedelta(hours=1)
-    return [["run", "--landing", str(landing), "--lake", str(lake), "--as-of", night.isoformat(), "--mode", mode]
-            for mode, night in (("nightly", night), ("hourly", night + timedelta(hours=1)))]
+    return [
+        ["run", "--landing", str(landing), "--lake", str(lake), "--as-of", night.isoformat(), "--mode", mode]
+        for mode, night in (("nightly", night), ("hourly", night + timedelta(hours=1)))
+    ]
 
 
 def compare(lake_a: Path, lake_b: Path) -> list[str]:
@@ -159,8 +227,13 @@ def compare(lake_a: Path, lake_b: Path) -> list[str]:
         cols = [c for c in a.columns if c not in WALL_CLOCK.get(t, ())]
         a, b = a.select(*cols), b.select(*cols)
         if "dq_summary" in cols:  # a few rows: compared on the driver, the summary without engine details
-            a, b = ([repr(sorted(dict(r.asDict(), dq_summary=without_engine_details(r["dq_summary"])).items()))
-                     for r in x.collect()] for x in (a, b))
+            a, b = (
+                [
+                    repr(sorted(dict(r.asDict(), dq_summary=without_engine_details(r["dq_summary"])).items()))
+                    for r in x.collect()
+                ]
+                for x in (a, b)
+            )
             na, nb = len(a), len(b)
             only_a, only_b = len(Counter(a) - Counter(b)), len(Counter(b) - Counter(a))
         else:

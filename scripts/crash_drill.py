@@ -46,8 +46,14 @@ SKIP = {"run_log": {"started_at", "finished_at", "input_versions", "stage_costs"
 def screening(args: list[str], env_extra: dict | None = None, on_start=None) -> int:
     env = {**os.environ, "SCREENING_SHUFFLE_PARTITIONS": "2", **(env_extra or {})}
     env.setdefault("SCREENING_PII_KEY", "crash-drill-key")
-    p = subprocess.Popen([str(Path(sys.executable).with_name("screening")), *args], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [str(Path(sys.executable).with_name("screening")), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     if on_start:
         on_start(p)
     rc = p.wait()
@@ -71,9 +77,12 @@ def snapshot(spark, lake: Path) -> dict[str, list]:
             continue
         name = str(table.relative_to(lake))
         skip = SKIP.get(table.name, set())
-        rows = [tuple((k, str(untimed(v) if k == "dq_summary" else v)) for k, v in sorted(r.asDict().items())
-                      if k not in skip)
-                for r in spark.read.format("delta").load(str(table)).collect()]
+        rows = [
+            tuple(
+                (k, str(untimed(v) if k == "dq_summary" else v)) for k, v in sorted(r.asDict().items()) if k not in skip
+            )
+            for r in spark.read.format("delta").load(str(table)).collect()
+        ]
         out[name] = sorted(rows)
     out["run_log.input_versions (the bronze data they name)"] = inputs_read(spark, lake)
     return out
@@ -81,10 +90,12 @@ def snapshot(spark, lake: Path) -> dict[str, list]:
 
 def untimed(summary: str | None):
     """run_log.dq_summary without its stopwatch fields (seconds per step, validated_at)."""
+
     def strip(x):
         if isinstance(x, dict):
             return {k: strip(v) for k, v in x.items() if k not in ("seconds", "validated_at")}
         return [strip(v) for v in x] if isinstance(x, list) else x
+
     return json.dumps(strip(json.loads(summary)), sort_keys=True) if summary else summary
 
 
@@ -103,6 +114,7 @@ def inputs_read(spark, lake: Path) -> list:
 
 def mid_write_killer(table: Path):
     """Kill the run once a new data file appears in `table` whose commit has not been written yet."""
+
     def start(p):
         before = set(table.glob("*.parquet")) if table.exists() else set()
         commits = set((table / "_delta_log").glob("*.json")) if table.exists() else set()
@@ -115,7 +127,9 @@ def mid_write_killer(table: Path):
                         os.killpg(p.pid, signal.SIGKILL)
                         return
                 time.sleep(0.02)
+
         threading.Thread(target=watch, daemon=True).start()
+
     return start
 
 
@@ -123,8 +137,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default="/tmp/crash-drill")
     ap.add_argument("--points", default="all")
-    ap.add_argument("--mid-write", nargs="?", const="popup_reasons,assignment_list,release_list", default="",
-                    metavar="TABLES", help="also kill while writing these gold tables (all three by default)")
+    ap.add_argument(
+        "--mid-write",
+        nargs="?",
+        const="popup_reasons,assignment_list,release_list",
+        default="",
+        metavar="TABLES",
+        help="also kill while writing these gold tables (all three by default)",
+    )
     ap.add_argument("--reuse-baseline", action="store_true", help="keep the uninterrupted T1 lake of an earlier drill")
     args = ap.parse_args()
 
@@ -146,7 +166,7 @@ def main() -> int:
     trials: list[tuple[str, dict, object]] = []
     for t in [t for t in args.mid_write.split(",") if t]:
         trials.append((f"mid-write:{t}", {}, t))
-    for p in (POINTS if args.points == "all" else [p for p in args.points.split(",") if p]):
+    for p in POINTS if args.points == "all" else [p for p in args.points.split(",") if p]:
         trials.append((p, {"SCREENING_CRASH_AT": p}, None))
     failed = 0
     print(f"{'kill point':<28}{'killed':>8}{'rerun':>7}  result")
@@ -161,8 +181,11 @@ def main() -> int:
         diff = sorted(k for k in set(got) | set(expected) if got.get(k) != expected.get(k))
         ok = rc1 == -signal.SIGKILL and rc2 == 0 and not diff
         failed += not ok
-        print(f"{name:<28}{'yes' if rc1 == -signal.SIGKILL else f'no ({rc1})':>8}{rc2:>7}  "
-              f"{'identical to the uninterrupted run' if not diff else 'DIFFERS: ' + ', '.join(diff)}", flush=True)
+        print(
+            f"{name:<28}{'yes' if rc1 == -signal.SIGKILL else f'no ({rc1})':>8}{rc2:>7}  "
+            f"{'identical to the uninterrupted run' if not diff else 'DIFFERS: ' + ', '.join(diff)}",
+            flush=True,
+        )
         for k in diff:
             a, b = set(got.get(k, [])), set(expected.get(k, []))
             print(f"    {k}: only after the crash+rerun {sorted(a - b)[:2]}; only uninterrupted {sorted(b - a)[:2]}")

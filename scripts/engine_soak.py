@@ -57,8 +57,22 @@ def main() -> int:
         for i in range(1, args.runs + 1):
             at = t + timedelta(hours=i)
             t0 = time.perf_counter()
-            res = subprocess.run([str(exe), "run", "--landing", args.landing, "--lake", str(lake), "--as-of",
-                                  at.isoformat(), "--mode", "hourly"], capture_output=True, text=True)
+            res = subprocess.run(
+                [
+                    str(exe),
+                    "run",
+                    "--landing",
+                    args.landing,
+                    "--lake",
+                    str(lake),
+                    "--as-of",
+                    at.isoformat(),
+                    "--mode",
+                    "hourly",
+                ],
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - t0
             if res.returncode:
                 sys.exit(f"run {i} exited {res.returncode}: {res.stderr[-2000:]}")
@@ -67,8 +81,10 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     first, last = rows[0], rows[-1]
-    print(f"after run {last[0]} vs after run 1: RSS {100 * (last[2] / first[2] - 1):+.1f} %, "
-          f"heap after GC {100 * (last[3] / first[3] - 1):+.1f} %")
+    print(
+        f"after run {last[0]} vs after run 1: RSS {100 * (last[2] / first[2] - 1):+.1f} %, "
+        f"heap after GC {100 * (last[3] / first[3] - 1):+.1f} %"
+    )
     return 0
 
 

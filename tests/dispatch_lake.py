@@ -17,39 +17,113 @@ from tests.landing import resident_id, write_feed
 
 AS_OF1, AS_OF2 = datetime(2022, 5, 10, 1), datetime(2022, 5, 12, 1)
 RUN1, RUN2 = "nightly-20220510T010000", "nightly-20220512T010000"
-EXTRA = {"hotel_guest": resident_id("11010119850101001"), "outside": resident_id("13010219850101002"),
-         "unlisted": resident_id("13010219850101003"), "undeclared": resident_id("11010519850101004")}
-EVIL_NAME = "=HYPERLINK(\"http://x\",\"点我\")"
+EXTRA = {
+    "hotel_guest": resident_id("11010119850101001"),
+    "outside": resident_id("13010219850101002"),
+    "unlisted": resident_id("13010219850101003"),
+    "undeclared": resident_id("11010519850101004"),
+}
+EVIL_NAME = '=HYPERLINK("http://x","点我")'
 _built: dict[str, Lake] = {}
 
 
 def build_landing(landing: Path) -> None:
     scenarios.build(landing)
-    write_feed(landing, "persons", [
-        {"person_id": EXTRA["hotel_guest"], "name": EVIL_NAME, "birth_date": "1985-01-01", "phone": "13800001234",
-         "hotel_id": "HTL-7", "hotel_county_code": "110101", "updated_at": "2022-04-01T00:00:00"},
-        {"person_id": EXTRA["outside"], "name": "京外甲", "birth_date": "1985-01-01", "phone": "13800005678",
-         "updated_at": "2022-04-01T00:00:00"},
-    ], name="part-900.csv")
-    write_feed(landing, "persons", [
-        {"person_id": EXTRA["undeclared"], "name": "未申报", "birth_date": "1985-01-01", "phone": "13800004444",
-         "community_code": "110105002001", "updated_at": "2022-04-01T00:00:00"}], name="part-901.csv")
+    write_feed(
+        landing,
+        "persons",
+        [
+            {
+                "person_id": EXTRA["hotel_guest"],
+                "name": EVIL_NAME,
+                "birth_date": "1985-01-01",
+                "phone": "13800001234",
+                "hotel_id": "HTL-7",
+                "hotel_county_code": "110101",
+                "updated_at": "2022-04-01T00:00:00",
+            },
+            {
+                "person_id": EXTRA["outside"],
+                "name": "京外甲",
+                "birth_date": "1985-01-01",
+                "phone": "13800005678",
+                "updated_at": "2022-04-01T00:00:00",
+            },
+        ],
+        name="part-900.csv",
+    )
+    write_feed(
+        landing,
+        "persons",
+        [
+            {
+                "person_id": EXTRA["undeclared"],
+                "name": "未申报",
+                "birth_date": "1985-01-01",
+                "phone": "13800004444",
+                "community_code": "110105002001",
+                "updated_at": "2022-04-01T00:00:00",
+            }
+        ],
+        name="part-901.csv",
+    )
     # 6 h in starred city 1301 (area a-1301) and no trip declaration: trip verification pending
-    write_feed(landing, "kit_bindings", [{"person_id": EXTRA["undeclared"], "phone": "13800004444",
-                                          "bound_at": "2021-01-01T00:00:00"}], name="part-900.csv")
-    write_feed(landing, "telecom_stays", [{"record_id": "s-undecl", "phone": "13800004444", "county_code": "130104",
-                                           "first_seen": "2022-05-07T08:00:00", "last_seen": "2022-05-07T14:00:00",
-                                           "reported_at": "2022-05-07T15:00:00"}], name="part-900.csv")
-    write_feed(landing, "drug_purchases", [
-        {"purchase_id": "d-out", "person_id": EXTRA["outside"], "pharmacy_id": "ph9", "drug_category": "antiviral",
-         "purchased_at": "2022-05-08T20:00:00"},
-        {"purchase_id": "d-unl", "person_id": EXTRA["unlisted"], "pharmacy_id": "ph9", "drug_category": "antitussive",
-         "purchased_at": "2022-05-08T21:00:00"},
-    ], name="part-900.csv")
-    write_feed(landing, "clinic_visits", [
-        {"visit_id": "cv-h", "person_id": EXTRA["hotel_guest"], "clinic_id": "cl9", "visited_at": "2022-05-08T09:00:00",
-         "symptoms": "dry_cough"},
-    ], name="part-900.csv")
+    write_feed(
+        landing,
+        "kit_bindings",
+        [{"person_id": EXTRA["undeclared"], "phone": "13800004444", "bound_at": "2021-01-01T00:00:00"}],
+        name="part-900.csv",
+    )
+    write_feed(
+        landing,
+        "telecom_stays",
+        [
+            {
+                "record_id": "s-undecl",
+                "phone": "13800004444",
+                "county_code": "130104",
+                "first_seen": "2022-05-07T08:00:00",
+                "last_seen": "2022-05-07T14:00:00",
+                "reported_at": "2022-05-07T15:00:00",
+            }
+        ],
+        name="part-900.csv",
+    )
+    write_feed(
+        landing,
+        "drug_purchases",
+        [
+            {
+                "purchase_id": "d-out",
+                "person_id": EXTRA["outside"],
+                "pharmacy_id": "ph9",
+                "drug_category": "antiviral",
+                "purchased_at": "2022-05-08T20:00:00",
+            },
+            {
+                "purchase_id": "d-unl",
+                "person_id": EXTRA["unlisted"],
+                "pharmacy_id": "ph9",
+                "drug_category": "antitussive",
+                "purchased_at": "2022-05-08T21:00:00",
+            },
+        ],
+        name="part-900.csv",
+    )
+    write_feed(
+        landing,
+        "clinic_visits",
+        [
+            {
+                "visit_id": "cv-h",
+                "person_id": EXTRA["hotel_guest"],
+                "clinic_id": "cl9",
+                "visited_at": "2022-05-08T09:00:00",
+                "symptoms": "dry_cough",
+            },
+        ],
+        name="part-900.csv",
+    )
 
 
 def nightly(spark, lake: Lake, landing: Path, t: datetime, skip_ingest: bool = False) -> None:

@@ -15,8 +15,9 @@ def resident_id(first17: str) -> str:
     return first17 + "10X98765432"[sum(int(a) * b for a, b in zip(first17, W, strict=True)) % 11]
 
 
-def write_feed(landing: Path, feed: str, rows: list[dict], name: str = "part-001.csv",
-               columns: list[str] | None = None) -> Path:
+def write_feed(
+    landing: Path, feed: str, rows: list[dict], name: str = "part-001.csv", columns: list[str] | None = None
+) -> Path:
     cols = columns or [c["name"] for c in feed_spec(feed)["columns"]]
     path = Path(landing) / feed / name
     path.parent.mkdir(parents=True, exist_ok=True)

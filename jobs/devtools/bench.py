@@ -61,20 +61,38 @@ def add_parser(sub) -> None:
     p.add_argument("--work", default=str(ROOT / "bench" / "cache"), help="cached landing sets and scratch lakes")
     p.add_argument("--results", default=str(ROOT / "bench" / "results"), help="where the JSON results go")
     p.add_argument("--only", action="append", choices=SCENARIOS, help="run only these scenarios (repeatable)")
-    p.add_argument("--reuse-lakes", action="store_true",
-                   help="reuse a lake prepared by an earlier run from the same landing set (not with the initial scenario)")
-    p.add_argument("--fresh-process", action="store_true",
-                   help="time each run as its own `screening run` process: Spark start-up included, a cold JVM each time")
-    p.add_argument("--per-stage", action="store_true",
-                   help="time each run as one `screening stage` process per stage, as the Airflow tasks run them "
-                        "(implies --fresh-process)")
+    p.add_argument(
+        "--reuse-lakes",
+        action="store_true",
+        help="reuse a lake prepared by an earlier run from the same landing set (not with the initial scenario)",
+    )
+    p.add_argument(
+        "--fresh-process",
+        action="store_true",
+        help="time each run as its own `screening run` process: Spark start-up included, a cold JVM each time",
+    )
+    p.add_argument(
+        "--per-stage",
+        action="store_true",
+        help="time each run as one `screening stage` process per stage, as the Airflow tasks run them "
+        "(implies --fresh-process)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
-    result = bench(args.sf, args.repeat, args.grid_split, Path(args.work), Path(args.results), args.only or SCENARIOS,
-                   days=args.days, reuse=args.reuse_lakes, fresh=args.fresh_process or args.per_stage,
-                   per_stage=args.per_stage)
+    result = bench(
+        args.sf,
+        args.repeat,
+        args.grid_split,
+        Path(args.work),
+        Path(args.results),
+        args.only or SCENARIOS,
+        days=args.days,
+        reuse=args.reuse_lakes,
+        fresh=args.fresh_process or args.per_stage,
+        per_stage=args.per_stage,
+    )
     print(table(result))
     print(f"results: {result['path']}")
     return 0
@@ -83,9 +101,12 @@ def cmd_bench(args) -> int:
 # -- landing sets --------------------------------------------------------------------------------------------
 def commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -98,8 +119,9 @@ def landing_set(work: Path, sf: float, grid_split: int, days: int = DAYS) -> Pat
     path = work / f"landing-sf{sf:g}-d{days + 1}-g{grid_split}"
     if not (path / "_generated" / "manifest.json").exists():
         shutil.rmtree(path, ignore_errors=True)
-        generate(path, sf=sf, start=START, days=days + 1, seed=7, bad_share=0.0, grid_split=grid_split,
-                 log=lambda *_: None)
+        generate(
+            path, sf=sf, start=START, days=days + 1, seed=7, bad_share=0.0, grid_split=grid_split, log=lambda *_: None
+        )
     return path
 
 
@@ -168,8 +190,10 @@ def driver_pid(spark) -> int:
     if is_connect(spark):
         st = engine.status()
         if st is None:
-            raise SystemExit("bench: SCREENING_SPARK_REMOTE is set but no engine of this project is running "
-                             "(`screening engine start`)")
+            raise SystemExit(
+                "bench: SCREENING_SPARK_REMOTE is set but no engine of this project is running "
+                "(`screening engine start`)"
+            )
         return st.pid
     return int(spark._jvm.java.lang.ProcessHandle.current().pid())
 
@@ -238,7 +262,7 @@ def run_fresh(landing: Path, lake: Path, t: datetime, mode: str, log, per_stage:
             line = line.rstrip("\n")
             m = STAGE_LINE.fullmatch(line)
             if per_stage and m:
-                counts = line[m.end(2) + 2:]  # its jobs and commits stay; its time is replaced by the wall time
+                counts = line[m.end(2) + 2 :]  # its jobs and commits stay; its time is replaced by the wall time
             else:
                 log(line)
         code = proc.wait()
@@ -276,8 +300,9 @@ def reusable(base: Path, src: Path, last_day: date, as_of: datetime) -> dict | N
     return made if same and made.get("as_of") == as_of.isoformat() and (base / "lake").is_dir() else None
 
 
-def prepare(work: Path, src: Path, name: str, last_day: date, as_of: datetime | None,
-            reuse: bool = False) -> tuple[Path, Path, dict | None]:
+def prepare(
+    work: Path, src: Path, name: str, last_day: date, as_of: datetime | None, reuse: bool = False
+) -> tuple[Path, Path, dict | None]:
     """A landing of days <= last_day and, when as_of is given, a lake that has run nightly on it (with reuse, the
     one an earlier run prepared from the same landing set, if any). The third item is the lake's stamp."""
     from jobs.run import run
@@ -307,8 +332,18 @@ def restore(base: Path, tag: str) -> tuple[Path, Path]:
     return dst / "landing", dst / "lake"
 
 
-def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, scenarios=SCENARIOS,
-          days: int = DAYS, reuse: bool = False, fresh: bool = False, per_stage: bool = False) -> dict:
+def bench(
+    sf: float,
+    repeat: int,
+    grid_split: int,
+    work: Path,
+    results: Path,
+    scenarios=SCENARIOS,
+    days: int = DAYS,
+    reuse: bool = False,
+    fresh: bool = False,
+    per_stage: bool = False,
+) -> dict:
     from jobs import asof
     from jobs.lake import Lake
     from jobs.policy import policy_at
@@ -361,15 +396,24 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             peaks.append(child_peak[-1] if child_peak else mem.peak_mb())
             outs.append(rows_out(out_ctx))
         wall = statistics.median(walls)
-        rows.append({"stage": name, "at": datetime.now().isoformat(timespec="seconds"), "rows_in": rows_in, "rows_out": outs[-1], "wall_s": round(wall, 2),
-                     "rows_per_s": round(rows_in / wall, 1) if wall else None, "peak_driver_mb": round(max(peaks)),
-                     "runs_s": [round(w, 2) for w in walls],
-                     "stages_s": {k: statistics.median(v) for k, v in stage_s.items()},
-                     "stages_jobs": {k: None if j == "?" else int(j) for k, (j, _) in stage_counts.items()},
-                     "stages_commits": {k: c for k, (_, c) in stage_counts.items()}}
-                    | ({"people_screened": screened[-1]} if screened else {})
-                    | ({"fresh_process": True} if child_peak else {})
-                    | ({"per_stage": True} if child_peak and per_stage else {}))
+        rows.append(
+            {
+                "stage": name,
+                "at": datetime.now().isoformat(timespec="seconds"),
+                "rows_in": rows_in,
+                "rows_out": outs[-1],
+                "wall_s": round(wall, 2),
+                "rows_per_s": round(rows_in / wall, 1) if wall else None,
+                "peak_driver_mb": round(max(peaks)),
+                "runs_s": [round(w, 2) for w in walls],
+                "stages_s": {k: statistics.median(v) for k, v in stage_s.items()},
+                "stages_jobs": {k: None if j == "?" else int(j) for k, (j, _) in stage_counts.items()},
+                "stages_commits": {k: c for k, (_, c) in stage_counts.items()},
+            }
+            | ({"people_screened": screened[-1]} if screened else {})
+            | ({"fresh_process": True} if child_peak else {})
+            | ({"per_stage": True} if child_peak and per_stage else {})
+        )
 
     def of_runs(name: str) -> str:  # a row timed stage by stage keeps its own name: the JSON keeps both rows
         return f"{name} per stage" if per_stage else name
@@ -389,10 +433,17 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
     if "initial" in scenarios:
         landing14, _, _ = prepare(work, src, "initial", last, None)  # a landing only: the timed runs load it
         rows_14 = sum(data_rows(f) for f in landing14.glob("*/*.csv"))
-        timed(of_runs(f"initial ({days} days, nightly)"), rows_14, lambda copy: run_on(*copy, t_initial, "nightly"),
-              lambda lk: gold_rows(spark, lk), setup=lambda i: restore(initial_base, f"r{i}"))
+        timed(
+            of_runs(f"initial ({days} days, nightly)"),
+            rows_14,
+            lambda copy: run_on(*copy, t_initial, "nightly"),
+            lambda lk: gold_rows(spark, lk),
+            setup=lambda i: restore(initial_base, f"r{i}"),
+        )
         if {"hourly", "hourly-day", "companion"} & set(scenarios):
-            shutil.copytree(initial_base.parent / f"initial-r{repeat - 1}" / "lake", initial_base / "lake")  # that state
+            shutil.copytree(
+                initial_base.parent / f"initial-r{repeat - 1}" / "lake", initial_base / "lake"
+            )  # that state
             prepared["initial"] = stamp(initial_base, src, last, t_initial)["commit"]
     elif {"hourly", "hourly-day", "companion"} & set(scenarios):
         prepared["initial"] = prepare(work, src, "initial", last, t_initial, reuse)[2]["commit"]
@@ -406,10 +457,17 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
             link_days(src, landing, last)
             return landing, lake
 
-        timed(of_runs("steady nightly (+1 day)"), day14, lambda copy: run_on(*copy, t_initial, "nightly"),
-              lambda lk: gold_rows(spark, lk), setup=day_landed)
+        timed(
+            of_runs("steady nightly (+1 day)"),
+            day14,
+            lambda copy: run_on(*copy, t_initial, "nightly"),
+            lambda lk: gold_rows(spark, lk),
+            setup=day_landed,
+        )
+
     def timed_hour(name: str, base: Path, t_to: datetime, after: datetime | None = None) -> None:
         """One hourly run at t_to on a copy of `base`, the rows of the next day known in (after, t_to] landed."""
+
         def hour_landed(i: int) -> tuple[Path, Path]:
             landing, lake = restore(base, f"h{i}")
             hour_slice(src, landing, last + timedelta(days=1), t_to, after)
@@ -417,8 +475,13 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
 
         probe = work / "scratch" / f"hour-probe-{base.name}"
         shutil.rmtree(probe, ignore_errors=True)
-        timed(of_runs(name), hour_slice(src, probe, last + timedelta(days=1), t_to, after),
-              lambda copy: run_on(*copy, t_to, "hourly"), lambda lk: gold_rows(spark, lk), setup=hour_landed)
+        timed(
+            of_runs(name),
+            hour_slice(src, probe, last + timedelta(days=1), t_to, after),
+            lambda copy: run_on(*copy, t_to, "hourly"),
+            lambda lk: gold_rows(spark, lk),
+            setup=hour_landed,
+        )
 
     if "hourly" in scenarios:
         timed_hour("hourly (+1 hour)", initial_base, t_hour)
@@ -447,13 +510,24 @@ def bench(sf: float, repeat: int, grid_split: int, work: Path, results: Path, sc
         if d.name not in PREPARED:
             shutil.rmtree(d, ignore_errors=True)
     result = {
-        "commit": commit(), "sf": sf, "days": days, "grid_split": grid_split, "repeat": repeat,
-        "landing": str(src), "prepared_by": prepared, "generate_s": round(gen_s, 1), "at": datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0],
-                    "spark_master": spark.conf.get("spark.master", "?"),
-                    "engine": "connect" if is_connect(spark) else "classic",
-                    "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
-                    "driver_memory": spark.conf.get("spark.driver.memory", "default")},
+        "commit": commit(),
+        "sf": sf,
+        "days": days,
+        "grid_split": grid_split,
+        "repeat": repeat,
+        "landing": str(src),
+        "prepared_by": prepared,
+        "generate_s": round(gen_s, 1),
+        "at": datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m": os.getloadavg()[0],
+            "spark_master": spark.conf.get("spark.master", "?"),
+            "engine": "connect" if is_connect(spark) else "classic",
+            "shuffle_partitions": spark.conf.get("spark.sql.shuffle.partitions"),
+            "driver_memory": spark.conf.get("spark.driver.memory", "default"),
+        },
         "rows": rows,
     }
     result["path"] = str(write_result(result, results))
@@ -474,7 +548,7 @@ def write_result(result: dict, results: Path) -> Path:
 
 
 def stage_cost(row: dict, stage: str) -> str:
-    """" (J jobs, C commits)" of a stage in a bench row, when the run said them (J is ? on the engine)."""
+    """ " (J jobs, C commits)" of a stage in a bench row, when the run said them (J is ? on the engine)."""
     jobs, commits = row.get("stages_jobs") or {}, row.get("stages_commits") or {}
     if stage not in commits:
         return ""
@@ -483,15 +557,28 @@ def stage_cost(row: dict, stage: str) -> str:
 
 def table(result: dict) -> str:
     head = f"{'stage':<28}{'rows in':>12}{'rows out':>10}{'wall s':>9}{'rows/s':>11}{'peak MB':>9}"
-    lines = [f"bench sf={result['sf']:g} commit={result['commit']} repeat={result['repeat']} "
-             f"(median wall; peak = driver JVM max RSS; load avg {result['machine']['load_avg_1m']:.1f})", head]
+    lines = [
+        f"bench sf={result['sf']:g} commit={result['commit']} repeat={result['repeat']} "
+        f"(median wall; peak = driver JVM max RSS; load avg {result['machine']['load_avg_1m']:.1f})",
+        head,
+    ]
     for r in result["rows"]:
-        lines.append(f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
-                     f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}")
+        lines.append(
+            f"{r['stage']:<28}{r['rows_in']:>12}{r['rows_out']:>10}{r['wall_s']:>9.2f}"
+            f"{(r['rows_per_s'] or 0):>11.0f}{r['peak_driver_mb']:>9}"
+        )
         if r.get("stages_s"):
-            lines.append("    of which " + ", ".join(f"{k} {v:.0f} s{stage_cost(r, k)}" for k, v in r["stages_s"].items())
-                         + (f"; {r['people_screened']} people screened" if "people_screened" in r else "")
-                         + ("; each stage a process of its own" if r.get("per_stage")
-                            else "; each run a fresh process" if r.get("fresh_process") else "")
-                         + ("; thin clients of the engine" if result["machine"].get("engine") == "connect" else ""))
+            lines.append(
+                "    of which "
+                + ", ".join(f"{k} {v:.0f} s{stage_cost(r, k)}" for k, v in r["stages_s"].items())
+                + (f"; {r['people_screened']} people screened" if "people_screened" in r else "")
+                + (
+                    "; each stage a process of its own"
+                    if r.get("per_stage")
+                    else "; each run a fresh process"
+                    if r.get("fresh_process")
+                    else ""
+                )
+                + ("; thin clients of the engine" if result["machine"].get("engine") == "connect" else "")
+            )
     return "\n".join(lines)

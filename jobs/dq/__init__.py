@@ -82,23 +82,30 @@ def _run_suites(ctx, stage: str, batches: list[tuple[str, str, object, list[dict
             t1 = time.monotonic()
             jobs = JobCounter(ctx.spark)
             try:
-                res = gx.validate(context, ctx.run_id, suite, asset, df, specs, ctx.as_of,
-                                  meta={"run_id": ctx.run_id, "stage": stage})
+                res = gx.validate(
+                    context, ctx.run_id, suite, asset, df, specs, ctx.as_of, meta={"run_id": ctx.run_id, "stage": stage}
+                )
             finally:
                 df.unpersist()  # GX persisted the batch
             r = gx.result_rows(res, ctx.run_id, ctx.mode, ctx.as_of, stage, suite, asset)
             rows += r
             failed = [x for x in r if not x["success"]]
-            per_suite[suite] = {"success": not failed, "expectations": len(r), "failed": len(failed),
-                                "failed_gating": sum(1 for x in failed if x["gate"]),
-                                "spark_jobs": jobs.count(),
-                                "seconds": round(time.monotonic() - t1, 1)}
+            per_suite[suite] = {
+                "success": not failed,
+                "expectations": len(r),
+                "failed": len(failed),
+                "failed_gating": sum(1 for x in failed if x["gate"]),
+                "spark_jobs": jobs.count(),
+                "seconds": round(time.monotonic() - t1, 1),
+            }
         gx.build_docs(context, ctx.run_id, [b[0] for b in batches])
     _store_results(ctx, stage, rows, [b[0] for b in batches])
     per_suite_ok = sum(1 for s in per_suite.values() if s["success"])
-    ctx.log(f"data quality ({stage}): {len(per_suite)} suite(s), {per_suite_ok} passed, "
-            f"{sum(s['failed'] for s in per_suite.values())} expectation(s) failed "
-            f"({time.monotonic() - t0:.1f} s)")
+    ctx.log(
+        f"data quality ({stage}): {len(per_suite)} suite(s), {per_suite_ok} passed, "
+        f"{sum(s['failed'] for s in per_suite.values())} expectation(s) failed "
+        f"({time.monotonic() - t0:.1f} s)"
+    )
     for suite, s in sorted(per_suite.items()):
         if not s["success"]:
             bad = [x for x in rows if x["suite"] == suite and not x["success"]]
@@ -130,8 +137,11 @@ def _gate_summary(checks: list[dict]) -> dict:
 
 
 def _failed_gating(rows: list[dict]) -> list[dict]:
-    return [{"suite": r["suite"], "label": r["label"], "observed": r["observed_value"]}
-            for r in rows if r["gate"] and not r["success"]]
+    return [
+        {"suite": r["suite"], "label": r["label"], "observed": r["observed_value"]}
+        for r in rows
+        if r["gate"] and not r["success"]
+    ]
 
 
 # -- stage dq_feeds ------------------------------------------------------------------------------------------
@@ -141,7 +151,8 @@ def feed_gates(ctx) -> list[tuple[str, str, dict]]:
     cfg = gates.config()
     loaded, rejected = ingest_counts(ctx.spark, ctx.lake, ctx.run_id)
     files = ctx.lake.read_gold(ctx.spark, "ingested_files").where(
-        (F.col("run_id") == ctx.run_id) & (F.col("status") == "rejected_file"))
+        (F.col("run_id") == ctx.run_id) & (F.col("status") == "rejected_file")
+    )
     rejected_files = {r["feed"]: r["n"] for r in files.groupBy("feed").agg(F.count("*").alias("n")).collect()}
     history = _history(ctx)
 
@@ -155,10 +166,18 @@ def feed_gates(ctx) -> list[tuple[str, str, dict]]:
     checks = gates.feed_checks(loaded, rejected, rejected_files, history, cfg)
     checks += gates.suite_checks("feed_suite", _failed_gating(rows))
     _log_checks(ctx, checks)
-    _merge_summary(ctx, feeds={"suites": per_suite, "gates": _gate_summary(checks), "history_runs": len(history),
-                               "rows_loaded": sum(loaded.values()), "rows_rejected": sum(rejected.values()),
-                               "seconds": round(time.monotonic() - t0, 1)},
-                   docs=str(gx.docs_index(ctx.lake.root)) if suites_on() else None)
+    _merge_summary(
+        ctx,
+        feeds={
+            "suites": per_suite,
+            "gates": _gate_summary(checks),
+            "history_runs": len(history),
+            "rows_loaded": sum(loaded.values()),
+            "rows_rejected": sum(rejected.values()),
+            "seconds": round(time.monotonic() - t0, 1),
+        },
+        docs=str(gx.docs_index(ctx.lake.root)) if suites_on() else None,
+    )
     return gates.trips(checks)
 
 
@@ -178,8 +197,18 @@ def result_gates(ctx, staged, scope=None) -> list[tuple[str, str, dict]]:
     person_key of the people an incremental hourly run screened (None = everyone)."""
     t0 = time.monotonic()
     cfg = gates.config()
-    rows, per_suite = _run_suites(ctx, "dq_results", [
-        ("gold.popup_reasons", "staged.popup_reasons", staged, gx.suite_specs()["gold"]["gold.popup_reasons"]["expect"])])
+    rows, per_suite = _run_suites(
+        ctx,
+        "dq_results",
+        [
+            (
+                "gold.popup_reasons",
+                "staged.popup_reasons",
+                staged,
+                gx.suite_specs()["gold"]["gold.popup_reasons"]["expect"],
+            )
+        ],
+    )
 
     gold_all = before_run(ctx.lake.read_gold(ctx.spark, "popup_reasons"), ctx.run_id)
     p = plan(gold_all, staged, ctx.as_of, ctx.run_id, ctx.policy, scope)  # what the publish will write
@@ -192,10 +221,19 @@ def result_gates(ctx, staged, scope=None) -> list[tuple[str, str, dict]]:
     checks = gates.result_checks(n_assign, n_release, released, active, history, cfg)
     checks += gates.suite_checks("gold_suite", _failed_gating(rows))
     _log_checks(ctx, checks)
-    _merge_summary(ctx, people_assigned=n_assign, people_released=n_release,
-                   results={"suites": per_suite, "gates": _gate_summary(checks), "history_runs": len(history),
-                            "released_by_code": released, "active_by_code_before": active,
-                            "seconds": round(time.monotonic() - t0, 1)})
+    _merge_summary(
+        ctx,
+        people_assigned=n_assign,
+        people_released=n_release,
+        results={
+            "suites": per_suite,
+            "gates": _gate_summary(checks),
+            "history_runs": len(history),
+            "released_by_code": released,
+            "active_by_code_before": active,
+            "seconds": round(time.monotonic() - t0, 1),
+        },
+    )
     return gates.trips(checks)
 
 
@@ -206,24 +244,42 @@ def run_lists(ctx):
     reasons = lake.read_gold(spark, "popup_reasons")
     active = reasons.where("status = 'active'").select("person_key").distinct().withColumn("_active", F.lit(True))
     parts = []
-    for name, table, col in (("assignment", "assignment_list", "first_run_id"),
-                             ("release", "release_list", "release_run_id")):
+    for name, table, col in (
+        ("assignment", "assignment_list", "first_run_id"),
+        ("release", "release_list", "release_run_id"),
+    ):
         lst = lake.read_gold(spark, table).where(F.col("run_id") == run_id)
-        lst = lst.select("reason_key", "person_key", F.col("popup_code").alias("list_popup_code"),
-                         (F.col("release_basis") if name == "release" else F.lit(None).cast("string")).alias("release_basis"),
-                         (F.col("person_green") if name == "release" else F.lit(None).cast("boolean")).alias("person_green"),
-                         F.lit(True).alias("in_list"))
+        lst = lst.select(
+            "reason_key",
+            "person_key",
+            F.col("popup_code").alias("list_popup_code"),
+            (F.col("release_basis") if name == "release" else F.lit(None).cast("string")).alias("release_basis"),
+            (F.col("person_green") if name == "release" else F.lit(None).cast("boolean")).alias("person_green"),
+            F.lit(True).alias("in_list"),
+        )
         mine = reasons.where(F.col(col) == run_id).select(
-            "reason_key", F.col("person_key").alias("r_person_key"), F.col("popup_code").alias("reason_popup_code"),
-            F.lit(True).alias("in_reasons"))
+            "reason_key",
+            F.col("person_key").alias("r_person_key"),
+            F.col("popup_code").alias("reason_popup_code"),
+            F.lit(True).alias("in_reasons"),
+        )
         j = lst.join(mine, "reason_key", "full_outer").join(active, "person_key", "left")
         green_ok = F.col("person_green") == F.col("_active").isNull()
-        parts.append(j.select(
-            F.lit(name).alias("list"), "reason_key", F.coalesce("in_list", F.lit(False)).alias("in_list"),
-            F.coalesce("in_reasons", F.lit(False)).alias("in_reasons"), "list_popup_code", "reason_popup_code",
-            "release_basis",
-            F.when((F.lit(name) == "release") & F.col("in_list") & ~F.coalesce(green_ok, F.lit(False)),
-                   F.lit("mismatch")).alias("person_green_mismatch")))
+        parts.append(
+            j.select(
+                F.lit(name).alias("list"),
+                "reason_key",
+                F.coalesce("in_list", F.lit(False)).alias("in_list"),
+                F.coalesce("in_reasons", F.lit(False)).alias("in_reasons"),
+                "list_popup_code",
+                "reason_popup_code",
+                "release_basis",
+                F.when(
+                    (F.lit(name) == "release") & F.col("in_list") & ~F.coalesce(green_ok, F.lit(False)),
+                    F.lit("mismatch"),
+                ).alias("person_green_mismatch"),
+            )
+        )
     return parts[0].unionByName(parts[1])
 
 
@@ -239,13 +295,21 @@ def validate_published(ctx, **run_log_fields) -> None:
     t0 = time.monotonic()
     specs = gx.suite_specs()["gold"]
     status = _derive(ctx.lake.read_gold(ctx.spark, "popup_status"), specs["gold.popup_status"].get("derive", {}))
-    rows, per_suite = _run_suites(ctx, "publish", [
-        ("gold.popup_status", "gold.popup_status", status, specs["gold.popup_status"]["expect"]),
-        ("gold.run_lists", "gold.run_lists", run_lists(ctx), specs["gold.run_lists"]["expect"])])
+    rows, per_suite = _run_suites(
+        ctx,
+        "publish",
+        [
+            ("gold.popup_status", "gold.popup_status", status, specs["gold.popup_status"]["expect"]),
+            ("gold.run_lists", "gold.run_lists", run_lists(ctx), specs["gold.run_lists"]["expect"]),
+        ],
+    )
     summary = _summary(ctx)
     summary["published"] = {"suites": per_suite, "seconds": round(time.monotonic() - t0, 1)}
-    all_suites = {**summary.get("feeds", {}).get("suites", {}), **summary.get("results", {}).get("suites", {}),
-                  **per_suite}
+    all_suites = {
+        **summary.get("feeds", {}).get("suites", {}),
+        **summary.get("results", {}).get("suites", {}),
+        **per_suite,
+    }
     summary["suites_run"] = len(all_suites)
     summary["suites_failed"] = sorted(s for s, v in all_suites.items() if not v["success"])
     summary["validated_at"] = datetime.now().isoformat(timespec="seconds")
@@ -254,16 +318,24 @@ def validate_published(ctx, **run_log_fields) -> None:
 
 
 def print_summary(ctx, summary: dict) -> None:
-    tripped = [m for part in ("feeds", "results") for g in summary.get(part, {}).get("gates", {}).values()
-               for m in g["tripped"]]
-    checked = sum(g["checked"] for part in ("feeds", "results") for g in summary.get(part, {}).get("gates", {}).values())
-    ctx.log(f"data quality: {summary['suites_run']} suites, "
-            f"{summary['suites_run'] - len(summary['suites_failed'])} passed"
-            + (f", failed: {', '.join(summary['suites_failed'])}" if summary["suites_failed"] else "")
-            + f"; {checked} gate checks, {len(tripped)} tripped"
-            + (f" (overridden: {', '.join(sorted(ctx.overrides))})" if ctx.overrides else "")
-            + f"; {summary.get('people_assigned', 0)} people assigned, {summary.get('people_released', 0)} released"
-            + f" ({sum(summary.get(p, {}).get('seconds', 0) for p in ('feeds', 'results', 'published')):.0f} s)")
+    tripped = [
+        m
+        for part in ("feeds", "results")
+        for g in summary.get(part, {}).get("gates", {}).values()
+        for m in g["tripped"]
+    ]
+    checked = sum(
+        g["checked"] for part in ("feeds", "results") for g in summary.get(part, {}).get("gates", {}).values()
+    )
+    ctx.log(
+        f"data quality: {summary['suites_run']} suites, "
+        f"{summary['suites_run'] - len(summary['suites_failed'])} passed"
+        + (f", failed: {', '.join(summary['suites_failed'])}" if summary["suites_failed"] else "")
+        + f"; {checked} gate checks, {len(tripped)} tripped"
+        + (f" (overridden: {', '.join(sorted(ctx.overrides))})" if ctx.overrides else "")
+        + f"; {summary.get('people_assigned', 0)} people assigned, {summary.get('people_released', 0)} released"
+        + f" ({sum(summary.get(p, {}).get('seconds', 0) for p in ('feeds', 'results', 'published')):.0f} s)"
+    )
     ctx.log(f"data quality results: {ctx.lake.gold(RESULTS_TABLE)}")
     if summary.get("docs"):
         ctx.log(f"data docs: {summary['docs']}")

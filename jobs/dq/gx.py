@@ -65,10 +65,12 @@ def context(lake_root: Path):
     root.mkdir(parents=True, exist_ok=True)
     ctx = gx.get_context(mode="file", project_root_dir=str(root))
     # Data Docs at <lake>/dq/docs (relative to <lake>/dq/gx, so a copied or moved lake keeps its own docs).
-    site = {"class_name": "SiteBuilder", "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": "../docs/"},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                   "validation_results_limit": DOCS_VALIDATIONS}}
+    site = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": "../docs/"},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "validation_results_limit": DOCS_VALIDATIONS},
+    }
     sites = ctx.list_data_docs_sites()
     changed = False
     for name in [n for n in sites if n != SITE]:
@@ -113,7 +115,7 @@ _AS_OF = re.compile(r"^as_of(?:\s*([+-])\s*(\d+)\s*([hd]))?$")
 
 
 def _value(v, as_of: datetime):
-    """"as_of", "as_of - 48h", "as_of - 400d" → a datetime; anything else as written."""
+    """ "as_of", "as_of - 48h", "as_of - 400d" → a datetime; anything else as written."""
     if isinstance(v, str) and (m := _AS_OF.match(v.strip())):
         if not m.group(1):
             return as_of
@@ -136,8 +138,11 @@ def expectation(spec: dict, as_of: datetime):
         ((col, val),) = when.items()
         kwargs["row_condition"] = Column(col) == val
     return get_expectation_impl(kind)(
-        **kwargs, notes=why or None, meta={"gate": gate},
-        severity=FailureSeverity.CRITICAL if gate else FailureSeverity.WARNING)
+        **kwargs,
+        notes=why or None,
+        meta={"gate": gate},
+        severity=FailureSeverity.CRITICAL if gate else FailureSeverity.WARNING,
+    )
 
 
 def feed_expectation_specs(feed: str) -> list[dict]:
@@ -146,15 +151,28 @@ def feed_expectation_specs(feed: str) -> list[dict]:
     conf = suite_specs()["feeds"]
     d = conf["defaults"]
     out = [
-        {"expect": "table_row_count_to_be_between", "min_value": 1, "max_value": d["max_rows"],
-         "why": "a delivery has rows (empty feeds are the feed_empty gate's)"},
-        {"expect": "compound_columns_to_be_unique", "column_list": [*spec["key"], "_source_known_at"], "gate": True,
-         "why": f"one row per record version: key ({', '.join(spec['key'])}) and knowledge time"},
+        {
+            "expect": "table_row_count_to_be_between",
+            "min_value": 1,
+            "max_value": d["max_rows"],
+            "why": "a delivery has rows (empty feeds are the feed_empty gate's)",
+        },
+        {
+            "expect": "compound_columns_to_be_unique",
+            "column_list": [*spec["key"], "_source_known_at"],
+            "gate": True,
+            "why": f"one row per record version: key ({', '.join(spec['key'])}) and knowledge time",
+        },
     ]
     if feed not in d.get("not_fresh", []):
-        out.append({"expect": "column_max_to_be_between", "column": "_source_known_at",
-                    "min_value": f"as_of - {d['fresh_hours']}h",
-                    "why": f"the newest knowledge time of the delivery is at most {d['fresh_hours']} h old at the as-of"})
+        out.append(
+            {
+                "expect": "column_max_to_be_between",
+                "column": "_source_known_at",
+                "min_value": f"as_of - {d['fresh_hours']}h",
+                "why": f"the newest knowledge time of the delivery is at most {d['fresh_hours']} h old at the as-of",
+            }
+        )
     return out + list(conf.get("feeds", {}).get(feed, []))
 
 
@@ -168,8 +186,9 @@ def build_suite(ctx, name: str, specs: list[dict], as_of: datetime, meta: dict |
 
 
 # -- validation --------------------------------------------------------------------------------------------
-def validate(ctx, run_id: str, suite_name: str, asset: str, df, specs: list[dict], as_of: datetime,
-             meta: dict | None = None):
+def validate(
+    ctx, run_id: str, suite_name: str, asset: str, df, specs: list[dict], as_of: datetime, meta: dict | None = None
+):
     """Run one suite on one Spark DataFrame (one GX batch); returns the suite validation result and the
     validation result identifier (for an incremental Data Docs build)."""
     import great_expectations as gx
@@ -184,8 +203,11 @@ def validate(ctx, run_id: str, suite_name: str, asset: str, df, specs: list[dict
 
 def _label(cfg: dict) -> str:
     kw = cfg["kwargs"]
-    cols = kw.get("column") or ",".join(kw.get("column_list") or []) or ",".join(
-        c for c in (kw.get("column_A"), kw.get("column_B")) if c)
+    cols = (
+        kw.get("column")
+        or ",".join(kw.get("column_list") or [])
+        or ",".join(c for c in (kw.get("column_A"), kw.get("column_B")) if c)
+    )
     cond = kw.get("row_condition")
     where = f" where {_condition_text(cond)}" if cond else ""
     return f"{cfg['type'].removeprefix('expect_')}({cols}){where}"
@@ -216,16 +238,28 @@ def result_rows(res, run_id: str, mode: str, as_of: datetime, stage: str, suite:
         result = r.result or {}
         exc = (r.exception_info or {}) if isinstance(r.exception_info, dict) else {}
         raised = exc.get("raised_exception") or any(
-            isinstance(v, dict) and v.get("raised_exception") for v in exc.values())
-        rows.append({
-            "run_id": run_id, "mode": mode, "as_of": as_of, "validated_at": now, "stage": stage, "suite": suite,
-            "data_asset": asset, "expectation": cfg["type"], "label": _label(cfg),
-            "kwargs": json.dumps(kwargs, sort_keys=True, default=str, ensure_ascii=False),
-            "gate": bool((cfg.get("meta") or {}).get("gate")), "success": bool(r.success),
-            "observed_value": json.dumps(_observed(result), default=str, ensure_ascii=False),
-            "element_count": result.get("element_count"), "unexpected_count": result.get("unexpected_count"),
-            "exception": (json.dumps(exc, default=str)[:2000] if raised else None),
-        })
+            isinstance(v, dict) and v.get("raised_exception") for v in exc.values()
+        )
+        rows.append(
+            {
+                "run_id": run_id,
+                "mode": mode,
+                "as_of": as_of,
+                "validated_at": now,
+                "stage": stage,
+                "suite": suite,
+                "data_asset": asset,
+                "expectation": cfg["type"],
+                "label": _label(cfg),
+                "kwargs": json.dumps(kwargs, sort_keys=True, default=str, ensure_ascii=False),
+                "gate": bool((cfg.get("meta") or {}).get("gate")),
+                "success": bool(r.success),
+                "observed_value": json.dumps(_observed(result), default=str, ensure_ascii=False),
+                "element_count": result.get("element_count"),
+                "unexpected_count": result.get("unexpected_count"),
+                "exception": (json.dumps(exc, default=str)[:2000] if raised else None),
+            }
+        )
     return rows
 
 
@@ -237,21 +271,17 @@ _VENDOR = {  # CDN address in GX's page templates → the copy in data_quality/d
     "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
     "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
     "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        "bootstrap-table-filter-control.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        "bootstrap-datepicker.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        "bootstrap-datepicker.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": "bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": "bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": "bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": "bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": "bootstrap-datepicker.min.css",
 }
-_VENDOR_TAG = re.compile(r'<(?:script|link)\s[^>]*/vendor/[^>]*>')
+_VENDOR_TAG = re.compile(r"<(?:script|link)\s[^>]*/vendor/[^>]*>")
 _SRI = re.compile(r'\s(?:integrity|crossorigin)="[^"]*"')  # subresource integrity: blocked on file:// pages
-_EXTERNAL_TAG = re.compile(r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>|<link[^>]*\shref="https?://[^"]*"[^>]*>',
-                           re.S)
+_EXTERNAL_TAG = re.compile(
+    r'<script[^>]*\ssrc="https?://[^"]*"[^>]*>\s*</script>|<link[^>]*\shref="https?://[^"]*"[^>]*>', re.S
+)
 _LOGO = re.compile(r'https://great-expectations-web-assets\.[^"]*?logo-long\.png[^"]*')
 
 
@@ -288,9 +318,13 @@ def build_docs(ctx, run_id: str, suites: list[str]) -> str:
     incremental build: earlier runs' pages stay as they are)."""
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    keys = [k for k in ctx.validation_results_store.list_keys()
-            if getattr(k, "run_id", None) is not None and k.run_id.run_name == run_id
-            and k.expectation_suite_identifier.name in suites]
+    keys = [
+        k
+        for k in ctx.validation_results_store.list_keys()
+        if getattr(k, "run_id", None) is not None
+        and k.run_id.run_name == run_id
+        and k.expectation_suite_identifier.name in suites
+    ]
     ids = keys + [ExpectationSuiteIdentifier(name=s) for s in suites]
     since = time.time() - 1
     urls = ctx.build_data_docs(site_names=[SITE], resource_identifiers=ids)

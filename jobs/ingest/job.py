@@ -75,8 +75,10 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
         seen.add(h)
     ddl = ", ".join(f"`{h}` string" for h in uniq) + ", `_corrupt` string"
     text = spark.read.text([str(p) for p in files]).select(
-        F.col("value"), F.input_file_name().alias("_uri"),
-        F.spark_partition_id().alias("_pid"), F.monotonically_increasing_id().alias("_mid"),
+        F.col("value"),
+        F.input_file_name().alias("_uri"),
+        F.spark_partition_id().alias("_pid"),
+        F.monotonically_increasing_id().alias("_mid"),
     )
     # Line numbers without a full sort: each (file, partition) slice is contiguous and in file order.
     slices = text.groupBy("_uri", "_pid").agg(F.min("_mid").alias("_min"), F.count("*").alias("_n"))
@@ -86,15 +88,17 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
     lines = lines.withColumn("_line", (F.col("_offset") + F.col("_mid") - F.col("_min") + 1).cast("int"))
     lines = lines.where((F.col("_line") > 1) & (F.trim(F.col("value")) != ""))
     # RFC 4180 quoting (a quote inside a quoted field is doubled, as Excel and Python's csv write it).
-    parsed = lines.withColumn("_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt",
-                                                             "escape": '"'}))
+    parsed = lines.withColumn(
+        "_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt", "escape": '"'})
+    )
     # Spark pads a short row and drops extra fields silently: count the fields ourselves (commas outside
     # quoted sections); a quote left outside them is broken quoting.
     # (unrolled, possessive: a 200k-character field must not overflow Java's regex stack)
     unquoted = F.regexp_replace("value", r'"[^"]*+(?:""[^"]*+)*+"', "")
     broken = (F.size(F.split(unquoted, ",")) != len(fields)) | (F.instr(unquoted, '"') > 0)
-    parsed = parsed.withColumn("_p", F.col("_p").withField(
-        "_corrupt", F.coalesce(F.col("_p._corrupt"), F.when(broken, F.col("value")))))
+    parsed = parsed.withColumn(
+        "_p", F.col("_p").withField("_corrupt", F.coalesce(F.col("_p._corrupt"), F.when(broken, F.col("value"))))
+    )
     prefix = str(landing.resolve()) + "/"
     path = F.url_decode(F.regexp_replace(F.col("_uri"), "^file:(//)?", ""))
     rel = F.when(path.startswith(prefix), F.substring(path, len(prefix) + 1, 100000)).otherwise(path)
@@ -102,9 +106,14 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
 
 
 class Ingestor:
-    def __init__(self, spark: SparkSession, lake: Lake, landing: str | Path, run_id: str,
-                 floor: datetime | None, log=print):
-        self.spark, self.lake, self.landing = spark, lake, Path(landing).resolve()  # the engine may run elsewhere: no relative paths
+    def __init__(
+        self, spark: SparkSession, lake: Lake, landing: str | Path, run_id: str, floor: datetime | None, log=print
+    ):
+        self.spark, self.lake, self.landing = (
+            spark,
+            lake,
+            Path(landing).resolve(),
+        )  # the engine may run elsewhere: no relative paths
         self.run_id, self.floor, self.log = run_id, floor, log
         self._persisted: list[DataFrame] = []
 
@@ -119,8 +128,11 @@ class Ingestor:
         self.rejects: list[DataFrame] = []
         self.file_rows: list[tuple] = []
         known = self.known_hashes()
-        unknown = sorted(p.name for p in self.landing.iterdir() if p.is_dir() and not p.name.startswith("_")
-                         and p.name not in schemas.FEEDS)
+        unknown = sorted(
+            p.name
+            for p in self.landing.iterdir()
+            if p.is_dir() and not p.name.startswith("_") and p.name not in schemas.FEEDS
+        )
         if unknown:
             self.log(f"ignored landing folders that are not feeds: {', '.join(unknown)}")
         work = []
@@ -146,12 +158,23 @@ class Ingestor:
                 allrej = self.rejects[0]
                 for df in self.rejects[1:]:
                     allrej = allrej.unionByName(df)
-                self.lake.merge(self.spark, self.lake.gold("rejects"), schemas.gold_schema("rejects"), allrej,
-                                ["feed", "file", "line", "reason"], update_when="never")
+                self.lake.merge(
+                    self.spark,
+                    self.lake.gold("rejects"),
+                    schemas.gold_schema("rejects"),
+                    allrej,
+                    ["feed", "file", "line", "reason"],
+                    update_when="never",
+                )
             if self.file_rows:
-                self.lake.merge(self.spark, self.lake.gold("ingested_files"), schemas.gold_schema("ingested_files"),
-                                self.spark.createDataFrame(self.file_rows, schemas.gold_schema("ingested_files")),
-                                ["sha256"], update_when="never")
+                self.lake.merge(
+                    self.spark,
+                    self.lake.gold("ingested_files"),
+                    schemas.gold_schema("ingested_files"),
+                    self.spark.createDataFrame(self.file_rows, schemas.gold_schema("ingested_files")),
+                    ["sha256"],
+                    update_when="never",
+                )
         for df in self._persisted:
             df.unpersist()
         return reports
@@ -173,9 +196,22 @@ class Ingestor:
                 self.log(msg)
                 rep.messages.append(msg)
                 rep.rejected_files.append(rel)
-                rejects.append(self.spark.createDataFrame(
-                    [(feed, rel, 0, ",".join(header), "missing_column", f"missing required column(s): {', '.join(missing)}", self.run_id)],
-                    schemas.gold_schema("rejects")))
+                rejects.append(
+                    self.spark.createDataFrame(
+                        [
+                            (
+                                feed,
+                                rel,
+                                0,
+                                ",".join(header),
+                                "missing_column",
+                                f"missing required column(s): {', '.join(missing)}",
+                                self.run_id,
+                            )
+                        ],
+                        schemas.gold_schema("rejects"),
+                    )
+                )
                 file_rows.append((feed, rel, digest, 0, 0, "rejected_file", self.run_id, self.floor))
                 continue
             if extra:
@@ -194,16 +230,30 @@ class Ingestor:
         if validated is not None:
             # Only a rejected row keeps its raw line (the rejects table shows it): cached for every row, the lines
             # took more memory than the parsed columns (well over twice as much for grid dwells).
-            validated = validated.withColumn("_raw", F.when(F.col("_reject_reason").isNotNull(), F.col("_raw"))).persist()
+            validated = validated.withColumn(
+                "_raw", F.when(F.col("_reject_reason").isNotNull(), F.col("_raw"))
+            ).persist()
             good = validated.where(F.col("_reject_reason").isNull())
             bad = validated.where(F.col("_reject_reason").isNotNull()).select(
-                F.lit(feed).alias("feed"), F.col("_file").alias("file"), F.col("_line").alias("line"),
-                F.make_valid_utf8("_raw").alias("raw_row"), F.col("_reject_reason").alias("reason"),
-                F.col("_reject_detail").alias("detail"), F.lit(self.run_id).alias("run_id"))
+                F.lit(feed).alias("feed"),
+                F.col("_file").alias("file"),
+                F.col("_line").alias("line"),
+                F.make_valid_utf8("_raw").alias("raw_row"),
+                F.col("_reject_reason").alias("reason"),
+                F.col("_reject_detail").alias("detail"),
+                F.lit(self.run_id).alias("run_id"),
+            )
             rejects.append(bad)
             kt = F.when(F.col("_reject_reason").isNull(), F.col(spec["knowledge_time"]))
-            stats = validated.groupBy("_file").agg(F.count("*").alias("n"), F.count("_reject_reason").alias("r"),
-                                                   F.min(F.date_format(kt, KNOWN_AT_FORMAT)).alias("lo")).collect()
+            stats = (
+                validated.groupBy("_file")
+                .agg(
+                    F.count("*").alias("n"),
+                    F.count("_reject_reason").alias("r"),
+                    F.min(F.date_format(kt, KNOWN_AT_FORMAT)).alias("lo"),
+                )
+                .collect()
+            )
             counts = {r["_file"]: (r["n"], r["r"]) for r in stats}
             # the earliest knowledge time of the good rows (fixed-width text: its min is the earliest instant)
             self.merge_bronze(feed, good, rep, min((r["lo"] for r in stats if r["lo"]), default=None))
@@ -247,19 +297,34 @@ class Ingestor:
         if two_event:  # an end, once known, stays known
             end_col = spec["end_knowledge_time"]
             update[end_col] = f"coalesce(s.`{end_col}`, t.`{end_col}`)"
-            update["_end_known_at"] = "coalesce(least(t._end_known_at, s._end_known_at), t._end_known_at, s._end_known_at)"
+            update["_end_known_at"] = (
+                "coalesce(least(t._end_known_at, s._end_known_at), t._end_known_at, s._end_known_at)"
+            )
         prune = None
         if not two_event and earliest:  # a version matches only its own knowledge time: older files need not be read
             prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
-        self.lake.merge(self.spark, self.lake.bronze(feed), schema, df, keys, update_when=later, update_set=update,
-                        prune=prune, properties=CHANGE_FEED)
+        self.lake.merge(
+            self.spark,
+            self.lake.bronze(feed),
+            schema,
+            df,
+            keys,
+            update_when=later,
+            update_set=update,
+            prune=prune,
+            properties=CHANGE_FEED,
+        )
 
 
 def ingest_counts(spark: SparkSession, lake: Lake, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
     """Rows loaded and rejected per feed by this run id, from the `_ingested_files` register (a re-run of the
     stage counts the same files)."""
     files = lake.read_gold(spark, "ingested_files").where(F.col("run_id") == run_id)
-    got = {r["feed"]: (r["rows"] or 0, r["rejected"] or 0)
-           for r in files.groupBy("feed").agg(F.sum("rows").alias("rows"), F.sum("rejected").alias("rejected")).collect()}
-    return ({f: got.get(f, (0, 0))[0] - got.get(f, (0, 0))[1] for f in schemas.FEEDS},
-            {f: got.get(f, (0, 0))[1] for f in schemas.FEEDS})
+    got = {
+        r["feed"]: (r["rows"] or 0, r["rejected"] or 0)
+        for r in files.groupBy("feed").agg(F.sum("rows").alias("rows"), F.sum("rejected").alias("rejected")).collect()
+    }
+    return (
+        {f: got.get(f, (0, 0))[0] - got.get(f, (0, 0))[1] for f in schemas.FEEDS},
+        {f: got.get(f, (0, 0))[1] for f in schemas.FEEDS},
+    )

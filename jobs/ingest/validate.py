@@ -15,19 +15,19 @@ from jobs.schemas import feed_spec
 
 # Reject reasons, in the order they are checked (the first one that fails is reported).
 REASONS = (
-    "malformed_row",            # not UTF-8, wrong number of fields, broken quoting
-    "missing_key",              # a key column is empty
-    "missing_value",            # a required (non-nullable) column is empty
-    "bad_type",                 # not a timestamp / date / int / boolean
-    "bad_id_format",            # not 17 digits + check digit
-    "bad_id_checksum",          # GB 11643 check digit wrong
-    "bad_id_birth_date",        # digits 7-14 are not a real date
-    "bad_phone",                # not 11 digits starting with 1
-    "unknown_county_code",      # not a real GB/T 2260 county code
-    "unknown_community_code",   # not 12 digits over a real county code
-    "unknown_enum",             # value outside the feed's allowed set
-    "end_before_start",         # an end earlier than its start
-    "observed_after_knowledge", # an observed time later than the row's own knowledge time
+    "malformed_row",  # not UTF-8, wrong number of fields, broken quoting
+    "missing_key",  # a key column is empty
+    "missing_value",  # a required (non-nullable) column is empty
+    "bad_type",  # not a timestamp / date / int / boolean
+    "bad_id_format",  # not 17 digits + check digit
+    "bad_id_checksum",  # GB 11643 check digit wrong
+    "bad_id_birth_date",  # digits 7-14 are not a real date
+    "bad_phone",  # not 11 digits starting with 1
+    "unknown_county_code",  # not a real GB/T 2260 county code
+    "unknown_community_code",  # not 12 digits over a real county code
+    "unknown_enum",  # value outside the feed's allowed set
+    "end_before_start",  # an end earlier than its start
+    "observed_after_knowledge",  # an observed time later than the row's own knowledge time
 )
 FILE_REASONS = ("missing_column",)  # the whole file is rejected
 
@@ -104,40 +104,76 @@ def checks(feed: str, raw: dict[str, Column], typed: dict[str, Column]) -> list[
         n, v, check = c["name"], typed[c["name"]], c.get("check")
         present = v.isNotNull()
         if check == "person_id":
-            out.append(("bad_id_format", present & ~v.rlike(r"^\d{17}[\dX]$"), detail(n, "not 17 digits + check digit")))
+            out.append(
+                ("bad_id_format", present & ~v.rlike(r"^\d{17}[\dX]$"), detail(n, "not 17 digits + check digit"))
+            )
             out.append(("bad_id_checksum", present & ~id_checksum_ok(v), detail(n, "check digit does not match")))
             birth = F.try_to_date(F.substring(v, 7, 8), "yyyyMMdd")
-            out.append(("bad_id_birth_date", present & birth.isNull(), detail(n, "digits 7-14 are not a real birth date")))
-            out.append(("unknown_county_code", present & ~F.substring(v, 1, 2).isin(*sorted(divisions.province_codes())),
-                        detail(n, "first two digits are not a province code")))
+            out.append(
+                ("bad_id_birth_date", present & birth.isNull(), detail(n, "digits 7-14 are not a real birth date"))
+            )
+            out.append(
+                (
+                    "unknown_county_code",
+                    present & ~F.substring(v, 1, 2).isin(*sorted(divisions.province_codes())),
+                    detail(n, "first two digits are not a province code"),
+                )
+            )
         elif check == "phone":
             out.append(("bad_phone", present & ~v.rlike(r"^1\d{10}$"), detail(n, "not 11 digits starting with 1")))
         elif check == "county_code" and c["type"] == "string":
             out.append(("unknown_county_code", present & ~_county_ok(v), detail(n, "not a real county code")))
         elif check == "county_code":  # a list of counties
-            out.append(("unknown_county_code", present & F.exists(v, lambda x: ~_county_ok(x)),
-                        detail(n, "contains a code that is not a real county")))
+            out.append(
+                (
+                    "unknown_county_code",
+                    present & F.exists(v, lambda x: ~_county_ok(x)),
+                    detail(n, "contains a code that is not a real county"),
+                )
+            )
         elif check == "community_code":
-            out.append(("unknown_community_code", present & ~(v.rlike(r"^\d{12}$") & _county_ok(F.substring(v, 1, 6))),
-                        detail(n, "not 12 digits over a real county code")))
+            out.append(
+                (
+                    "unknown_community_code",
+                    present & ~(v.rlike(r"^\d{12}$") & _county_ok(F.substring(v, 1, 6))),
+                    detail(n, "not 12 digits over a real county code"),
+                )
+            )
         elif check == "area_code":
-            out.append(("unknown_county_code", present & ~_area_ok(v), detail(n, "not a 6/9/12-digit code over a real county")))
+            out.append(
+                ("unknown_county_code", present & ~_area_ok(v), detail(n, "not a 6/9/12-digit code over a real county"))
+            )
     for c in cols:
         if "enum" in c:
             n, v, allowed = c["name"], typed[c["name"]], c["enum"]
             bad = F.exists(v, _not_in(allowed)) if c["type"] == "array<string>" else ~v.isin(*allowed)
             out.append(("unknown_enum", v.isNotNull() & bad, detail(n, "not one of " + "/".join(allowed))))
     for start, end in spec.get("end_after_start", []):
-        out.append(("end_before_start", typed[end] < typed[start], F.concat(
-            F.lit(f"{end} before {start} ("), raw[end], F.lit(" < "), raw[start], F.lit(")"))))
+        out.append(
+            (
+                "end_before_start",
+                typed[end] < typed[start],
+                F.concat(F.lit(f"{end} before {start} ("), raw[end], F.lit(" < "), raw[start], F.lit(")")),
+            )
+        )
     kt = typed[spec["knowledge_time"]]
     for c in cols:
         if c.get("observed") and c["name"] != spec["knowledge_time"]:
             v = typed[c["name"]]
             later = (v > F.to_date(kt)) if c["type"] == "date" else (v > kt)
-            out.append(("observed_after_knowledge", later, F.concat(
-                F.lit(f"{c['name']} later than {spec['knowledge_time']} ("), raw[c["name"]], F.lit(" > "),
-                raw[spec["knowledge_time"]], F.lit(")"))))
+            out.append(
+                (
+                    "observed_after_knowledge",
+                    later,
+                    F.concat(
+                        F.lit(f"{c['name']} later than {spec['knowledge_time']} ("),
+                        raw[c["name"]],
+                        F.lit(" > "),
+                        raw[spec["knowledge_time"]],
+                        F.lit(")"),
+                    ),
+                )
+            )
     return out
 
 
@@ -156,15 +192,23 @@ def validate(raw_df: DataFrame, feed: str) -> DataFrame:
     parsed = raw_df.select("*", *[typed[n].alias(f"__t_{n}") for n in typed])
     t = {n: F.col(f"__t_{n}") for n in typed}
     r = {n: F.when(~_blank(F.col(n)), F.trim(F.col(n))) for n in typed}
-    triples = [("malformed_row", ~F.is_valid_utf8("_raw"), F.lit("not valid UTF-8 (files must be UTF-8)")),
-               ("malformed_row", F.col("_corrupt").isNotNull(), F.lit("wrong number of fields or broken quoting"))]
+    triples = [
+        ("malformed_row", ~F.is_valid_utf8("_raw"), F.lit("not valid UTF-8 (files must be UTF-8)")),
+        ("malformed_row", F.col("_corrupt").isNotNull(), F.lit("wrong number of fields or broken quoting")),
+    ]
     triples += checks(feed, r, t)
     # Each check once, as a flag column: reason and detail both read the flags, and a flag used twice keeps
     # Spark from inlining the check into both (which nearly doubled the time to read and validate a feed).
-    flagged = parsed.select("*", *[F.coalesce(bad, F.lit(False)).alias(f"__b{i}") for i, (_, bad, _) in enumerate(triples)])
+    flagged = parsed.select(
+        "*", *[F.coalesce(bad, F.lit(False)).alias(f"__b{i}") for i, (_, bad, _) in enumerate(triples)]
+    )
     reason = F.coalesce(*[F.when(F.col(f"__b{i}"), F.lit(name)) for i, (name, _, _) in enumerate(triples)])
     det = F.coalesce(*[F.when(F.col(f"__b{i}"), d) for i, (_, _, d) in enumerate(triples)])
     return flagged.select(
-        *[t[n].alias(n) for n in typed], "_file", "_line", "_raw",
-        reason.alias("_reject_reason"), det.alias("_reject_detail"),
+        *[t[n].alias(n) for n in typed],
+        "_file",
+        "_line",
+        "_raw",
+        reason.alias("_reject_reason"),
+        det.alias("_reject_detail"),
     )

@@ -22,16 +22,26 @@ BASIS_ORDER = ("county_quiet_14d", "county_low_risk")  # rules.md: the order of 
 def case_county_periods(case_reports: DataFrame, announcements: DataFrame, policy: Policy) -> DataFrame:
     """county_code, start, stop, stop_basis: knowledge-time intervals during which C is a case county."""
     cases = case_reports.where((F.col("case_type") == "local") & ~F.col("county_code").startswith(policy.home_prefix))
-    lows = announcements.where((F.col("risk_level") == "low") & (F.length("area_code") == 6) & F.col("building_id").isNull())
-    first_low = cases.alias("c").join(
-        lows.alias("a"), (F.col("a.area_code") == F.col("c.county_code")) & (F.col("a.announced_at") > F.col("c.reported_at")),
-        "left").groupBy("c.case_id", "c.county_code", "c.case_date", "c._known_at", "c._valid_to").agg(
-        F.min("a._known_at").alias("low_known_at"))
+    lows = announcements.where(
+        (F.col("risk_level") == "low") & (F.length("area_code") == 6) & F.col("building_id").isNull()
+    )
+    first_low = (
+        cases.alias("c")
+        .join(
+            lows.alias("a"),
+            (F.col("a.area_code") == F.col("c.county_code")) & (F.col("a.announced_at") > F.col("c.reported_at")),
+            "left",
+        )
+        .groupBy("c.case_id", "c.county_code", "c.case_date", "c._known_at", "c._valid_to")
+        .agg(F.min("a._known_at").alias("low_known_at"))
+    )
     quiet = midnight_after_days(F.col("case_date"), policy.window_days + 1)
     # a corrected report (to imported, another county or date) ends what its old version said
     order = BASIS_ORDER + ("evidence_withdrawn",)
     stop, basis = least_with_basis(*zip((quiet, F.col("low_known_at"), F.col("_valid_to")), order, strict=True))
-    per_case = first_low.select("county_code", F.col("_known_at").alias("start"), stop.alias("stop"), basis.alias("stop_basis"))
+    per_case = first_low.select(
+        "county_code", F.col("_known_at").alias("start"), stop.alias("stop"), basis.alias("stop_basis")
+    )
     per_case = per_case.where(F.col("start") < F.col("stop"))
     return islands(per_case, ["county_code"], basis_order=order)
 
@@ -47,11 +57,24 @@ def rule(presence: DataFrame, case_reports: DataFrame, announcements: DataFrame,
         (F.col("p.valid_to"), "evidence_withdrawn"),
     )
     return candidates(
-        j, person_id=F.col("person_id"), popup_code=F.lit("1"), reason_type=F.lit("case_county"),
-        cause=F.concat(F.lit("county="), F.col("county_code")), start=start, stop=stop, stop_basis=basis,
-        release_mode=F.lit("auto"), registered_only=F.col("p.registered_only"),
+        j,
+        person_id=F.col("person_id"),
+        popup_code=F.lit("1"),
+        reason_type=F.lit("case_county"),
+        cause=F.concat(F.lit("county="), F.col("county_code")),
+        start=start,
+        stop=stop,
+        stop_basis=basis,
+        release_mode=F.lit("auto"),
+        registered_only=F.col("p.registered_only"),
         evidence_known_at=F.col("p.known_at"),
-        evidence=evidence_json(feed=F.col("p.source"), record_id=F.col("p.record_id"), county=F.col("county_code"),
-                               phone=F.col("p.phone_masked"), link_type=F.col("p.link_type"),
-                               present_from=F.col("p.p_from"), present_to=F.col("p.p_to")),
+        evidence=evidence_json(
+            feed=F.col("p.source"),
+            record_id=F.col("p.record_id"),
+            county=F.col("county_code"),
+            phone=F.col("p.phone_masked"),
+            link_type=F.col("p.link_type"),
+            present_from=F.col("p.p_from"),
+            present_to=F.col("p.p_to"),
+        ),
     )

@@ -6,8 +6,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 CANDIDATE_COLUMNS = [
-    "person_id", "popup_code", "reason_type", "cause", "start", "stop", "stop_basis", "release_mode",
-    "nat_from", "exposure_end", "registered_only", "evidence_known_at", "evidence",
+    "person_id",
+    "popup_code",
+    "reason_type",
+    "cause",
+    "start",
+    "stop",
+    "stop_basis",
+    "release_mode",
+    "nat_from",
+    "exposure_end",
+    "registered_only",
+    "evidence_known_at",
+    "evidence",
 ]
 
 
@@ -33,12 +44,17 @@ def least_with_basis(*pairs: tuple[Column, str | Column]) -> tuple[Column, Colum
 
 def candidates(df: DataFrame, **cols: Column) -> DataFrame:
     """Select the candidate columns, filling the optional ones with nulls."""
-    defaults = {"stop": F.lit(None).cast("timestamp"), "stop_basis": F.lit(None).cast("string"),
-                "nat_from": F.lit(None).cast("timestamp"), "exposure_end": F.lit(None).cast("timestamp"),
-                "registered_only": F.lit(False)}
+    defaults = {
+        "stop": F.lit(None).cast("timestamp"),
+        "stop_basis": F.lit(None).cast("string"),
+        "nat_from": F.lit(None).cast("timestamp"),
+        "exposure_end": F.lit(None).cast("timestamp"),
+        "registered_only": F.lit(False),
+    }
     merged = {**defaults, **cols}
     return df.select(*[merged[c].alias(c) if c in merged else F.col(c) for c in CANDIDATE_COLUMNS]).where(
-        F.col("stop").isNull() | (F.col("start") < F.col("stop")))
+        F.col("stop").isNull() | (F.col("start") < F.col("stop"))
+    )
 
 
 def evidence_json(**fields: Column) -> Column:

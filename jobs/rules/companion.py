@@ -46,7 +46,9 @@ def _epoch(c: Column) -> Column:
 
 
 def _slots(start: str, stop: str) -> Column:
-    return F.explode(F.sequence(F.floor(_epoch(F.col(start)) / SLOT_SECONDS), F.floor(_epoch(F.col(stop)) / SLOT_SECONDS)))
+    return F.explode(
+        F.sequence(F.floor(_epoch(F.col(start)) / SLOT_SECONDS), F.floor(_epoch(F.col(stop)) / SLOT_SECONDS))
+    )
 
 
 def _seconds(lo: Column, hi: Column) -> Column:
@@ -56,20 +58,39 @@ def _seconds(lo: Column, hi: Column) -> Column:
 def case_phones(case_reports: DataFrame, links: DataFrame) -> DataFrame:
     """case_id, c_person, c_known, c_valid_to, c_phone, c_from, c_to (null = unbounded), c_link_known."""
     cases = case_reports.where(F.col("case_type") == "local").select(
-        "case_id", F.col("person_id").alias("c_person"), F.col("phone").alias("c_direct"),
-        F.col("_known_at").alias("c_known"), F.col("_valid_to").alias("c_valid_to"))
+        "case_id",
+        F.col("person_id").alias("c_person"),
+        F.col("phone").alias("c_direct"),
+        F.col("_known_at").alias("c_known"),
+        F.col("_valid_to").alias("c_valid_to"),
+    )
     none = F.lit(None).cast("timestamp")
     direct = cases.where(F.col("c_direct").isNotNull()).select(
-        "case_id", "c_person", "c_known", "c_valid_to", F.col("c_direct").alias("c_phone"),
-        none.alias("c_from"), none.alias("c_to"), none.alias("c_link_known"))
+        "case_id",
+        "c_person",
+        "c_known",
+        "c_valid_to",
+        F.col("c_direct").alias("c_phone"),
+        none.alias("c_from"),
+        none.alias("c_to"),
+        none.alias("c_link_known"),
+    )
     linked = cases.join(links, F.col("c_person") == links.person_id).select(
-        "case_id", "c_person", "c_known", "c_valid_to", F.col("phone").alias("c_phone"),
-        F.col("link_from").alias("c_from"), F.col("link_to").alias("c_to"), F.col("link_known_at").alias("c_link_known"))
+        "case_id",
+        "c_person",
+        "c_known",
+        "c_valid_to",
+        F.col("phone").alias("c_phone"),
+        F.col("link_from").alias("c_from"),
+        F.col("link_to").alias("c_to"),
+        F.col("link_known_at").alias("c_link_known"),
+    )
     return direct.unionByName(linked).distinct()
 
 
-def dwells_in_case_cells(raw: DataFrame, links: DataFrame, case_reports: DataFrame, t: datetime,
-                         phones: DataFrame | None = None) -> DataFrame:
+def dwells_in_case_cells(
+    raw: DataFrame, links: DataFrame, case_reports: DataFrame, t: datetime, phones: DataFrame | None = None
+) -> DataFrame:
     """grid_dwells as of T in the cells a case phone dwelt in: all the rule reads (a pair lies in a case's cell, and
     the hours counted are its two sides' in that cell). The cells come from every version known at T (a safe
     superset); the version window then runs over those cells' records only, never over the whole feed.
@@ -89,8 +110,10 @@ def _key(cols: list[str]) -> Column:
     return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
 
 
-STRETCH_SCHEMA = ("gk string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, eids string, "
-                  "record_id string, c_record_id string")
+STRETCH_SCHEMA = (
+    "gk string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, eids string, "
+    "record_id string, c_record_id string"
+)
 BUCKETS_PER_PARTITION = 8  # the walk below: groups per shuffle partition, many pairs of sides each
 
 
@@ -109,8 +132,19 @@ def _stretches(pdf, need: int):
         v = pdf[c].to_numpy("datetime64[ns]")
         return np.where(np.isnat(v), never, v.astype(np.int64))
 
-    els = list(zip(pdf["gk"], ns("o_lo"), ns("o_hi"), ns("e_known"), ns("e_valid_to"), pdf["eid"], pdf["record_id"],
-                   pdf["c_record_id"], strict=True))
+    els = list(
+        zip(
+            pdf["gk"],
+            ns("o_lo"),
+            ns("o_hi"),
+            ns("e_known"),
+            ns("e_valid_to"),
+            pdf["eid"],
+            pdf["record_id"],
+            pdf["c_record_id"],
+            strict=True,
+        )
+    )
     out: list[tuple] = []
 
     def long(lo: int, hi: int) -> bool:  # whole seconds apart, as unix_timestamp counts them (_seconds)
@@ -120,8 +154,18 @@ def _stretches(pdf, need: int):
         eids = tuple(sorted(y[5] for y in part))
         if long(part[0][1], hi) and eids not in seen:
             seen.add(eids)
-            out.append((part[0][0], part[0][1], hi, max(y[3] for y in part), min(y[4] for y in part), ",".join(eids),
-                        ",".join(sorted({y[6] for y in part})), ",".join(sorted({y[7] for y in part}))))
+            out.append(
+                (
+                    part[0][0],
+                    part[0][1],
+                    hi,
+                    max(y[3] for y in part),
+                    min(y[4] for y in part),
+                    ",".join(eids),
+                    ",".join(sorted({y[6] for y in part})),
+                    ",".join(sorted({y[7] for y in part})),
+                )
+            )
 
     def walk(run: list[tuple], run_hi: int) -> None:
         if not long(run[0][1], run_hi):
@@ -163,12 +207,26 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     cell, each as it held over an interval of knowledge time: the pair's side columns, o_lo, o_hi (the stretch),
     o_known (from when it held), o_valid_to (when a record used in it was withdrawn), record_id / c_record_id
     (the records of each side used, sorted, comma-separated), registered_only, x0, x_limit, pair_key."""
-    d = grid_dwells.select("record_id", "phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("d_known"),
-                           F.col("_valid_to").alias("d_valid_to"))
+    d = grid_dwells.select(
+        "record_id",
+        "phone",
+        "grid_id",
+        "start_at",
+        "end_at",
+        F.col("_known_at").alias("d_known"),
+        F.col("_valid_to").alias("d_valid_to"),
+    )
     cd = d.join(F.broadcast(cphones), d.phone == cphones.c_phone).drop("phone")
     c_lo, c_hi = _clip(F.col("start_at"), F.col("end_at"), F.col("c_from"), F.col("c_to"))
-    cd = cd.select(F.col("record_id").alias("c_record_id"), "grid_id", c_lo.alias("c_lo"), c_hi.alias("c_hi"),
-                   F.col("d_known").alias("cd_known"), F.col("d_valid_to").alias("cd_valid_to"), *cphones.columns)
+    cd = cd.select(
+        F.col("record_id").alias("c_record_id"),
+        "grid_id",
+        c_lo.alias("c_lo"),
+        c_hi.alias("c_hi"),
+        F.col("d_known").alias("cd_known"),
+        F.col("d_valid_to").alias("cd_valid_to"),
+        *cphones.columns,
+    )
     cd = cd.where(F.col("c_lo") < F.col("c_hi"))
     cslots = cd.withColumn("slot", _slots("c_lo", "c_hi"))
     # person side: only dwells in cells a case touched, then only in the hours it was there
@@ -177,8 +235,12 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     j = pd_.join(F.broadcast(cslots), ["grid_id", "slot"])
     lo = F.greatest("start_at", "c_lo")
     j = j.where((F.floor(_epoch(lo) / SLOT_SECONDS) == F.col("slot")) & (F.col("phone") != F.col("c_phone")))
-    j = j.withColumn("o_lo", lo).withColumn("o_hi", F.least("end_at", "c_hi")).drop("slot").where(
-        F.col("o_lo") < F.col("o_hi"))
+    j = (
+        j.withColumn("o_lo", lo)
+        .withColumn("o_hi", F.least("end_at", "c_hi"))
+        .drop("slot")
+        .where(F.col("o_lo") < F.col("o_hi"))
+    )
     # the person's phone counts only inside its link
     j = j.join(links, "phone").where(F.col("person_id") != F.coalesce(F.col("c_person"), F.lit("")))
     p_lo, p_hi = _clip(F.col("o_lo"), F.col("o_hi"), F.col("link_from"), F.col("link_to"))
@@ -199,27 +261,50 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     # stretch so formed is a candidate of its own, held over its own knowledge interval; a shorter one formed before
     # a later piece extended it raises the reason where it alone held, the longer one moves its last exposure.
     group = ["person_id", "phone", "link_type", "link_from", "link_to", "link_known_at", "grid_id", *cphones.columns]
-    e = cut(j.select(*group, "o_lo", "o_hi", F.greatest("d_known", "cd_known").alias("e_known"),
-                     F.least("d_valid_to", "cd_valid_to").alias("e_valid_to"), "record_id", "c_record_id",
-                     F.concat_ws("|", "record_id", F.col("d_known").cast("string"), "c_record_id",
-                                 F.col("cd_known").cast("string")).alias("eid")).withColumn("gk", _key(group)))
+    e = cut(
+        j.select(
+            *group,
+            "o_lo",
+            "o_hi",
+            F.greatest("d_known", "cd_known").alias("e_known"),
+            F.least("d_valid_to", "cd_valid_to").alias("e_valid_to"),
+            "record_id",
+            "c_record_id",
+            F.concat_ws(
+                "|", "record_id", F.col("d_known").cast("string"), "c_record_id", F.col("cd_known").cast("string")
+            ).alias("eid"),
+        ).withColumn("gk", _key(group))
+    )
     pair_sides = e.select("gk", *group).distinct()  # joined back to the stretches: the walk reads narrow rows
     parts = int(e.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     bucket = F.pmod(F.xxhash64("gk"), F.lit(BUCKETS_PER_PARTITION * parts)).alias("_bucket")
     need = policy.companion_overlap_minutes * 60
-    s = e.select(bucket, "gk", "o_lo", "o_hi", "e_known", "e_valid_to", "eid", "record_id", "c_record_id").groupBy(
-        "_bucket").applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
+    s = (
+        e.select(bucket, "gk", "o_lo", "o_hi", "e_known", "e_valid_to", "eid", "record_id", "c_record_id")
+        .groupBy("_bucket")
+        .applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
+    )
     s = s.join(pair_sides, "gk")
     s = cut(s)  # the letter is asked about the links of these (person, phone) only, not the whole city's
-    s = registered_only(s, links.join(lookup(s.select("person_id", "phone").distinct()), ["person_id", "phone"],
-                                      "left_semi"), "o_lo", "o_hi")
+    s = registered_only(
+        s,
+        links.join(lookup(s.select("person_id", "phone").distinct()), ["person_id", "phone"], "left_semi"),
+        "o_lo",
+        "o_hi",
+    )
     base = F.greatest("o_known", "c_known", "link_known_at", "c_link_known")  # greatest skips nulls
     # the overlap's last `need` seconds must still be inside W14 at x
-    limit = F.col("o_hi") + F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0),
-                                            F.lit(float(-need)))
+    limit = F.col("o_hi") + F.make_interval(
+        F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0), F.lit(float(-need))
+    )
     pair_key = F.sha2(F.concat_ws("|", "gk", F.concat_ws(",", "eids")), 256)
-    return s.withColumn("x0", base).withColumn("x_limit", limit).where(F.col("x0") <= F.col("x_limit")).withColumn(
-        "pair_key", pair_key).drop("gk", "eids")
+    return (
+        s.withColumn("x0", base)
+        .withColumn("x_limit", limit)
+        .where(F.col("x0") <= F.col("x_limit"))
+        .withColumn("pair_key", pair_key)
+        .drop("gk", "eids")
+    )
 
 
 SIDE = ["phone", "grid_id", "s_from", "s_to"]  # a side: one phone in one cell, counted inside [s_from, s_to)
@@ -232,8 +317,16 @@ def sides(pairs: DataFrame) -> DataFrame:
     lo, hi = F.lit("1970-01-01 00:00:00").cast("timestamp"), F.lit(FAR).cast("timestamp")
 
     def one(side: str, phone: str, frm: str, to: str) -> DataFrame:
-        return pairs.select("pair_key", F.lit(side).alias("side"), F.col(phone).alias("phone"), "grid_id",
-                            F.coalesce(frm, lo).alias("s_from"), F.coalesce(to, hi).alias("s_to"), "x0", "x_limit")
+        return pairs.select(
+            "pair_key",
+            F.lit(side).alias("side"),
+            F.col(phone).alias("phone"),
+            "grid_id",
+            F.coalesce(frm, lo).alias("s_from"),
+            F.coalesce(to, hi).alias("s_to"),
+            "x0",
+            "x_limit",
+        )
 
     return one("person", "phone", "link_from", "link_to").unionByName(one("case", "c_phone", "c_from", "c_to"))
 
@@ -241,13 +334,20 @@ def sides(pairs: DataFrame) -> DataFrame:
 def side_dwells(grid_dwells: DataFrame, sides_: DataFrame, window_days: int) -> DataFrame:
     """Every dwell that can count towards the hours of a side: SIDE, lo, hi, known, valid_to."""
     keys = sides_.groupBy(*SIDE).agg(F.min("x0").alias("x0"), F.max("x_limit").alias("x_limit"))
-    d = grid_dwells.select("phone", "grid_id", "start_at", "end_at", F.col("_known_at").alias("known"),
-                           F.col("_valid_to").alias("valid_to"))
+    d = grid_dwells.select(
+        "phone",
+        "grid_id",
+        "start_at",
+        "end_at",
+        F.col("_known_at").alias("known"),
+        F.col("_valid_to").alias("valid_to"),
+    )
     # semi-join on the few (phone, cell) keys first so the big table is filtered map-side, never shuffled
     d = d.join(F.broadcast(keys.select("phone", "grid_id").distinct()), ["phone", "grid_id"], "left_semi")
     j = d.join(keys, ["phone", "grid_id"]).where(
         (F.col("end_at") >= F.col("x0") - F.make_interval(F.lit(0), F.lit(0), F.lit(0), F.lit(window_days)))
-        & (F.col("known") <= F.col("x_limit")))
+        & (F.col("known") <= F.col("x_limit"))
+    )
     lo, hi = _clip(F.col("start_at"), F.col("end_at"), F.col("s_from"), F.col("s_to"))
     return j.select(*SIDE, lo.alias("lo"), hi.alias("hi"), "known", "valid_to").where(F.col("lo") < F.col("hi"))
 
@@ -265,60 +365,118 @@ def hours_reached(sides_: DataFrame, dwells: DataFrame, policy: Policy) -> DataF
     # Each term is an affine a + b * x switched on at one instant, and switched off again at v, so a side's hours
     # at x are a running sum over its own events in time order: linear in its dwells, never instants x dwells.
     lo_e, hi_e = _epoch(F.col("lo")), _epoch(F.col("hi"))
-    terms = [(F.col("known"), hi_e - lo_e, 0), (F.greatest("known", F.col("lo") + win), lo_e + w, -1),
-             (F.greatest("known", F.col("hi") + win), -(hi_e + w), 1)]
+    terms = [
+        (F.col("known"), hi_e - lo_e, 0),
+        (F.greatest("known", F.col("lo") + win), lo_e + w, -1),
+        (F.greatest("known", F.col("hi") + win), -(hi_e + w), 1),
+    ]
     on = [F.struct(at.alias("x"), a.alias("a"), F.lit(b).alias("b")) for at, a, b in terms]
-    off = [F.struct(F.greatest(at, F.col("valid_to")).alias("x"), (-a).alias("a"), F.lit(-b).alias("b"))
-           for at, a, b in terms]
+    off = [
+        F.struct(F.greatest(at, F.col("valid_to")).alias("x"), (-a).alias("a"), F.lit(-b).alias("b"))
+        for at, a, b in terms
+    ]
     ev = dwells.select(*SIDE, F.explode(F.array(*on)).alias("e")).unionByName(
-        dwells.where(F.col("valid_to").isNotNull()).select(*SIDE, F.explode(F.array(*off)).alias("e")))
+        dwells.where(F.col("valid_to").isNotNull()).select(*SIDE, F.explode(F.array(*off)).alias("e"))
+    )
     ev = ev.select(*SIDE, "e.x", "e.a", "e.b", F.lit(1).alias("ask"))
     # the instants that can be first: every report of the side, and the pairs' x0
-    xs = dwells.select(*SIDE, F.col("known").alias("x")).unionByName(sides_.select(*SIDE, F.col("x0").alias("x"))).distinct()
+    xs = (
+        dwells.select(*SIDE, F.col("known").alias("x"))
+        .unionByName(sides_.select(*SIDE, F.col("x0").alias("x")))
+        .distinct()
+    )
     xs = xs.select(*SIDE, "x", F.lit(0).cast("bigint").alias("a"), F.lit(0).alias("b"), F.lit(2).alias("ask"))
     upto = Window.partitionBy(*SIDE).orderBy("x", "ask").rowsBetween(Window.unboundedPreceding, Window.currentRow)
     secs = F.sum("a").over(upto) + F.sum("b").over(upto) * _epoch(F.col("x"))  # events at x sort before the ask at x
-    h = ev.unionByName(xs).withColumn("secs", secs).where(
-        (F.col("ask") == 2) & (F.col("secs") >= policy.companion_dwell_hours * 3600)).select(*SIDE, "x", "secs")
+    h = (
+        ev.unionByName(xs)
+        .withColumn("secs", secs)
+        .where((F.col("ask") == 2) & (F.col("secs") >= policy.companion_dwell_hours * 3600))
+        .select(*SIDE, "x", "secs")
+    )
     # Per side, the first such x at or after each x0 asked: a running minimum over the side's instants taken from
     # the latest back (a range join of pairs to instants was pairs x instants rows). The answer depends on the side
     # and x0 only, so each is asked once (pair sides outnumber their distinct (side, x0) many times over).
     events = h.select(*SIDE, "x", F.lit(0).alias("ask"), F.struct("x", "secs").alias("hit"))
-    asks = sides_.select(*SIDE, F.col("x0").alias("x")).distinct().select(
-        *SIDE, "x", F.lit(1).alias("ask"), F.lit(None).cast("struct<x:timestamp,secs:bigint>").alias("hit"))
-    later = Window.partitionBy(*SIDE).orderBy(F.desc("x"), "ask").rowsBetween(
-        Window.unboundedPreceding, Window.currentRow)  # at equal x the instant sorts first: x >= x0 counts
-    answers = events.unionByName(asks).withColumn("next", F.min("hit").over(later)).where(
-        (F.col("ask") == 1) & F.col("next").isNotNull()).select(*SIDE, F.col("x").alias("x0"), "next")
+    asks = (
+        sides_.select(*SIDE, F.col("x0").alias("x"))
+        .distinct()
+        .select(*SIDE, "x", F.lit(1).alias("ask"), F.lit(None).cast("struct<x:timestamp,secs:bigint>").alias("hit"))
+    )
+    later = (
+        Window.partitionBy(*SIDE).orderBy(F.desc("x"), "ask").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )  # at equal x the instant sorts first: x >= x0 counts
+    answers = (
+        events.unionByName(asks)
+        .withColumn("next", F.min("hit").over(later))
+        .where((F.col("ask") == 1) & F.col("next").isNotNull())
+        .select(*SIDE, F.col("x").alias("x0"), "next")
+    )
     nxt = sides_.join(lookup(answers), [*SIDE, "x0"]).where(F.col("next.x") <= F.col("x_limit"))
-    first = nxt.groupBy("pair_key").agg(F.min_by(
-        F.struct(F.col("next.x").alias("x"), "side", F.col("next.secs").alias("secs")),
-        F.struct(F.col("next.x"), F.col("side") != "case")).alias("m"))
-    return first.select("pair_key", F.col("m.x").alias("x"), F.col("m.side").alias("hours_side"),
-                        F.round(F.col("m.secs") / 3600, 2).alias("hours"))
+    first = nxt.groupBy("pair_key").agg(
+        F.min_by(
+            F.struct(F.col("next.x").alias("x"), "side", F.col("next.secs").alias("secs")),
+            F.struct(F.col("next.x"), F.col("side") != "case"),
+        ).alias("m")
+    )
+    return first.select(
+        "pair_key",
+        F.col("m.x").alias("x"),
+        F.col("m.side").alias("hours_side"),
+        F.round(F.col("m.secs") / 3600, 2).alias("hours"),
+    )
 
 
-def rule(spark: SparkSession, grid_dwells: DataFrame, links: DataFrame, case_reports: DataFrame, policy: Policy,
-         person_links: DataFrame | None = None) -> DataFrame:
+def rule(
+    spark: SparkSession,
+    grid_dwells: DataFrame,
+    links: DataFrame,
+    case_reports: DataFrame,
+    policy: Policy,
+    person_links: DataFrame | None = None,
+) -> DataFrame:
     """`person_links`: the links of the people whose candidates are wanted (default: `links`, everyone). The case
     side always takes every link of a case."""
     if policy.companion_grid_m != FEED_GRID_M:
-        raise ValueError(f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid")
+        raise ValueError(
+            f"policy companion_grid_m={policy.companion_grid_m} but grid_dwells are on a {FEED_GRID_M} m grid"
+        )
     # pairs feeds four branches (sides, their dwells, the instants, the final join): materialise it once
-    pairs = cut(overlaps(grid_dwells, links if person_links is None else person_links, case_phones(case_reports, links),
-                         policy))
+    pairs = cut(
+        overlaps(grid_dwells, links if person_links is None else person_links, case_phones(case_reports, links), policy)
+    )
     sides_ = cut(sides(pairs))  # asked, then joined back to, in hours_reached
     hit = pairs.join(hours_reached(sides_, side_dwells(grid_dwells, sides_, policy.window_days), policy), "pair_key")
-    stop, basis = least_with_basis((F.col("o_valid_to"), "evidence_withdrawn"), (F.col("c_valid_to"), "evidence_withdrawn"))
+    stop, basis = least_with_basis(
+        (F.col("o_valid_to"), "evidence_withdrawn"), (F.col("c_valid_to"), "evidence_withdrawn")
+    )
     minutes = F.floor(_seconds(F.col("o_lo"), F.col("o_hi")) / 60)
     return candidates(
-        hit, person_id=F.col("person_id"), popup_code=F.lit("3"), reason_type=F.lit("companion"),
-        cause=F.concat(F.lit("case="), F.col("case_id")), start=F.col("x"), stop=stop, stop_basis=basis,
-        release_mode=F.lit("verify"), exposure_end=F.col("o_hi"), registered_only=F.col("registered_only"),
+        hit,
+        person_id=F.col("person_id"),
+        popup_code=F.lit("3"),
+        reason_type=F.lit("companion"),
+        cause=F.concat(F.lit("case="), F.col("case_id")),
+        start=F.col("x"),
+        stop=stop,
+        stop_basis=basis,
+        release_mode=F.lit("verify"),
+        exposure_end=F.col("o_hi"),
+        registered_only=F.col("registered_only"),
         evidence_known_at=F.col("x"),
-        evidence=evidence_json(feed=F.lit("grid_dwells"), record_id=F.col("record_id"), grid_id=F.col("grid_id"),
-                               grid_m=F.lit(policy.companion_grid_m), phone=mask_phone(F.col("phone")),
-                               link_type=F.col("link_type"), overlap_from=F.col("o_lo"), overlap_to=F.col("o_hi"),
-                               overlap_minutes=minutes, case_id=F.col("case_id"), case_record_id=F.col("c_record_id"),
-                               dwell_hours=F.col("hours"), dwell_hours_of=F.col("hours_side")),
+        evidence=evidence_json(
+            feed=F.lit("grid_dwells"),
+            record_id=F.col("record_id"),
+            grid_id=F.col("grid_id"),
+            grid_m=F.lit(policy.companion_grid_m),
+            phone=mask_phone(F.col("phone")),
+            link_type=F.col("link_type"),
+            overlap_from=F.col("o_lo"),
+            overlap_to=F.col("o_hi"),
+            overlap_minutes=minutes,
+            case_id=F.col("case_id"),
+            case_record_id=F.col("c_record_id"),
+            dwell_hours=F.col("hours"),
+            dwell_hours_of=F.col("hours_side"),
+        ),
     )

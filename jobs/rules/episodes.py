@@ -30,32 +30,54 @@ from pyspark.sql import types as T
 
 from jobs.policy import Policy
 
-CANDIDATE_SCHEMA = T.StructType([
-    T.StructField("person_id", T.StringType()), T.StructField("popup_code", T.StringType()),
-    T.StructField("reason_type", T.StringType()), T.StructField("cause", T.StringType()),
-    T.StructField("start", T.TimestampType()), T.StructField("stop", T.TimestampType()),
-    T.StructField("stop_basis", T.StringType()), T.StructField("release_mode", T.StringType()),
-    T.StructField("nat_from", T.TimestampType()), T.StructField("exposure_end", T.TimestampType()),
-    T.StructField("registered_only", T.BooleanType()), T.StructField("evidence_known_at", T.TimestampType()),
-    T.StructField("evidence", T.StringType()),
-])
+CANDIDATE_SCHEMA = T.StructType(
+    [
+        T.StructField("person_id", T.StringType()),
+        T.StructField("popup_code", T.StringType()),
+        T.StructField("reason_type", T.StringType()),
+        T.StructField("cause", T.StringType()),
+        T.StructField("start", T.TimestampType()),
+        T.StructField("stop", T.TimestampType()),
+        T.StructField("stop_basis", T.StringType()),
+        T.StructField("release_mode", T.StringType()),
+        T.StructField("nat_from", T.TimestampType()),
+        T.StructField("exposure_end", T.TimestampType()),
+        T.StructField("registered_only", T.BooleanType()),
+        T.StructField("evidence_known_at", T.TimestampType()),
+        T.StructField("evidence", T.StringType()),
+    ]
+)
 
-EVENT_SCHEMA = T.StructType([
-    T.StructField("person_id", T.StringType()), T.StructField("kind", T.StringType()),
-    T.StructField("event_id", T.StringType()), T.StructField("event_at", T.TimestampType()),
-    T.StructField("known_at", T.TimestampType()), T.StructField("outcome", T.StringType()),
-    T.StructField("commitment_signed", T.BooleanType()),
-])
+EVENT_SCHEMA = T.StructType(
+    [
+        T.StructField("person_id", T.StringType()),
+        T.StructField("kind", T.StringType()),
+        T.StructField("event_id", T.StringType()),
+        T.StructField("event_at", T.TimestampType()),
+        T.StructField("known_at", T.TimestampType()),
+        T.StructField("outcome", T.StringType()),
+        T.StructField("commitment_signed", T.BooleanType()),
+    ]
+)
 
-EPISODE_SCHEMA = T.StructType([
-    T.StructField("person_id", T.StringType()), T.StructField("popup_code", T.StringType()),
-    T.StructField("reason_type", T.StringType()), T.StructField("cause", T.StringType()),
-    T.StructField("raised_at", T.TimestampType()), T.StructField("last_evidence_at", T.TimestampType()),
-    T.StructField("status", T.StringType()), T.StructField("release_rule", T.StringType()),
-    T.StructField("release_eligible_at", T.TimestampType()), T.StructField("released_at", T.TimestampType()),
-    T.StructField("release_basis", T.StringType()), T.StructField("release_detail", T.StringType()),
-    T.StructField("registered_only", T.BooleanType()), T.StructField("evidence", T.StringType()),
-])
+EPISODE_SCHEMA = T.StructType(
+    [
+        T.StructField("person_id", T.StringType()),
+        T.StructField("popup_code", T.StringType()),
+        T.StructField("reason_type", T.StringType()),
+        T.StructField("cause", T.StringType()),
+        T.StructField("raised_at", T.TimestampType()),
+        T.StructField("last_evidence_at", T.TimestampType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("release_rule", T.StringType()),
+        T.StructField("release_eligible_at", T.TimestampType()),
+        T.StructField("released_at", T.TimestampType()),
+        T.StructField("release_basis", T.StringType()),
+        T.StructField("release_detail", T.StringType()),
+        T.StructField("registered_only", T.BooleanType()),
+        T.StructField("evidence", T.StringType()),
+    ]
+)
 
 MAX_EVIDENCE = 20
 DETAIL_CHARS = 500  # of the evidence_withdrawn detail
@@ -63,8 +85,19 @@ DETAIL_KEYS = DETAIL_CHARS // 3 + 2  # each key takes >= 3 characters of the joi
 # Candidates equal in these behave as one in the state machine: members are absorbed, consumed and known by their
 # start, and what a release reads of them (evidence_known_at, registered_only, nat_from) is in the key; of
 # exposure_end only the latest counts.
-BUNDLE_KEY = ["person_id", "popup_code", "reason_type", "cause", "start", "stop", "stop_basis", "release_mode", "nat_from",
-              "registered_only", "evidence_known_at"]
+BUNDLE_KEY = [
+    "person_id",
+    "popup_code",
+    "reason_type",
+    "cause",
+    "start",
+    "stop",
+    "stop_basis",
+    "release_mode",
+    "nat_from",
+    "registered_only",
+    "evidence_known_at",
+]
 BUCKETS_PER_PARTITION = 8  # episodes: groups per shuffle partition (many people each), enough to spread skew
 TIME_BASED = {"left_14d", "county_quiet_14d", "county_low_risk", "quarantine_complete"}
 TIE_ORDER = ("left_14d", "county_quiet_14d", "county_low_risk")  # rules.md: ① bases on ties, the person's first
@@ -76,14 +109,25 @@ def _rank(basis: str | None) -> int:
 
 def release_events(verifications: DataFrame, nat_results: DataFrame) -> DataFrame:
     v = verifications.where("_is_current").select(
-        "person_id", F.lit("verification").alias("kind"), F.col("verification_id").alias("event_id"),
-        F.col("verified_at").alias("event_at"), F.col("_known_at").alias("known_at"), "outcome", "commitment_signed")
+        "person_id",
+        F.lit("verification").alias("kind"),
+        F.col("verification_id").alias("event_id"),
+        F.col("verified_at").alias("event_at"),
+        F.col("_known_at").alias("known_at"),
+        "outcome",
+        "commitment_signed",
+    )
     # every negative version, from when it was known: the same sample reported on both platforms releases at the
     # first report, and a release that happened is not undone by a later correction
     n = nat_results.where(F.col("result") == "negative").select(
-        "person_id", F.lit("nat").alias("kind"), F.col("sample_id").alias("event_id"), F.col("sampled_at").alias("event_at"),
-        F.col("_known_at").alias("known_at"), F.lit(None).cast("string").alias("outcome"),
-        F.lit(None).cast("boolean").alias("commitment_signed"))
+        "person_id",
+        F.lit("nat").alias("kind"),
+        F.col("sample_id").alias("event_id"),
+        F.col("sampled_at").alias("event_at"),
+        F.col("_known_at").alias("known_at"),
+        F.lit(None).cast("string").alias("outcome"),
+        F.lit(None).cast("boolean").alias("commitment_signed"),
+    )
     return v.unionByName(n)
 
 
@@ -98,11 +142,16 @@ def bundle(candidates: DataFrame) -> DataFrame:
     """One row per BUNDLE_KEY: the latest exposure_end, the smallest evidence (the sort tie-break), how many
     candidates it stands for (weight), the first MAX_EVIDENCE evidence items and the first DETAIL_KEYS record keys
     in sorted order: all that an episode reports of its members."""
-    return candidates.groupBy(*BUNDLE_KEY).agg(
-        F.max("exposure_end").alias("exposure_end"), F.count(F.lit(1)).alias("weight"),
-        F.slice(F.array_sort(F.collect_list("evidence")), 1, MAX_EVIDENCE).alias("evidence_items"),
-        F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"),
-    ).withColumn("evidence", F.col("evidence_items")[0])
+    return (
+        candidates.groupBy(*BUNDLE_KEY)
+        .agg(
+            F.max("exposure_end").alias("exposure_end"),
+            F.count(F.lit(1)).alias("weight"),
+            F.slice(F.array_sort(F.collect_list("evidence")), 1, MAX_EVIDENCE).alias("evidence_items"),
+            F.slice(F.array_sort(F.collect_set(_record_key(F.col("evidence")))), 1, DETAIL_KEYS).alias("record_keys"),
+        )
+        .withColumn("evidence", F.col("evidence_items")[0])
+    )
 
 
 def _member_key(evidence: str) -> str:
@@ -191,19 +240,28 @@ def _nat_release(ep: _Episode, nats: list[dict]):
 
 
 def _nat_blocks(c: dict, nats: list[dict]) -> bool:
-    return c["nat_from"] is not None and any(n["event_at"] >= c["nat_from"] and n["known_at"] <= c["start"] for n in nats)
+    return c["nat_from"] is not None and any(
+        n["event_at"] >= c["nat_from"] and n["known_at"] <= c["start"] for n in nats
+    )
 
 
 def _release_rule(code: str, mode: str, ep: _Episode, nat_from) -> str:
     if mode == "verify":
         reg = all(m["registered_only"] for m in ep.members)
-        return "community verification: not_exposed" + (" with signed commitment letter" if reg else "") + \
-            ", or cleared 14 days after last exposure"
+        return (
+            "community verification: not_exposed"
+            + (" with signed commitment letter" if reg else "")
+            + ", or cleared 14 days after last exposure"
+        )
     if mode == "nat":
         return f"negative NAT sampled at or after {nat_from:%Y-%m-%d %H:%M}"
     if ep.basis in TIME_BASED or ep.basis == "declared":
-        return {"1": "left_14d / county_quiet_14d / county_low_risk", "2": "quarantine_complete", "5": "left_14d",
-                "T": "trip declaration, or left_14d"}.get(code, ep.basis)
+        return {
+            "1": "left_14d / county_quiet_14d / county_low_risk",
+            "2": "quarantine_complete",
+            "5": "left_14d",
+            "T": "trip declaration, or left_14d",
+        }.get(code, ep.basis)
     return "evidence no longer holds"
 
 
@@ -211,7 +269,9 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
     """The episodes of every person in `cands`, each from their own candidates and release events alone."""
     window = timedelta(days=policy.window_days)
     out = []
-    ev = [{k: (_ts(v) if k in ("event_at", "known_at") else v) for k, v in r.items()} for r in events.to_dict("records")]
+    ev = [
+        {k: (_ts(v) if k in ("event_at", "known_at") else v) for k, v in r.items()} for r in events.to_dict("records")
+    ]
     verifs: dict[str, list[dict]] = {}  # person_id -> their events known by as_of, in the order they became known
     nats: dict[str, list[dict]] = {}
     for e in sorted(ev, key=lambda e: (e["known_at"], e["event_at"], e["event_id"])):
@@ -258,25 +318,44 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
             elif ext[0] is not None:
                 rel_at, basis, detail = ext
             if basis == "evidence_withdrawn":
-                detail = "a record behind the reason changed: " + ", ".join(
-                    sorted({k for m in ep.members for k in m["record_keys"]}))[:DETAIL_CHARS]
+                detail = (
+                    "a record behind the reason changed: "
+                    + ", ".join(sorted({k for m in ep.members for k in m["record_keys"]}))[:DETAIL_CHARS]
+                )
             elif basis is not None and basis.startswith("policy:"):  # the next version does not hold it up
-                basis, detail = "evidence_withdrawn", f"no longer produced under policy {basis[7:]}, in force from {rel_at:%Y-%m-%d %H:%M}"
+                basis, detail = (
+                    "evidence_withdrawn",
+                    f"no longer produced under policy {basis[7:]}, in force from {rel_at:%Y-%m-%d %H:%M}",
+                )
             released = rel_at is not None and rel_at <= as_of
             nat_from = min((m["nat_from"] for m in ep.members if m["nat_from"] is not None), default=None)
             items = sorted((m["start"], e) for m in ep.members for e in m["evidence_items"])[:MAX_EVIDENCE]
-            evidence = json.dumps({"count": int(sum(m["weight"] for m in ep.members)), "items": [json.loads(e) for _, e in items]},
-                                  ensure_ascii=False, sort_keys=True, default=str)
-            out.append({
-                "person_id": pid, "popup_code": code, "reason_type": rtype, "cause": cause, "raised_at": ep.raised,
-                "last_evidence_at": max(m["evidence_known_at"] for m in ep.members),
-                "status": "released" if released else "active",
-                "release_rule": None if released else _release_rule(code, mode, ep, nat_from),
-                "release_eligible_at": None if released else (rel_at if basis not in (None, "evidence_withdrawn") else None),
-                "released_at": rel_at if released else None, "release_basis": basis if released else None,
-                "release_detail": detail if released else None,
-                "registered_only": all(m["registered_only"] for m in ep.members), "evidence": evidence,
-            })
+            evidence = json.dumps(
+                {"count": int(sum(m["weight"] for m in ep.members)), "items": [json.loads(e) for _, e in items]},
+                ensure_ascii=False,
+                sort_keys=True,
+                default=str,
+            )
+            out.append(
+                {
+                    "person_id": pid,
+                    "popup_code": code,
+                    "reason_type": rtype,
+                    "cause": cause,
+                    "raised_at": ep.raised,
+                    "last_evidence_at": max(m["evidence_known_at"] for m in ep.members),
+                    "status": "released" if released else "active",
+                    "release_rule": None if released else _release_rule(code, mode, ep, nat_from),
+                    "release_eligible_at": None
+                    if released
+                    else (rel_at if basis not in (None, "evidence_withdrawn") else None),
+                    "released_at": rel_at if released else None,
+                    "release_basis": basis if released else None,
+                    "release_detail": detail if released else None,
+                    "registered_only": all(m["registered_only"] for m in ep.members),
+                    "evidence": evidence,
+                }
+            )
             if not released:
                 break  # an active episode absorbs everything after it
             while i < len(cs) and cs[i]["start"] <= rel_at:

@@ -14,10 +14,21 @@ def rule(inbound_entries: DataFrame, policy: Policy) -> DataFrame:
     end = F.date_add(F.col("entry_date"), q + 1).cast("timestamp")
     stop, basis = least_with_basis((end, "quarantine_complete"), (F.col("_valid_to"), "evidence_withdrawn"))
     return candidates(
-        inbound_entries, person_id=F.col("person_id"), popup_code=F.lit("2"), reason_type=F.lit("inbound_quarantine"),
+        inbound_entries,
+        person_id=F.col("person_id"),
+        popup_code=F.lit("2"),
+        reason_type=F.lit("inbound_quarantine"),
         cause=F.concat(F.lit("entry="), F.col("entry_id")),
-        start=F.greatest(F.col("entry_date").cast("timestamp"), F.col("_known_at")), stop=stop, stop_basis=basis,
-        release_mode=F.lit("auto"), evidence_known_at=F.col("_known_at"),
-        evidence=evidence_json(feed=F.lit("inbound_entries"), record_id=F.col("entry_id"), port=F.col("port"),
-                               entry_date=F.col("entry_date"), quarantine_days=q),
+        start=F.greatest(F.col("entry_date").cast("timestamp"), F.col("_known_at")),
+        stop=stop,
+        stop_basis=basis,
+        release_mode=F.lit("auto"),
+        evidence_known_at=F.col("_known_at"),
+        evidence=evidence_json(
+            feed=F.lit("inbound_entries"),
+            record_id=F.col("entry_id"),
+            port=F.col("port"),
+            entry_date=F.col("entry_date"),
+            quarantine_days=q,
+        ),
     )

@@ -8,8 +8,14 @@ from pyspark.sql import functions as F
 FAR = "9999-12-31 00:00:00"
 
 
-def islands(df: DataFrame, keys: list[str], start: str = "start", stop: str = "stop", basis: str = "stop_basis",
-            basis_order: tuple[str, ...] = ()) -> DataFrame:
+def islands(
+    df: DataFrame,
+    keys: list[str],
+    start: str = "start",
+    stop: str = "stop",
+    basis: str = "stop_basis",
+    basis_order: tuple[str, ...] = (),
+) -> DataFrame:
     """Merge overlapping or touching intervals per key: keys, start, stop, stop_basis (of the latest stop). When
     several intervals share the latest stop, the basis earliest in `basis_order` wins (then the greatest name),
     never the row order."""
@@ -23,6 +29,8 @@ def islands(df: DataFrame, keys: list[str], start: str = "start", stop: str = "s
     for i, b in reversed(list(enumerate(basis_order))):
         rank = F.when(F.col("_b") == b, F.lit(i)).otherwise(rank)
     g = d.groupBy(*keys, "_island").agg(
-        F.min("_s").alias(start), F.max("_e").alias("_e"),
-        F.max_by("_b", F.struct("_e", (-rank).alias("_r"), "_b")).alias(basis))
+        F.min("_s").alias(start),
+        F.max("_e").alias("_e"),
+        F.max_by("_b", F.struct("_e", (-rank).alias("_r"), "_b")).alias(basis),
+    )
     return g.select(*keys, start, F.when(F.col("_e") < far, F.col("_e")).alias(stop), basis)

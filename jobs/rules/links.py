@@ -13,14 +13,21 @@ from jobs.rules.intervals import islands
 def linked_phones(kit_bindings: DataFrame, phone_registrations: DataFrame) -> DataFrame:
     """person_id, phone, link_type (bound/unbound/registered), link_from, link_to (null = open), link_known_at."""
     bound = kit_bindings.select(
-        "person_id", "phone",
+        "person_id",
+        "phone",
         F.when(F.col("unbound_at").isNotNull(), F.lit("unbound")).otherwise(F.lit("bound")).alias("link_type"),
-        F.col("bound_at").alias("link_from"), F.col("unbound_at").alias("link_to"),
-        F.col("_known_at").alias("link_known_at"))
+        F.col("bound_at").alias("link_from"),
+        F.col("unbound_at").alias("link_to"),
+        F.col("_known_at").alias("link_known_at"),
+    )
     registered = phone_registrations.select(
-        "person_id", "phone", F.lit("registered").alias("link_type"),
-        F.col("registered_at").alias("link_from"), F.col("deregistered_at").alias("link_to"),
-        F.col("_known_at").alias("link_known_at"))
+        "person_id",
+        "phone",
+        F.lit("registered").alias("link_type"),
+        F.col("registered_at").alias("link_from"),
+        F.col("deregistered_at").alias("link_to"),
+        F.col("_known_at").alias("link_known_at"),
+    )
     return bound.unionByName(registered)
 
 
@@ -37,16 +44,26 @@ def registered_only(rows: DataFrame, links: DataFrame, lo: str, hi: str) -> Data
     phone was bound). Touching or overlapping bindings of the phone count as one stretch, as a link's interval is
     closed at both ends ([link_from, link_to], as `clip_to_links` clips)."""
     bound = links.where(F.col("link_type") != "registered").select(
-        "person_id", "phone", "link_from", "link_to", F.lit(None).cast("string").alias("stop_basis"))
+        "person_id", "phone", "link_from", "link_to", F.lit(None).cast("string").alias("stop_basis")
+    )
     held = islands(bound, ["person_id", "phone"], "link_from", "link_to").select(
-        F.col("person_id").alias("_b_person"), F.col("phone").alias("_b_phone"), F.col("link_from").alias("_b_from"),
-        F.col("link_to").alias("_b_to"))
+        F.col("person_id").alias("_b_person"),
+        F.col("phone").alias("_b_phone"),
+        F.col("link_from").alias("_b_from"),
+        F.col("link_to").alias("_b_to"),
+    )
     # the islands are disjoint with gaps between them, so at most one covers a row: the left join adds no rows
-    covered = ((F.col("person_id") == F.col("_b_person")) & (F.col("phone") == F.col("_b_phone"))
-               & (F.col("_b_from") <= F.col(lo)) & (F.col("_b_to").isNull() | (F.col("_b_to") >= F.col(hi))))
-    return rows.join(held, covered, "left").withColumn(
-        "registered_only", (F.col("link_type") == "registered") & F.col("_b_from").isNull()).drop(
-        "_b_person", "_b_phone", "_b_from", "_b_to")
+    covered = (
+        (F.col("person_id") == F.col("_b_person"))
+        & (F.col("phone") == F.col("_b_phone"))
+        & (F.col("_b_from") <= F.col(lo))
+        & (F.col("_b_to").isNull() | (F.col("_b_to") >= F.col(hi)))
+    )
+    return (
+        rows.join(held, covered, "left")
+        .withColumn("registered_only", (F.col("link_type") == "registered") & F.col("_b_from").isNull())
+        .drop("_b_person", "_b_phone", "_b_from", "_b_to")
+    )
 
 
 def clip_to_links(records: DataFrame, links: DataFrame, t_from: str, t_to: str) -> DataFrame:

@@ -29,19 +29,40 @@ def entry_events(stays: DataFrame, tickets: DataFrame, links: DataFrame, policy:
     entering = cur.withColumn("_prev_home", prev_home).where(home & (F.col("_prev_home") == F.lit(False)))
     # an open stay is re-reported with a later last_seen: the entry was known from its first report that had it
     same = ["record_id", "phone", "county_code", "first_seen"]
-    first = (stays.join(entering.select("record_id").distinct(), "record_id", "left_semi")
-             .groupBy(*same).agg(F.min("_known_at").alias("_entry_known")))
+    first = (
+        stays.join(entering.select("record_id").distinct(), "record_id", "left_semi")
+        .groupBy(*same)
+        .agg(F.min("_known_at").alias("_entry_known"))
+    )
     entering = entering.join(first, same)
     s = clip_to_links(entering, links, "first_seen", "first_seen").select(
-        "person_id", F.col("first_seen").alias("e"), F.greatest("_entry_known", "link_known_at").alias("known_at"),
-        F.col("_valid_to").alias("valid_to"), F.lit("telecom_stays").alias("source"), "record_id",
-        mask_phone(F.col("phone")).alias("phone_masked"), "link_type", "registered_only")
-    tk = tickets.where((F.col("status") != "refunded") & F.col("dest_county").startswith(policy.home_prefix)
-                       & ~F.col("origin_county").startswith(policy.home_prefix) & (F.col("arrive_at") <= ts(t)))
-    k = tk.select("person_id", F.col("arrive_at").alias("e"), F.col("_known_at").alias("known_at"),
-                  F.col("_valid_to").alias("valid_to"), F.lit("tickets").alias("source"),
-                  F.col("ticket_id").alias("record_id"), F.lit(None).cast("string").alias("phone_masked"),
-                  F.lit("ticket").alias("link_type"), F.lit(False).alias("registered_only"))
+        "person_id",
+        F.col("first_seen").alias("e"),
+        F.greatest("_entry_known", "link_known_at").alias("known_at"),
+        F.col("_valid_to").alias("valid_to"),
+        F.lit("telecom_stays").alias("source"),
+        "record_id",
+        mask_phone(F.col("phone")).alias("phone_masked"),
+        "link_type",
+        "registered_only",
+    )
+    tk = tickets.where(
+        (F.col("status") != "refunded")
+        & F.col("dest_county").startswith(policy.home_prefix)
+        & ~F.col("origin_county").startswith(policy.home_prefix)
+        & (F.col("arrive_at") <= ts(t))
+    )
+    k = tk.select(
+        "person_id",
+        F.col("arrive_at").alias("e"),
+        F.col("_known_at").alias("known_at"),
+        F.col("_valid_to").alias("valid_to"),
+        F.lit("tickets").alias("source"),
+        F.col("ticket_id").alias("record_id"),
+        F.lit(None).cast("string").alias("phone_masked"),
+        F.lit("ticket").alias("link_type"),
+        F.lit(False).alias("registered_only"),
+    )
     return s.unionByName(k)
 
 
@@ -57,19 +78,33 @@ def entry_triggers(entries: DataFrame, policy: Policy) -> DataFrame:
         F.min("e").alias("e"),
         # a stay of a phone both bound and registered to p comes once per link: show the bound one, and
         # break every tie so that reruns and clusters agree
-        F.min_by(F.struct("source", "record_id", "phone_masked", "link_type", "known_at", "valid_to"),
-                 F.struct("e", F.col("link_type") == "registered", "link_type", "source", "record_id")).alias("f"),
+        F.min_by(
+            F.struct("source", "record_id", "phone_masked", "link_type", "known_at", "valid_to"),
+            F.struct("e", F.col("link_type") == "registered", "link_type", "source", "record_id"),
+        ).alias("f"),
         F.bool_and("registered_only").alias("registered_only"),
-        F.min(F.greatest("known_at", "e")).alias("start"))
+        F.min(F.greatest("known_at", "e")).alias("start"),
+    )
     return candidates(
         first.where(F.col("start") <= plus_hours(F.col("e"), policy.trigger_hours)),
-        person_id=F.col("person_id"), popup_code=F.lit("4"), reason_type=F.lit("entry_72h"),
+        person_id=F.col("person_id"),
+        popup_code=F.lit("4"),
+        reason_type=F.lit("entry_72h"),
         cause=F.concat(F.lit("entry="), F.date_format("e", "yyyy-MM-dd'T'HH:mm:ss")),
-        start=F.col("start"), stop=F.col("f.valid_to"), stop_basis=F.lit("evidence_withdrawn"), release_mode=F.lit("nat"),
-        nat_from=plus_hours(F.col("e"), -policy.pre_entry_nat_hours), registered_only=F.col("registered_only"),
+        start=F.col("start"),
+        stop=F.col("f.valid_to"),
+        stop_basis=F.lit("evidence_withdrawn"),
+        release_mode=F.lit("nat"),
+        nat_from=plus_hours(F.col("e"), -policy.pre_entry_nat_hours),
+        registered_only=F.col("registered_only"),
         evidence_known_at=F.col("f.known_at"),
-        evidence=evidence_json(feed=F.col("f.source"), record_id=F.col("f.record_id"), entered_at=F.col("e"),
-                               phone=F.col("f.phone_masked"), link_type=F.col("f.link_type")),
+        evidence=evidence_json(
+            feed=F.col("f.source"),
+            record_id=F.col("f.record_id"),
+            entered_at=F.col("e"),
+            phone=F.col("f.phone_masked"),
+            link_type=F.col("f.link_type"),
+        ),
     )
 
 
@@ -78,32 +113,57 @@ def drug_triggers(drug_purchases: DataFrame, policy: Policy) -> DataFrame:
     start = F.greatest("_known_at", "purchased_at")
     return candidates(
         d.where(start <= plus_hours(F.col("purchased_at"), policy.trigger_hours)),
-        person_id=F.col("person_id"), popup_code=F.lit("4"), reason_type=F.lit("drug_purchase"),
-        cause=F.concat(F.lit("purchase="), F.col("purchase_id")), start=start,
-        stop=F.col("_valid_to"), stop_basis=F.lit("evidence_withdrawn"), release_mode=F.lit("nat"),
-        nat_from=F.col("purchased_at"), evidence_known_at=F.col("_known_at"),
-        evidence=evidence_json(feed=F.lit("drug_purchases"), record_id=F.col("purchase_id"),
-                               pharmacy_id=F.col("pharmacy_id"), drug_category=F.col("drug_category"),
-                               purchased_at=F.col("purchased_at")),
+        person_id=F.col("person_id"),
+        popup_code=F.lit("4"),
+        reason_type=F.lit("drug_purchase"),
+        cause=F.concat(F.lit("purchase="), F.col("purchase_id")),
+        start=start,
+        stop=F.col("_valid_to"),
+        stop_basis=F.lit("evidence_withdrawn"),
+        release_mode=F.lit("nat"),
+        nat_from=F.col("purchased_at"),
+        evidence_known_at=F.col("_known_at"),
+        evidence=evidence_json(
+            feed=F.lit("drug_purchases"),
+            record_id=F.col("purchase_id"),
+            pharmacy_id=F.col("pharmacy_id"),
+            drug_category=F.col("drug_category"),
+            purchased_at=F.col("purchased_at"),
+        ),
     )
 
 
 def clinic_triggers(clinic_visits: DataFrame, policy: Policy) -> DataFrame:
     wanted = F.array(*[F.lit(s) for s in policy.symptom_categories])
-    v = clinic_visits.withColumn("_hit", F.array_intersect(F.coalesce("symptoms", F.array().cast("array<string>")), wanted))
+    v = clinic_visits.withColumn(
+        "_hit", F.array_intersect(F.coalesce("symptoms", F.array().cast("array<string>")), wanted)
+    )
     start = F.greatest("_known_at", "visited_at")
     return candidates(
         v.where((F.size("_hit") > 0) & (start <= plus_hours(F.col("visited_at"), policy.trigger_hours))),
-        person_id=F.col("person_id"), popup_code=F.lit("4"), reason_type=F.lit("clinic_visit"),
-        cause=F.concat(F.lit("visit="), F.col("visit_id")), start=start,
-        stop=F.col("_valid_to"), stop_basis=F.lit("evidence_withdrawn"), release_mode=F.lit("nat"),
-        nat_from=F.col("visited_at"), evidence_known_at=F.col("_known_at"),
-        evidence=evidence_json(feed=F.lit("clinic_visits"), record_id=F.col("visit_id"), clinic_id=F.col("clinic_id"),
-                               symptoms=F.col("_hit"), visited_at=F.col("visited_at")),
+        person_id=F.col("person_id"),
+        popup_code=F.lit("4"),
+        reason_type=F.lit("clinic_visit"),
+        cause=F.concat(F.lit("visit="), F.col("visit_id")),
+        start=start,
+        stop=F.col("_valid_to"),
+        stop_basis=F.lit("evidence_withdrawn"),
+        release_mode=F.lit("nat"),
+        nat_from=F.col("visited_at"),
+        evidence_known_at=F.col("_known_at"),
+        evidence=evidence_json(
+            feed=F.lit("clinic_visits"),
+            record_id=F.col("visit_id"),
+            clinic_id=F.col("clinic_id"),
+            symptoms=F.col("_hit"),
+            visited_at=F.col("visited_at"),
+        ),
     )
 
 
 def rule(stays, tickets, links, drug_purchases, clinic_visits, policy: Policy, t: datetime) -> DataFrame:
-    return (entry_triggers(entry_events(stays, tickets, links, policy, t), policy)
-            .unionByName(drug_triggers(drug_purchases, policy))
-            .unionByName(clinic_triggers(clinic_visits, policy)))
+    return (
+        entry_triggers(entry_events(stays, tickets, links, policy, t), policy)
+        .unionByName(drug_triggers(drug_purchases, policy))
+        .unionByName(clinic_triggers(clinic_visits, policy))
+    )

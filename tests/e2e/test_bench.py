@@ -22,15 +22,34 @@ STAGES = ["initial (2 days, nightly)", "companion rule (3d) alone"]
 
 def test_bench_command_prints_a_row_per_scenario_and_writes_its_json(spark, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
-        main(["bench", "--sf", "0.0005", "--days", "2", "--grid-split", "2", "--repeat", "1",
-              "--only", "initial", "--only", "companion", "--fresh-process", "--work", str(tmp_path / "work"),
-              "--results", str(tmp_path / "results")])
+        main(
+            [
+                "bench",
+                "--sf",
+                "0.0005",
+                "--days",
+                "2",
+                "--grid-split",
+                "2",
+                "--repeat",
+                "1",
+                "--only",
+                "initial",
+                "--only",
+                "companion",
+                "--fresh-process",
+                "--work",
+                str(tmp_path / "work"),
+                "--results",
+                str(tmp_path / "results"),
+            ]
+        )
     assert done.value.code == 0
     out = capsys.readouterr().out.splitlines()
 
     head = next(i for i, line in enumerate(out) if line.startswith("bench sf=0.0005 "))
     assert out[head + 1].split() == ["stage", "rows", "in", "rows", "out", "wall", "s", "rows/s", "peak", "MB"]
-    table = out[head + 2:]
+    table = out[head + 2 :]
     rows = [line for line in table if not line.startswith("    of which ")]
     assert len(rows) == 3 and rows[2].startswith("results: ")
     for line, stage in zip(rows, STAGES, strict=False):
@@ -60,18 +79,31 @@ def test_a_second_bench_run_of_the_same_commit_keeps_the_other_scenarios_in_its_
     path = bench.write_result(result([("hourly (+1 hour)", 127.5)]), tmp_path)
     assert path.name == "abc-sf0.01-d14.json"
     assert json.loads(path.read_text(encoding="utf-8"))["rows"] == [
-        {"stage": "steady nightly (+1 day)", "wall_s": 159.3}, {"stage": "hourly (+1 hour)", "wall_s": 127.5}]
+        {"stage": "steady nightly (+1 day)", "wall_s": 159.3},
+        {"stage": "hourly (+1 hour)", "wall_s": 127.5},
+    ]
 
 
 def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_that_hour(tmp_path):
     src = tmp_path / "src" / "grid_dwells"
     src.mkdir(parents=True)
     header = "record_id,phone,grid_id,start_at,end_at,reported_at\n"
-    known = {"morning": "13:59:59", "at_two": "14:00:00", "in_hour": "14:30:00", "at_three": "15:00:00", "late": "15:00:01"}
-    (src / "grid_dwells_20220515.csv").write_text(header + "".join(
-        f"{rid},13800000000,G1,2022-05-15T10:00:00,2022-05-15T11:00:00,2022-05-15T{k}\n" for rid, k in known.items()))
-    (src / "grid_dwells_20220514.csv").write_text(header + "other_day,13800000000,G1,2022-05-14T10:00:00,"
-                                                  "2022-05-14T11:00:00,2022-05-15T14:10:00\n")
+    known = {
+        "morning": "13:59:59",
+        "at_two": "14:00:00",
+        "in_hour": "14:30:00",
+        "at_three": "15:00:00",
+        "late": "15:00:01",
+    }
+    (src / "grid_dwells_20220515.csv").write_text(
+        header
+        + "".join(
+            f"{rid},13800000000,G1,2022-05-15T10:00:00,2022-05-15T11:00:00,2022-05-15T{k}\n" for rid, k in known.items()
+        )
+    )
+    (src / "grid_dwells_20220514.csv").write_text(
+        header + "other_day,13800000000,G1,2022-05-14T10:00:00,2022-05-14T11:00:00,2022-05-15T14:10:00\n"
+    )
     day, two, three = date(2022, 5, 15), datetime(2022, 5, 15, 14), datetime(2022, 5, 15, 15)
 
     def ids(dst):
@@ -84,7 +116,9 @@ def test_an_hour_slice_with_a_lower_bound_lands_only_rows_first_fully_known_in_t
     assert (tmp_path / "hour" / "grid_dwells" / "grid_dwells_20220515_h15.csv").exists()
 
 
-def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_same_landing_and_as_of(tmp_path, monkeypatch):
+def test_a_prepared_lake_is_reused_only_when_asked_and_only_if_made_from_the_same_landing_and_as_of(
+    tmp_path, monkeypatch
+):
     runs: list[datetime] = []
 
     def fake_run(landing, lake, as_of, mode, log):  # preparing is a nightly run; here it only leaves a lake behind
@@ -118,22 +152,41 @@ def test_a_run_timed_per_stage_is_one_screening_stage_process_per_airflow_task_b
     staged = bench.commands(tmp_path / "landing", tmp_path / "lake", t, "hourly", per_stage=True)
     assert [(name, argv[3:5]) for name, argv in run] == [("run", ["run", "--landing"])]
     assert [(name, argv[3:5]) for name, argv in staged] == [
-        ("ingest", ["stage", "ingest"]), ("dq_feeds", ["stage", "dq-feeds"]), ("screen", ["stage", "screen"]),
-        ("dq_results", ["stage", "dq-results"]), ("publish", ["stage", "publish"])]
-    tail = ["--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"), "--as-of", "2022-05-15T01:00:00",
-            "--mode", "hourly"]
+        ("ingest", ["stage", "ingest"]),
+        ("dq_feeds", ["stage", "dq-feeds"]),
+        ("screen", ["stage", "screen"]),
+        ("dq_results", ["stage", "dq-results"]),
+        ("publish", ["stage", "publish"]),
+    ]
+    tail = [
+        "--landing",
+        str(tmp_path / "landing"),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--as-of",
+        "2022-05-15T01:00:00",
+        "--mode",
+        "hourly",
+    ]
     assert all(argv[-8:] == tail for _, argv in run + staged)
 
 
-def test_a_run_timed_per_stage_reports_each_process_wall_time_and_stops_at_the_first_failing_stage(tmp_path, monkeypatch):
+def test_a_run_timed_per_stage_reports_each_process_wall_time_and_stops_at_the_first_failing_stage(
+    tmp_path, monkeypatch
+):
     def py(code: str) -> list[str]:
         return [sys.executable, "-c", code]
 
     never = tmp_path / "third stage ran"
-    monkeypatch.setattr(bench, "commands", lambda *a, **k: [
-        ("ingest", py("print('stage ingest: 99 s'); print('ingested')")),
-        ("dq_feeds", py("import sys; print('halted by gate X'); sys.exit(3)")),
-        ("screen", py(f"open({str(never)!r}, 'w')"))])
+    monkeypatch.setattr(
+        bench,
+        "commands",
+        lambda *a, **k: [
+            ("ingest", py("print('stage ingest: 99 s'); print('ingested')")),
+            ("dq_feeds", py("import sys; print('halted by gate X'); sys.exit(3)")),
+            ("screen", py(f"open({str(never)!r}, 'w')")),
+        ],
+    )
     lines: list[str] = []
     code, _ = bench.run_fresh(tmp_path, tmp_path, datetime(2022, 5, 15, 1), "hourly", lines.append, per_stage=True)
     assert code == 3 and not never.exists()

@@ -62,8 +62,14 @@ min_active = 50
 
 
 def stay(rid: str, phone: str, county: str, day: str) -> dict:
-    return {"record_id": rid, "phone": phone, "county_code": county, "first_seen": f"{day}T08:00:00",
-            "last_seen": f"{day}T20:00:00", "reported_at": f"{day}T21:00:00"}
+    return {
+        "record_id": rid,
+        "phone": phone,
+        "county_code": county,
+        "first_seen": f"{day}T08:00:00",
+        "last_seen": f"{day}T20:00:00",
+        "reported_at": f"{day}T21:00:00",
+    }
 
 
 def history_rows(lake: Lake, spark) -> None:
@@ -72,12 +78,23 @@ def history_rows(lake: Lake, spark) -> None:
     rows = []
     for d in (7, 8, 9):
         as_of = datetime(2022, 5, d)
-        rows.append({"run_id": f"nightly-202205{d:02d}T000000", "mode": "nightly", "as_of": as_of,
-                     "started_at": as_of, "finished_at": as_of + timedelta(minutes=5), "status": "completed",
-                     "policy_version": "2022-01-v1", "input_versions": "{}",
-                     "rows_in": json.dumps({"telecom_stays": 3, "risk_announcements": 1, "case_reports": 1}),
-                     "rows_rejected": "{}", "rows_out": "{}",
-                     "dq_summary": json.dumps({"people_assigned": 1, "people_released": 0}), "overrides": None})
+        rows.append(
+            {
+                "run_id": f"nightly-202205{d:02d}T000000",
+                "mode": "nightly",
+                "as_of": as_of,
+                "started_at": as_of,
+                "finished_at": as_of + timedelta(minutes=5),
+                "status": "completed",
+                "policy_version": "2022-01-v1",
+                "input_versions": "{}",
+                "rows_in": json.dumps({"telecom_stays": 3, "risk_announcements": 1, "case_reports": 1}),
+                "rows_rejected": "{}",
+                "rows_out": "{}",
+                "dq_summary": json.dumps({"people_assigned": 1, "people_released": 0}),
+                "overrides": None,
+            }
+        )
     lake.merge(spark, lake.gold("run_log"), schema, spark.createDataFrame(rows, schema), ["run_id"])
 
 
@@ -105,16 +122,55 @@ def story(spark, tmp_path_factory):
         spark.conf.set(k, v)
 
     land, lake = root / "landing", Lake(root / "lake")
-    write_feed(land, "kit_bindings", [{"person_id": p, "phone": ph, "bound_at": "2021-01-01T00:00:00"}
-                                      for p, ph in zip(PEOPLE, PHONES, strict=True)], name="day1.csv")
-    write_feed(land, "telecom_stays", [stay("s0", PHONES[0], CASE_COUNTY, "2022-05-08"),
-                                       stay("s1", PHONES[1], "110105", "2022-05-08"),
-                                       stay("s2", PHONES[2], "110105", "2022-05-08")], name="day1.csv")
-    write_feed(land, "case_reports", [{"case_id": "c1", "person_id": PATIENTS[0], "county_code": CASE_COUNTY, "case_type": "local",
-                                       "case_date": "2022-05-08", "reported_at": "2022-05-09T08:00:00"}], name="day1.csv")
-    write_feed(land, "risk_announcements", [{"announcement_id": "a1", "area_code": "110105", "building_id": None,
-                                             "risk_level": "low", "effective_from": "2022-05-09T00:00:00",
-                                             "announced_at": "2022-05-09T09:00:00"}], name="day1.csv")
+    write_feed(
+        land,
+        "kit_bindings",
+        [
+            {"person_id": p, "phone": ph, "bound_at": "2021-01-01T00:00:00"}
+            for p, ph in zip(PEOPLE, PHONES, strict=True)
+        ],
+        name="day1.csv",
+    )
+    write_feed(
+        land,
+        "telecom_stays",
+        [
+            stay("s0", PHONES[0], CASE_COUNTY, "2022-05-08"),
+            stay("s1", PHONES[1], "110105", "2022-05-08"),
+            stay("s2", PHONES[2], "110105", "2022-05-08"),
+        ],
+        name="day1.csv",
+    )
+    write_feed(
+        land,
+        "case_reports",
+        [
+            {
+                "case_id": "c1",
+                "person_id": PATIENTS[0],
+                "county_code": CASE_COUNTY,
+                "case_type": "local",
+                "case_date": "2022-05-08",
+                "reported_at": "2022-05-09T08:00:00",
+            }
+        ],
+        name="day1.csv",
+    )
+    write_feed(
+        land,
+        "risk_announcements",
+        [
+            {
+                "announcement_id": "a1",
+                "area_code": "110105",
+                "building_id": None,
+                "risk_level": "low",
+                "effective_from": "2022-05-09T00:00:00",
+                "announced_at": "2022-05-09T09:00:00",
+            }
+        ],
+        name="day1.csv",
+    )
     lines: list[str] = []
     log = lines.append
     s = SimpleNamespace(root=root, land=land, lake=lake, lines=lines)
@@ -126,8 +182,21 @@ def story(spark, tmp_path_factory):
     stays = [stay(f"s{i}", PHONES[i], CASE_COUNTY, "2022-05-10") for i in range(1, 6)]
     stays += [dict(r, record_id=r["record_id"] + "-resent") for r in stays]
     write_feed(land, "telecom_stays", stays, name="day2.csv")
-    write_feed(land, "case_reports", [{"case_id": "c2", "person_id": PATIENTS[1], "county_code": "130102", "case_type": "local",
-                                       "case_date": "2022-05-10", "reported_at": "2022-05-10T08:00:00"}], name="day2.csv")
+    write_feed(
+        land,
+        "case_reports",
+        [
+            {
+                "case_id": "c2",
+                "person_id": PATIENTS[1],
+                "county_code": "130102",
+                "case_type": "local",
+                "case_date": "2022-05-10",
+                "reported_at": "2022-05-10T08:00:00",
+            }
+        ],
+        name="day2.csv",
+    )
     n = len(lines)
     s.r2a = run(str(land), str(lake.root), R2, log=log)
     s.lines_a = lines[n:]
@@ -135,16 +204,29 @@ def story(spark, tmp_path_factory):
     s.lists_a = lake.read_gold(spark, "assignment_list").where(f"run_id = '{R2_ID}'").count()
 
     n = len(lines)
-    s.r2b = run(str(land), str(lake.root), R2, log=log,
-                overrides={"feed_empty": "announcements are published weekly now", "feed_suite": "resend confirmed"})
+    s.r2b = run(
+        str(land),
+        str(lake.root),
+        R2,
+        log=log,
+        overrides={"feed_empty": "announcements are published weekly now", "feed_suite": "resend confirmed"},
+    )
     s.lines_b = lines[n:]
     s.log_b, s.v_b = run_log(spark, lake, R2_ID), versions(spark, lake)
     s.lists_b = lake.read_gold(spark, "assignment_list").where(f"run_id = '{R2_ID}'").count()
 
     n = len(lines)
-    s.r2c = run(str(land), str(lake.root), R2, log=log,
-                overrides={"feed_empty": "announcements are published weekly now", "feed_suite": "resend confirmed",
-                           "assign_volume": "outbreak in 140105 confirmed by the CDC"})
+    s.r2c = run(
+        str(land),
+        str(lake.root),
+        R2,
+        log=log,
+        overrides={
+            "feed_empty": "announcements are published weekly now",
+            "feed_suite": "resend confirmed",
+            "assign_volume": "outbreak in 140105 confirmed by the CDC",
+        },
+    )
     s.lines_c = lines[n:]
     s.log_c = run_log(spark, lake, R2_ID)
     yield s
@@ -188,7 +270,8 @@ def test_mass_popup_halts_after_screening_and_overrides_are_recorded(spark, stor
     over = json.loads(story.log_b["overrides"])
     assert [(o["gate"], o["by"], o["reason"]) for o in over] == [
         ("feed_empty", "ops-alice", "announcements are published weekly now"),
-        ("feed_suite", "ops-alice", "resend confirmed")]
+        ("feed_suite", "ops-alice", "resend confirmed"),
+    ]
     assert "risk_announcements: 0 rows loaded" in over[0]["tripped"]
 
 
@@ -207,21 +290,32 @@ def test_results_table_holds_one_row_per_expectation_of_each_suite_run(spark, st
     rows = [r.asDict() for r in story.lake.read_gold(spark, "dq_results").collect()]
     specs = gx.suite_specs()["gold"]
     expected = {
-        R1_ID: {**{f"feed.{f}": len(gx.feed_expectation_specs(f))
-                   for f in ("kit_bindings", "telecom_stays", "case_reports", "risk_announcements")}},
+        R1_ID: {
+            **{
+                f"feed.{f}": len(gx.feed_expectation_specs(f))
+                for f in ("kit_bindings", "telecom_stays", "case_reports", "risk_announcements")
+            }
+        },
         R2_ID: {**{f"feed.{f}": len(gx.feed_expectation_specs(f)) for f in ("telecom_stays", "case_reports")}},
     }
     for run_id in expected:
-        expected[run_id].update({s: len(specs[s]["expect"]) for s in ("gold.popup_reasons", "gold.popup_status",
-                                                                        "gold.run_lists")})
+        expected[run_id].update(
+            {s: len(specs[s]["expect"]) for s in ("gold.popup_reasons", "gold.popup_status", "gold.run_lists")}
+        )
     got: dict[str, dict[str, int]] = {}
     for r in rows:
         got.setdefault(r["run_id"], {}).setdefault(r["suite"], 0)
         got[r["run_id"]][r["suite"]] += 1
     assert got == expected  # re-runs of R2's stages replaced their rows
     failed = [(r["run_id"], r["suite"], r["label"], r["gate"]) for r in rows if not r["success"]]
-    assert failed == [(R2_ID, "feed.telecom_stays",
-                       "compound_columns_to_be_unique(phone,county_code,first_seen,last_seen,_source_known_at)", True)]
+    assert failed == [
+        (
+            R2_ID,
+            "feed.telecom_stays",
+            "compound_columns_to_be_unique(phone,county_code,first_seen,last_seen,_source_known_at)",
+            True,
+        )
+    ]
     (dup,) = [r for r in rows if not r["success"]]
     assert json.loads(dup["observed_value"])["unexpected_count"] == 10 and dup["element_count"] == 10
     assert all(r["exception"] is None for r in rows)
@@ -230,8 +324,13 @@ def test_results_table_holds_one_row_per_expectation_of_each_suite_run(spark, st
 def test_data_docs_show_every_suite(story):
     docs = story.lake.root / "dq" / "docs"
     index = (docs / "index.html").read_text(encoding="utf-8")
-    for suite in ("feed.telecom_stays", "feed.case_reports", "gold.popup_reasons", "gold.popup_status",
-                  "gold.run_lists"):
+    for suite in (
+        "feed.telecom_stays",
+        "feed.case_reports",
+        "gold.popup_reasons",
+        "gold.popup_status",
+        "gold.run_lists",
+    ):
         assert suite in index, suite
         parts = suite.split(".")  # GX files suite "feed.x" as feed/x
         page = next(docs.joinpath("validations", *parts).rglob("*.html")).read_text(encoding="utf-8")
@@ -249,12 +348,17 @@ def test_data_docs_pages_use_the_vendored_assets_and_call_no_one(tmp_path):
         '<script src="https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js" integrity="sha384-x" '
         'crossorigin="anonymous"></script><script src="https://cdn.jsdelivr.net/npm/vega@5"></script></head><body>'
         '<img src="https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/logo-long.png?d=1&dataContextId=2">'
-        '<a href="https://greatexpectations.io">GX</a></body></html>', encoding="utf-8")
+        '<a href="https://greatexpectations.io">GX</a></body></html>',
+        encoding="utf-8",
+    )
     assert gx.localize_docs(tmp_path, 0) == 1
     text = page.read_text(encoding="utf-8")
     assert '<link rel="stylesheet" href="../../../static/vendor/bootstrap.min.css"/>' in text
     assert '<script src="../../../static/vendor/popper.min.js"></script>' in text
     assert '<img src="../../../static/images/logo-long.png">' in text
     assert "vega" not in text and "amazonaws" not in text and 'href="../../../static/vendor/gx-icons.css"' in text
-    assert {p.name for p in (tmp_path / "static" / "vendor").iterdir()} >= {"jquery.min.js", "bootstrap-table.min.js",
-                                                                            "gx-icons.css"}
+    assert {p.name for p in (tmp_path / "static" / "vendor").iterdir()} >= {
+        "jquery.min.js",
+        "bootstrap-table.min.js",
+        "gx-icons.css",
+    }

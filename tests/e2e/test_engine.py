@@ -56,8 +56,19 @@ def screening(eng, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def run_on_engine(eng, lake: Path, as_of: datetime, mode: str = "nightly", **env: str) -> subprocess.CompletedProcess:
-    return screening(eng, "run", "--landing", str(eng.landing), "--lake", str(lake), "--as-of", as_of.isoformat(),
-                     "--mode", mode, **env)
+    return screening(
+        eng,
+        "run",
+        "--landing",
+        str(eng.landing),
+        "--lake",
+        str(lake),
+        "--as-of",
+        as_of.isoformat(),
+        "--mode",
+        mode,
+        **env,
+    )
 
 
 def ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -66,8 +77,10 @@ def ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def table(spark, lake: Lake, name: str, drop: tuple[str, ...] = ()) -> list[tuple]:
-    rows = [tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in r.asDict().items() if k not in drop))
-            for r in lake.read_gold(spark, name).collect()]
+    rows = [
+        tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in r.asDict().items() if k not in drop))
+        for r in lake.read_gold(spark, name).collect()
+    ]
     return sorted(rows, key=lambda t: tuple("" if v is None else str(v) for _, v in t))
 
 
@@ -82,8 +95,13 @@ def engine_nightly(eng):
 def test_engine_start_is_idempotent_and_status_says_where_it_listens(eng):
     again = engine.start(eng.port, testing=True, folder=eng.folder, log=quiet)
     assert again.pid == eng.pid
-    res = subprocess.run([str(Path(sys.executable).with_name("screening")), "engine", "status"], cwd=ROOT,
-                         env={**os.environ, "SCREENING_ENGINE_HOME": str(eng.folder)}, capture_output=True, text=True)
+    res = subprocess.run(
+        [str(Path(sys.executable).with_name("screening")), "engine", "status"],
+        cwd=ROOT,
+        env={**os.environ, "SCREENING_ENGINE_HOME": str(eng.folder)},
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"engine: up at sc://127.0.0.1:{eng.port}, pid {eng.pid}, uptime ")
     assert "MB resident of 2g heap" in res.stdout
@@ -125,18 +143,21 @@ def test_hourly_runs_on_the_engine_end_in_the_state_of_the_nightly_run(spark, en
     assert sum("people to screen (changes since" in o for o in outs) == 3  # the first recomputes everyone
     drop = ("first_run_id", "release_run_id")
     assert table(spark, lake, "popup_reasons", drop) == table(spark, engine_nightly.lake, "popup_reasons", drop)
-    assert table(spark, lake, "popup_status", ("updated_run_id",)) \
-        == table(spark, engine_nightly.lake, "popup_status", ("updated_run_id",))
+    assert table(spark, lake, "popup_status", ("updated_run_id",)) == table(
+        spark, engine_nightly.lake, "popup_status", ("updated_run_id",)
+    )
 
 
 def test_an_engine_dying_mid_run_fails_in_one_line_and_the_rerun_ends_where_an_uninterrupted_run_ends(
-        spark, eng, engine_nightly, tmp_path):
+    spark, eng, engine_nightly, tmp_path
+):
     lake = tmp_path / "crashed"
     res = run_on_engine(eng, lake, T, SCREENING_CRASH_AT="publish:reasons", SCREENING_CRASH_TARGET="engine")
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1] == (
         f"screening run failed: the engine at {eng.url} stopped answering. Start it (`screening engine start`) and "
-        "rerun the same command: a rerun ends where an uninterrupted run ends.")
+        "rerun the same command: a rerun ends where an uninterrupted run ends."
+    )
     assert engine.status(eng.folder) is None
     eng.pid = engine.start(eng.port, "2g", testing=True, folder=eng.folder, log=quiet).pid
     ok(run_on_engine(eng, lake, T))
@@ -146,13 +167,28 @@ def test_an_engine_dying_mid_run_fails_in_one_line_and_the_rerun_ends_where_an_u
 
 
 def test_a_command_says_in_one_line_that_no_engine_answers(eng, tmp_path):
-    res = screening(eng, "stage", "ingest", "--landing", str(eng.landing), "--lake", str(tmp_path / "lake"),
-                    "--as-of", T.isoformat(), SCREENING_SPARK_REMOTE=f"sc://127.0.0.1:{engine.free_port()}")
+    res = screening(
+        eng,
+        "stage",
+        "ingest",
+        "--landing",
+        str(eng.landing),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--as-of",
+        T.isoformat(),
+        SCREENING_SPARK_REMOTE=f"sc://127.0.0.1:{engine.free_port()}",
+    )
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("engine at sc://127.0.0.1:") and lines[0].endswith(
-        "does not answer (SparkConnectGrpcException): start it with `screening engine start`, or unset "
-        "SCREENING_SPARK_REMOTE to run in a local session of this process"), lines
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("engine at sc://127.0.0.1:")
+        and lines[0].endswith(
+            "does not answer (SparkConnectGrpcException): start it with `screening engine start`, or unset "
+            "SCREENING_SPARK_REMOTE to run in a local session of this process"
+        )
+    ), lines
     assert not (tmp_path / "lake").exists()
 
 

@@ -30,10 +30,19 @@ SF = 0.001
 BAD_SHARE = 0.01
 RUN_ID = "test-ingest"
 # The reasons the generator injects (jobs.devtools.generate.defects.REASONS), written out so a dropped kind fails here.
-INJECTED_REASONS = {"bad_type", "bad_id_checksum", "bad_id_birth_date", "bad_id_format", "unknown_county_code",
-                    "unknown_community_code", "bad_phone", "unknown_enum", "end_before_start",
-                    "observed_after_knowledge", "missing_key"}
-
+INJECTED_REASONS = {
+    "bad_type",
+    "bad_id_checksum",
+    "bad_id_birth_date",
+    "bad_id_format",
+    "unknown_county_code",
+    "unknown_community_code",
+    "bad_phone",
+    "unknown_enum",
+    "end_before_start",
+    "observed_after_knowledge",
+    "missing_key",
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +55,9 @@ def ingested(spark, tmp_path_factory):
     reports = Ingestor(spark, lake, landing, RUN_ID, None, log=lambda *_: None).run()
     rejects = [r.asDict() for r in spark.read.format("delta").load(lake.gold("rejects")).collect()]
     bronze = {f: spark.read.format("delta").load(lake.bronze(f)).count() for f in schemas.FEEDS}
-    bronze["telecom_stays record_ids"] = spark.read.format("delta").load(lake.bronze("telecom_stays")).select(
-        "record_id").distinct().count()
+    bronze["telecom_stays record_ids"] = (
+        spark.read.format("delta").load(lake.bronze("telecom_stays")).select("record_id").distinct().count()
+    )
     return landing, manifest, reports, rejects, bronze
 
 
@@ -74,7 +84,8 @@ def test_generated_files_pass_ingest_with_exactly_the_injected_bad_rows_rejected
     assert {b["file"][-12:-4] for b in manifest["bad_rows"]} == {"20220501", "20220502"}
     assert len(got) == len(set(got)), "a bad row was rejected twice"
     assert set(got) == expected, (
-        f"rejected but not injected: {sorted(set(got) - expected)}; injected but not rejected: {sorted(expected - set(got))}")
+        f"rejected but not injected: {sorted(set(got) - expected)}; injected but not rejected: {sorted(expected - set(got))}"
+    )
     # no whole file is rejected, and every reject keeps its line verbatim and names the run
     assert all(r["line"] >= 2 for r in rejects)
     lines = {}
@@ -88,7 +99,13 @@ def test_generated_files_pass_ingest_with_exactly_the_injected_bad_rows_rejected
     assert set(reports) == set(schemas.FEEDS)
     for feed, rep in reports.items():
         assert (rep.files, rep.skipped, rep.rows, rep.rejected, rep.late, rep.rejected_files) == (
-            summary[feed]["files"], 0, summary[feed]["rows"], summary[feed]["bad_rows"], 0, []), feed
+            summary[feed]["files"],
+            0,
+            summary[feed]["rows"],
+            summary[feed]["bad_rows"],
+            0,
+            [],
+        ), feed
 
 
 def test_every_feed_reaches_bronze_minus_its_bad_rows_one_row_per_key_and_knowledge_time(ingested):

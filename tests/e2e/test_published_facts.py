@@ -56,24 +56,39 @@ CORRECTED_AT = [datetime(2022, 5, 4, 6, 0), datetime(2022, 5, 4, 13, 0), datetim
 # 14 -> 7 days, quarantine 21 -> 10 days, popup 1 switched off); added to the policy file before the first run.
 # (Between hourly runs it would make the hourly run after it a full recompute, not an incremental one.)
 SWITCH_AT = datetime(2022, 5, 5, 8, 0)
-SWITCH = {"id": "test-2022-05-switch", "trip_window_days": 7, "quarantine_days": 10,
-          "popups_enabled": ["2", "3", "4", "5", "T"]}
+SWITCH = {
+    "id": "test-2022-05-switch",
+    "trip_window_days": 7,
+    "quarantine_days": 10,
+    "popups_enabled": ["2", "3", "4", "5", "T"],
+}
 
 IDENTITY = ("person_key", "popup_code", "reason_type", "cause", "raised_at", "first_run_id")
 RELEASE = ("status", "released_at", "release_basis", "release_detail", "release_run_id")
-SHOWN = ("popup_code", "reason_type", "cause", "status", "raised_at", "released_at", "release_basis",
-         "release_detail", "first_run_id", "release_run_id")
+SHOWN = (
+    "popup_code",
+    "reason_type",
+    "cause",
+    "status",
+    "raised_at",
+    "released_at",
+    "release_basis",
+    "release_detail",
+    "first_run_id",
+    "release_run_id",
+)
 
 
 def quiet(*_):
     pass
 
 
-
 # -- corrections the generator does not make ----------------------------------------------------------------
 def landed_rows(landing: Path, feed: str) -> list[dict]:
     """The good rows of a generated feed, in file order (the manifest's bad rows left out)."""
-    bad = {(b["file"], b["line"]) for b in json.loads((landing / "_generated" / "manifest.json").read_text())["bad_rows"]}
+    bad = {
+        (b["file"], b["line"]) for b in json.loads((landing / "_generated" / "manifest.json").read_text())["bad_rows"]
+    }
     out = []
     for path in sorted((landing / feed).glob("*.csv")):
         rel = f"{feed}/{path.name}"
@@ -106,78 +121,116 @@ def land_corrections(landing: Path, t1: datetime, at: list[datetime], seed: int 
         return rng.sample(rows, min(n, len(rows)))
 
     venues = {v["venue_id"]: v for v in landed_rows(landing, "venues") if ts(v["updated_at"]) <= t1}
-    scans = [s for s in landed_rows(landing, "venue_scans") if lo <= ts(s["scanned_at"]) <= t1 and s["venue_id"] in venues]
+    scans = [
+        s for s in landed_rows(landing, "venue_scans") if lo <= ts(s["scanned_at"]) <= t1 and s["venue_id"] in venues
+    ]
     anns = [a for a in landed_rows(landing, "risk_announcements") if ts(a["announced_at"]) <= t1]
     lifted = {(a["area_code"], a["building_id"]) for a in anns if a["risk_level"] == "low"}
-    risky = [a for a in anns if a["risk_level"] in ("medium", "high") and (a["area_code"], a["building_id"]) not in lifted]
-    bj_areas = [a for a in risky if a["area_code"].startswith("11") and len(a["area_code"]) == 12 and not a["building_id"]]
+    risky = [
+        a for a in anns if a["risk_level"] in ("medium", "high") and (a["area_code"], a["building_id"]) not in lifted
+    ]
+    bj_areas = [
+        a for a in risky if a["area_code"].startswith("11") and len(a["area_code"]) == 12 and not a["building_id"]
+    ]
     in_area = {v: [a for a in risky if venues[v]["community_code"].startswith(a["area_code"])] for v in venues}
     scanned = Counter(s["venue_id"] for s in scans)
     out: dict[str, list[dict]] = defaultdict(list)
 
     # venues: two scanned venues moved into a Beijing risk community, two moved out of their risk area
-    quiet_comms = sorted({v["community_code"] for v in venues.values() if v["community_code"].startswith("11")
-                          and not any(v["community_code"].startswith(a["area_code"]) for a in risky)})
+    quiet_comms = sorted(
+        {
+            v["community_code"]
+            for v in venues.values()
+            if v["community_code"].startswith("11")
+            and not any(v["community_code"].startswith(a["area_code"]) for a in risky)
+        }
+    )
     outside = sorted(v for v in scanned if not in_area[v] and venues[v]["community_code"].startswith("11"))
     inside = sorted(v for v in scanned if in_area[v])
     for i, v in enumerate(pick(outside, 2)):
         area = bj_areas[i % len(bj_areas)]["area_code"]
-        out["venues"].append({**venues[v], "county_code": area[:6], "community_code": area, "building_id": "",
-                              "updated_at": when(i)})
+        out["venues"].append(
+            {**venues[v], "county_code": area[:6], "community_code": area, "building_id": "", "updated_at": when(i)}
+        )
     for i, v in enumerate(pick(inside, 2)):
         comm = rng.choice(quiet_comms)
-        out["venues"].append({**venues[v], "county_code": comm[:6], "community_code": comm, "building_id": "",
-                              "updated_at": when(i + 1)})
+        out["venues"].append(
+            {**venues[v], "county_code": comm[:6], "community_code": comm, "building_id": "", "updated_at": when(i + 1)}
+        )
 
     # retroactive lows from the start of the period: a Beijing community with scans in it, and the area outside
     # Beijing that alone stars the city with the most stay hours
-    stays = [s for s in landed_rows(landing, "telecom_stays") if lo <= ts(s["last_seen"]) and ts(s["reported_at"]) <= t1]
+    stays = [
+        s for s in landed_rows(landing, "telecom_stays") if lo <= ts(s["last_seen"]) and ts(s["reported_at"]) <= t1
+    ]
     hours: Counter = Counter()
     for s in stays:
         hours[s["county_code"][:4]] += (ts(s["last_seen"]) - ts(s["first_seen"])).total_seconds() / 3600
     visited = [a for a in bj_areas if any(in_area[v] and a in in_area[v] for v in scanned)]
     per_city = Counter(a["area_code"][:4] for a in risky)  # a city starred by this area alone loses its star
-    away = sorted((a for a in risky if not a["area_code"].startswith("11") and per_city[a["area_code"][:4]] == 1),
-                  key=lambda a: (-hours[a["area_code"][:4]], a["announcement_id"]))
+    away = sorted(
+        (a for a in risky if not a["area_code"].startswith("11") and per_city[a["area_code"][:4]] == 1),
+        key=lambda a: (-hours[a["area_code"][:4]], a["announcement_id"]),
+    )
     for i, a in enumerate(pick(visited, 1) + away[:1]):
-        out["risk_announcements"].append({**a, "announcement_id": f"RAX{i:07d}", "risk_level": "low",
-                                          "announced_at": when(i + 2)})
+        out["risk_announcements"].append(
+            {**a, "announcement_id": f"RAX{i:07d}", "risk_level": "low", "announced_at": when(i + 2)}
+        )
 
     # stays of at least 4 hours outside Beijing, where there were cases, risk areas or a border port, re-reported
     # as 20 minutes
-    hot = {c["county_code"] for c in landed_rows(landing, "case_reports")} | {a["area_code"][:6] for a in risky} | {
-        b["county_code"] for b in landed_rows(landing, "border_port_counties")}
+    hot = (
+        {c["county_code"] for c in landed_rows(landing, "case_reports")}
+        | {a["area_code"][:6] for a in risky}
+        | {b["county_code"] for b in landed_rows(landing, "border_port_counties")}
+    )
     starred = {a["area_code"][:4] for a in risky}
-    long_away = [s for s in stays if not s["county_code"].startswith("11") and (
-        s["county_code"] in hot or s["county_code"][:4] in starred)
-                 and ts(s["last_seen"]) - ts(s["first_seen"]) >= timedelta(hours=4)]
+    long_away = [
+        s
+        for s in stays
+        if not s["county_code"].startswith("11")
+        and (s["county_code"] in hot or s["county_code"][:4] in starred)
+        and ts(s["last_seen"]) - ts(s["first_seen"]) >= timedelta(hours=4)
+    ]
     for i, s in enumerate(pick(long_away, 3)):
-        out["telecom_stays"].append({**s, "last_seen": fmt(ts(s["first_seen"]) + timedelta(minutes=20)),
-                                     "reported_at": when(i)})
+        out["telecom_stays"].append(
+            {**s, "last_seen": fmt(ts(s["first_seen"]) + timedelta(minutes=20)), "reported_at": when(i)}
+        )
 
     # tickets refunded after the journey (the latest version known at T1 not refunded, arrived before T1): two
     # entries into Beijing within 72 hours, two journeys to a county with cases, risk areas or a border port
     latest: dict[str, dict] = {}
     for tk in landed_rows(landing, "tickets"):
-        if ts(tk["status_at"]) <= t1 and (tk["ticket_id"] not in latest or tk["status_at"] >= latest[tk["ticket_id"]]["status_at"]):
+        if ts(tk["status_at"]) <= t1 and (
+            tk["ticket_id"] not in latest or tk["status_at"] >= latest[tk["ticket_id"]]["status_at"]
+        ):
             latest[tk["ticket_id"]] = tk
-    travelled = sorted((tk for tk in latest.values() if tk["status"] != "refunded" and lo <= ts(tk["arrive_at"]) <= t1),
-                       key=lambda tk: tk["ticket_id"])
-    entries = [tk for tk in travelled if tk["dest_county"].startswith("11") and ts(tk["arrive_at"]) >= t1 - timedelta(hours=72)]
+    travelled = sorted(
+        (tk for tk in latest.values() if tk["status"] != "refunded" and lo <= ts(tk["arrive_at"]) <= t1),
+        key=lambda tk: tk["ticket_id"],
+    )
+    entries = [
+        tk for tk in travelled if tk["dest_county"].startswith("11") and ts(tk["arrive_at"]) >= t1 - timedelta(hours=72)
+    ]
     trips = [tk for tk in travelled if tk["dest_county"] in hot]
     for i, tk in enumerate(pick(entries, 2) + pick(trips, 2)):
         out["tickets"].append({**tk, "status": "refunded", "status_at": when(i + 1)})
 
     # local case reports corrected: the phone withdrawn, or another county
-    cases = [c for c in landed_rows(landing, "case_reports") if c["case_type"] == "local" and lo <= ts(c["reported_at"]) <= t1]
+    cases = [
+        c
+        for c in landed_rows(landing, "case_reports")
+        if c["case_type"] == "local" and lo <= ts(c["reported_at"]) <= t1
+    ]
     with_phone = sorted((c for c in cases if c["phone"]), key=lambda c: c["case_id"])
     counties = sorted({c["county_code"] for c in cases})
     for i, c in enumerate(pick(with_phone, 2)):
         out["case_reports"].append({**c, "phone": "", "reported_at": when(i + 2)})
     for i, c in enumerate(pick([c for c in cases if not c["county_code"].startswith("11")], 1)):
         other = [x for x in counties if x != c["county_code"]]
-        out["case_reports"].append({**c, "county_code": rng.choice(other) if other else c["county_code"],
-                                    "reported_at": when(i)})
+        out["case_reports"].append(
+            {**c, "county_code": rng.choice(other) if other else c["county_code"], "reported_at": when(i)}
+        )
 
     for feed, rows in out.items():
         write_feed(landing, feed, rows, name="zz-corrections.csv")
@@ -208,8 +261,9 @@ def policy_switch(tmp_path_factory):
     assert last["effective_from"] < T1
     new = {**last, **SWITCH, "effective_from": SWITCH_AT}
     path = tmp_path_factory.mktemp("policy") / "policy.toml"
-    path.write_text(text + "\n[[version]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in new.items()),
-                    encoding="utf-8")
+    path.write_text(
+        text + "\n[[version]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in new.items()), encoding="utf-8"
+    )
     old = os.environ.get("SCREENING_POLICY")
     os.environ["SCREENING_POLICY"] = str(path)
     yield path
@@ -232,8 +286,9 @@ def run_row(spark, lake: Lake, run_id: str) -> dict:
 def screened(spark, landing: Path, lake: Lake, as_of: datetime, mode: str) -> SimpleNamespace:
     """Run `screening run` at `as_of` on the lake; what popup_reasons and run_log said after it."""
     assert run(str(landing), str(lake.root), as_of, mode=mode, log=quiet) == 0, (mode, as_of)
-    return SimpleNamespace(as_of=as_of, mode=mode, reasons=snapshot(spark, lake),
-                           log=run_row(spark, lake, f"{mode}-{as_of:%Y%m%dT%H%M%S}"))
+    return SimpleNamespace(
+        as_of=as_of, mode=mode, reasons=snapshot(spark, lake), log=run_row(spark, lake, f"{mode}-{as_of:%Y%m%dT%H%M%S}")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -290,8 +345,10 @@ def broken_facts(before: SimpleNamespace, after: SimpleNamespace) -> list[tuple[
 def explain(before: SimpleNamespace, after: SimpleNamespace, broken: list, first: int = 8) -> str:
     """A readable diff: counts by kind and reason type, then the first offending rows, before and after."""
     counts = Counter((what.split(": ")[0], (b or a)["reason_type"]) for what, b, a in broken)
-    lines = [f"{len(broken)} published facts of the {before.mode} run at {before.as_of} rewritten by the {after.mode} "
-             f"run at {after.as_of}:"]
+    lines = [
+        f"{len(broken)} published facts of the {before.mode} run at {before.as_of} rewritten by the {after.mode} "
+        f"run at {after.as_of}:"
+    ]
     lines += [f"  {n:>4} x {rt}: {what}" for (what, rt), n in sorted(counts.items())]
     shown: Counter = Counter()
     for what, b, a in broken:
@@ -328,31 +385,50 @@ def test_no_row_is_late_and_only_the_first_run_ingests(nightly, hourly):
 def test_the_generated_data_exercises_the_property(base, nightly, hourly):
     """Reasons of every kind at T1, of both states, and between T1 and T2 releases, new reasons and withdrawals
     (a refund, a correction or a retroactive `low`), so the property cannot hold vacuously."""
-    assert base.corrected == {"venues": 4, "risk_announcements": 2, "telecom_stays": 3, "tickets": 4,
-                              "case_reports": 3}
+    assert base.corrected == {"venues": 4, "risk_announcements": 2, "telecom_stays": 3, "tickets": 4, "case_reports": 3}
     t1 = nightly[0]
     at_t1 = Counter((r["reason_type"], r["status"]) for r in t1.reasons.values())
     types = {rt for rt, _ in at_t1}
-    assert types >= {"case_county", "inbound_quarantine", "risk_area_visit", "county_risk_area", "companion",
-                     "declared_risk_county", "entry_72h", "drug_purchase", "clinic_visit", "border_county",
-                     "declaration_required", "case_colocation"}, at_t1
+    assert types >= {
+        "case_county",
+        "inbound_quarantine",
+        "risk_area_visit",
+        "county_risk_area",
+        "companion",
+        "declared_risk_county",
+        "entry_72h",
+        "drug_purchase",
+        "clinic_visit",
+        "border_county",
+        "declaration_required",
+        "case_colocation",
+    }, at_t1
     assert sum(n for (_, st), n in at_t1.items() if st == "active") >= 60, at_t1
     assert sum(n for (_, st), n in at_t1.items() if st == "released") >= 15, at_t1
     for seq in (nightly, hourly):
         before, after = seq[0], seq[-1]
-        released = [a for k, a in after.reasons.items()
-                    if k in before.reasons and before.reasons[k]["status"] == "active" and a["status"] == "released"]
+        released = [
+            a
+            for k, a in after.reasons.items()
+            if k in before.reasons and before.reasons[k]["status"] == "active" and a["status"] == "released"
+        ]
         new = [a for k, a in after.reasons.items() if k not in before.reasons]
         assert len(released) >= 5 and len(new) >= 10, (after.mode, len(released), len(new))
-    released = [(a["reason_type"], a["release_basis"]) for k, a in nightly[1].reasons.items()
-                if nightly[0].reasons.get(k, {}).get("status") == "active" and a["status"] == "released"]
+    released = [
+        (a["reason_type"], a["release_basis"])
+        for k, a in nightly[1].reasons.items()
+        if nightly[0].reasons.get(k, {}).get("status") == "active" and a["status"] == "released"
+    ]
     bases = Counter(b for _, b in released)
     assert {"evidence_withdrawn", "nat_negative"} <= set(bases) and bases["evidence_withdrawn"] >= 5, bases
     # the policy switch is in force at T2 (not yet at the hourly runs), and popup 1, active at T1, is released
     before_switch = t1.log["policy_version"]
     assert before_switch != SWITCH["id"]
     assert [s.log["policy_version"] for s in (*nightly, *hourly)] == [
-        before_switch, SWITCH["id"], *[before_switch] * (1 + len(HOURLY))]
+        before_switch,
+        SWITCH["id"],
+        *[before_switch] * (1 + len(HOURLY)),
+    ]
     assert ("case_county", "active") in at_t1 and ("case_county", "evidence_withdrawn") in released
 
 

@@ -21,10 +21,14 @@ def test_second_run_on_a_busy_lake_refuses_with_who_holds_it(spark, tmp_path):
     lake = Lake(tmp_path / "lake")
     said = []
     with lake_lock(lake, "nightly-20220515T010000"):
-        rc = run(str(tmp_path / "landing"), str(lake.root), datetime(2022, 5, 15, 1, 10), mode="hourly", log=said.append)
+        rc = run(
+            str(tmp_path / "landing"), str(lake.root), datetime(2022, 5, 15, 1, 10), mode="hourly", log=said.append
+        )
     assert rc == EXIT_LOCKED
-    assert said == [f"run hourly-20220515T011000 not started: lake {lake.root} is busy: nightly-20220515T010000 "
-                    f"(pid {os.getpid()}) is writing it; try again when it has finished"]
+    assert said == [
+        f"run hourly-20220515T011000 not started: lake {lake.root} is busy: nightly-20220515T010000 "
+        f"(pid {os.getpid()}) is writing it; try again when it has finished"
+    ]
     assert not (lake.root / "gold").exists()  # nothing was written by the refused run
 
 
@@ -55,10 +59,21 @@ def test_development_key_warns_loudly_once(monkeypatch, caplog):
 def test_bronze_and_rejects_are_readable_only_by_the_pipeline_user(spark, tmp_path):
     landing = tmp_path / "landing"
     pid = resident_id("11010119900101001")
-    write_feed(landing, "persons", [
-        dict(person_id=pid, name="张三", birth_date="1990-01-01", phone="13800000001", community_code="110101001001",
-             updated_at="2022-05-01T08:00:00"),
-        dict(person_id=pid[:17], name="坏行", birth_date="1990-01-01", updated_at="2022-05-01T08:00:00")])
+    write_feed(
+        landing,
+        "persons",
+        [
+            dict(
+                person_id=pid,
+                name="张三",
+                birth_date="1990-01-01",
+                phone="13800000001",
+                community_code="110101001001",
+                updated_at="2022-05-01T08:00:00",
+            ),
+            dict(person_id=pid[:17], name="坏行", birth_date="1990-01-01", updated_at="2022-05-01T08:00:00"),
+        ],
+    )
     from jobs.run import ingest_only
 
     ingest_only(str(landing), str(tmp_path / "lake"), log=lambda *_: None)
@@ -102,9 +117,11 @@ def test_a_write_that_keeps_losing_the_commit_race_fails_with_a_clear_message():
 
     with pytest.raises(RuntimeError) as e:
         committed(write, "merge into /lake/gold/popup_reasons", attempts=3, sleep=slept.append)
-    assert str(e.value) == ("merge into /lake/gold/popup_reasons: another writer kept committing to this table "
-                            "first (3 tries); nothing of this write was applied. Rerun when the other writer is "
-                            "done. Last conflict: ConcurrentAppendException")
+    assert str(e.value) == (
+        "merge into /lake/gold/popup_reasons: another writer kept committing to this table "
+        "first (3 tries); nothing of this write was applied. Rerun when the other writer is "
+        "done. Last conflict: ConcurrentAppendException"
+    )
     assert len(tries) == 3 and slept == [1.0, 2.0]
 
 
@@ -139,7 +156,10 @@ def test_each_stage_adds_its_fields_to_the_one_run_log_row_of_its_run_and_leaves
     assert sorted(rows) == ["nightly-20220514T010000", "nightly-20220515T010000"]
     got = rows["nightly-20220515T010000"]
     assert (got["status"], got["rows_in"], got["policy_version"]) == ("completed", '{"persons": 3}', "v2")
-    assert (rows["nightly-20220514T010000"]["status"], rows["nightly-20220514T010000"]["policy_version"]) == ("completed", "v1")
+    assert (rows["nightly-20220514T010000"]["status"], rows["nightly-20220514T010000"]["policy_version"]) == (
+        "completed",
+        "v1",
+    )
     assert run_log_row(later) == got.asDict()
 
 

@@ -20,7 +20,7 @@ def page(spark):
 def cells(page: str, section: str) -> list[list[str]]:
     """Rows of the first table after the section heading `id`."""
     part = page.split(f'<h2 id="{section}">', 1)[1].split("<h2", 1)[0]
-    table = part[part.index("<table>"):part.index("</table>")]
+    table = part[part.index("<table>") : part.index("</table>")]
     return [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", table)]
 
 
@@ -44,8 +44,10 @@ def test_report_numbers_match_the_gold_tables(page, spark):
     _, html = page
     lake = scenario_lake(spark)
     gold = lake.read_gold(spark, "popup_reasons")
-    active = {(r["popup_code"], r["reason_type"]): r["count"] for r in
-              gold.where("status = 'active'").groupBy("popup_code", "reason_type").count().collect()}
+    active = {
+        (r["popup_code"], r["reason_type"]): r["count"]
+        for r in gold.where("status = 'active'").groupBy("popup_code", "reason_type").count().collect()
+    }
     got = {(r[2], int(r[3])) for r in cells(html, "active")[1:]}
     assert got == {(t, n) for (_, t), n in active.items()}
     released = lake.read_gold(spark, "release_list").where(f"run_id = '{RUN2}'").count()

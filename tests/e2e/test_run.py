@@ -60,9 +60,14 @@ def screening_run(landing: Path, lake: Path, as_of: str, mode: str) -> subproces
     env["SCREENING_SHUFFLE_PARTITIONS"] = "1"  # tiny data; the in-process runs below differ (no AQE)
     env["SCREENING_DQ_SUITES"] = "1"  # the end-to-end run validates with every suite
     exe = Path(sys.executable).with_name("screening")  # .venv/bin/screening
-    return subprocess.run([str(exe), "run", "--landing", str(landing), "--lake", str(lake), "--as-of", as_of,
-                           "--mode", mode], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-
+    return subprocess.run(
+        [str(exe), "run", "--landing", str(landing), "--lake", str(lake), "--as-of", as_of, "--mode", mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +79,14 @@ def gen(tmp_path_factory):
     manifest = json.loads((landing / "_generated" / "manifest.json").read_text(encoding="utf-8"))
     lake = root / "nightly"
     res = screening_run(landing, lake, T.isoformat(), "nightly")
-    return SimpleNamespace(root=root, landing=landing, manifest=manifest, cli=res, lake=lake,
-                           role={role: person_key_py(pid) for role, pid in manifest["scenario"]["persons"].items()})
+    return SimpleNamespace(
+        root=root,
+        landing=landing,
+        manifest=manifest,
+        cli=res,
+        lake=lake,
+        role={role: person_key_py(pid) for role, pid in manifest["scenario"]["persons"].items()},
+    )
 
 
 def nightly_lake(gen) -> Lake:
@@ -94,8 +105,19 @@ def rows_sorted(rows: list[dict]) -> list[tuple]:
 
 
 def reasons_of(rows: list[dict], key: str) -> list[tuple]:
-    out = [(r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"], r["released_at"],
-            r["release_basis"]) for r in rows if r["person_key"] == key]
+    out = [
+        (
+            r["popup_code"],
+            r["reason_type"],
+            r["cause"],
+            r["status"],
+            r["raised_at"],
+            r["released_at"],
+            r["release_basis"],
+        )
+        for r in rows
+        if r["person_key"] == key
+    ]
     return sorted(out, key=lambda t: (t[4], t[0], t[2]))
 
 
@@ -140,7 +162,12 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     # run_log: one completed run, with the policy in force at T and the ingest counts of the manifest
     (log,) = table(spark, lake, "run_log")
     assert (log["run_id"], log["mode"], log["as_of"], log["status"], log["policy_version"]) == (
-        NIGHTLY_RUN, "nightly", T, "completed", "2022-01-v1")
+        NIGHTLY_RUN,
+        "nightly",
+        T,
+        "completed",
+        "2022-01-v1",
+    )
     assert policy_at(T).id == "2022-01-v1"
     assert log["started_at"] <= log["finished_at"]
     summary = gen.manifest["summary"]
@@ -149,8 +176,12 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
 
     # the printed summary line, with the numbers of the tables
     green_again = {r["person_key"] for r in release if r["person_green"]}
-    m = re.search(r"^screened at 2022-05-03 01:00:00 with policy 2022-01-v1: (\d+) active reasons, (\d+) assigned "
-                  r"and (\d+) released in this run, (\d+) people green again$", res.stdout, re.M)
+    m = re.search(
+        r"^screened at 2022-05-03 01:00:00 with policy 2022-01-v1: (\d+) active reasons, (\d+) assigned "
+        r"and (\d+) released in this run, (\d+) people green again$",
+        res.stdout,
+        re.M,
+    )
     assert m, res.stdout[-3000:]
     assert tuple(map(int, m.groups())) == (len(active), len(assign), len(release), len(green_again))
     assert len(active) > 40 and len(released) > 10 and green_again
@@ -167,16 +198,40 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     # first run: every reason was assigned by it, and the assignment list is exactly those reasons
     assert {r["first_run_id"] for r in reasons} == {NIGHTLY_RUN}
     assert len(assign) == len(reasons) == len({(r["person_key"], r["reason_key"]) for r in reasons})
-    assert sorted((r["run_id"], r["as_of"], r["person_key"], r["popup_code"], r["reason_type"], r["reason_key"],
-                   r["raised_at"]) for r in assign) == sorted(
+    assert sorted(
+        (r["run_id"], r["as_of"], r["person_key"], r["popup_code"], r["reason_type"], r["reason_key"], r["raised_at"])
+        for r in assign
+    ) == sorted(
         (NIGHTLY_RUN, T, r["person_key"], r["popup_code"], r["reason_type"], r["reason_key"], r["raised_at"])
-        for r in reasons)
+        for r in reasons
+    )
     # the release list is exactly the released reasons; person_green says no active reason is left
     still_active = {r["person_key"] for r in active}
-    assert sorted((r["run_id"], r["as_of"], r["person_key"], r["popup_code"], r["reason_key"], r["released_at"],
-                   r["release_basis"], r["person_green"]) for r in release) == sorted(
-        (NIGHTLY_RUN, T, r["person_key"], r["popup_code"], r["reason_key"], r["released_at"], r["release_basis"],
-         r["person_key"] not in still_active) for r in released)
+    assert sorted(
+        (
+            r["run_id"],
+            r["as_of"],
+            r["person_key"],
+            r["popup_code"],
+            r["reason_key"],
+            r["released_at"],
+            r["release_basis"],
+            r["person_green"],
+        )
+        for r in release
+    ) == sorted(
+        (
+            NIGHTLY_RUN,
+            T,
+            r["person_key"],
+            r["popup_code"],
+            r["reason_key"],
+            r["released_at"],
+            r["release_basis"],
+            r["person_key"] not in still_active,
+        )
+        for r in released
+    )
     assert {r["release_run_id"] for r in released} == {NIGHTLY_RUN}
     assert {r["release_run_id"] for r in active} == {None}
 
@@ -188,10 +243,18 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     for pk, s in status.items():
         mine = [r for r in active if r["person_key"] == pk]
         codes = sorted({r["popup_code"] for r in mine}, key=order.index)
-        since = min(r["raised_at"] for r in mine) if mine else max(
-            r["released_at"] for r in released if r["person_key"] == pk)
+        since = (
+            min(r["raised_at"] for r in mine)
+            if mine
+            else max(r["released_at"] for r in released if r["person_key"] == pk)
+        )
         assert (s["active_codes"], s["display_code"], s["green"], s["since"], s["updated_run_id"]) == (
-            codes, codes[0] if codes else None, not codes, since, NIGHTLY_RUN), pk
+            codes,
+            codes[0] if codes else None,
+            not codes,
+            since,
+            NIGHTLY_RUN,
+        ), pk
 
     # no raw ID number in any gold table (person keys are HMACs of the ID with SCREENING_PII_KEY)
     ids = landed_ids(gen.landing)
@@ -216,14 +279,16 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
         return [x for x in reasons_of(reasons, role[r]) if not types or x[1] in types]
 
     # ② entered 04-28 (reported 16:00), 21 days by policy: until 00:00 on 04-28 + 22 days
-    assert of("inbound") == [("2", "inbound_quarantine", "entry=IE0000000001", "active", dt("2022-04-28T16:00:00"),
-                              None, None)]
+    assert of("inbound") == [
+        ("2", "inbound_quarantine", "entry=IE0000000001", "active", dt("2022-04-28T16:00:00"), None, None)
+    ]
     (inb,) = [r for r in active if r["person_key"] == role["inbound"]]
     assert inb["release_eligible_at"] == dt("2022-05-20T00:00:00")
     # ① + ③ county: arrived in CC1 by train on 04-28 16:00, left on 05-01 06:30 (left_14d from 05-15 06:30)
     assert of("cc_visit", "case_county", "county_risk_area") == [
         ("1", "case_county", f"county={cc1}", "active", dt("2022-04-28T16:00:00"), None, None),
-        ("3", "county_risk_area", f"area={cc1}", "active", dt("2022-04-28T16:00:00"), None, None)]
+        ("3", "county_risk_area", f"area={cc1}", "active", dt("2022-04-28T16:00:00"), None, None),
+    ]
     (cc,) = [r for r in active if r["person_key"] == role["cc_visit"] and r["popup_code"] == "1"]
     assert cc["release_eligible_at"] == dt("2022-05-15T06:30:00")
 
@@ -233,34 +298,63 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     # declared on 05-02 18:00 (cc_visit) and 20:00 (starred): the prompt is released (declared), 3e raised
     assert prompt("cc_visit") == [("T", f"city={cc1[:4]}", "released", dt("2022-05-02T18:00:00"), "declared")]
     assert of("cc_visit", "declared_risk_county") == [
-        ("3", "declared_risk_county", f"county={cc1}", "active", dt("2022-05-02T18:00:00"), None, None)]
+        ("3", "declared_risk_county", f"county={cc1}", "active", dt("2022-05-02T18:00:00"), None, None)
+    ]
     assert prompt("starred") == [("T", f"city={sc[:4]}", "released", dt("2022-05-02T20:00:00"), "declared")]
     assert of("starred", "declared_risk_county") == [
-        ("3", "declared_risk_county", f"county={sc}", "active", dt("2022-05-02T20:00:00"), None, None)]
+        ("3", "declared_risk_county", f"county={sc}", "active", dt("2022-05-02T20:00:00"), None, None)
+    ]
     # ⑤ flew to a border port county, landing on 04-29 13:00
     pid = gen.manifest["scenario"]["persons"]["border"]
-    assert of("border") == [("5", "border_county", f"county={ticket_dest(landing, pid, '2022-04-29T09:00:00')}",
-                             "active", dt("2022-04-29T13:00:00"), None, None)]
+    assert of("border") == [
+        (
+            "5",
+            "border_county",
+            f"county={ticket_dest(landing, pid, '2022-04-29T09:00:00')}",
+            "active",
+            dt("2022-04-29T13:00:00"),
+            None,
+            None,
+        )
+    ]
     # refunded before departure: never in CC1; refunded after the fact: withdrawn at the refund
     assert [x for x in of("refund") if cc1 in x[2] or cc1[:4] in x[2]] == []
     assert of("refund_late") == [
-        ("1", "case_county", f"county={cc2}", "released", dt("2022-05-01T14:00:00"), dt("2022-05-02T09:00:00"),
-         "evidence_withdrawn"),
-        ("3", "county_risk_area", f"area={cc2}", "released", dt("2022-05-01T14:00:00"), dt("2022-05-02T09:00:00"),
-         "evidence_withdrawn")]
+        (
+            "1",
+            "case_county",
+            f"county={cc2}",
+            "released",
+            dt("2022-05-01T14:00:00"),
+            dt("2022-05-02T09:00:00"),
+            "evidence_withdrawn",
+        ),
+        (
+            "3",
+            "county_risk_area",
+            f"area={cc2}",
+            "released",
+            dt("2022-05-01T14:00:00"),
+            dt("2022-05-02T09:00:00"),
+            "evidence_withdrawn",
+        ),
+    ]
     # ③ venue scans on 05-01: b1 (check-in 09:10, later `cleared`: eligible 14 days after the exposure),
     # b3 (payment 10:20, `keep`), b2 (15:00, retroactive medium), b4 (upgrade announced only on 05-03 12:00)
     for r_, at in (("scan_b1", "09:10"), ("scan_b3", "10:20"), ("scan_b2", "15:00")):
         assert [(x[0], x[3], x[4], x[5]) for x in of(r_, "risk_area_visit")] == [
-            ("3", "active", dt(f"2022-05-01T{at}:00"), None)], r_
+            ("3", "active", dt(f"2022-05-01T{at}:00"), None)
+        ], r_
     (b1,) = [r for r in active if r["person_key"] == role["scan_b1"]]
     assert b1["release_eligible_at"] == dt("2022-05-15T09:10:00")
     assert of("scan_b4", "risk_area_visit") == []
     # ④ antipyretic at 08:30, clinic visit with fever at 09:40
-    assert of("drug", "drug_purchase") == [("4", "drug_purchase", "purchase=DP0000000001", "active",
-                                            dt("2022-05-01T08:30:00"), None, None)]
+    assert of("drug", "drug_purchase") == [
+        ("4", "drug_purchase", "purchase=DP0000000001", "active", dt("2022-05-01T08:30:00"), None, None)
+    ]
     assert [x[:3] + x[4:5] for x in of("clinic", "clinic_visit")] == [
-        ("4", "clinic_visit", "visit=CV0000000001", dt("2022-05-01T09:40:00"))]
+        ("4", "clinic_visit", "visit=CV0000000001", dt("2022-05-01T09:40:00"))
+    ]
     # a phone registered to the person, used by a relative living in CC1: through a `registered` link
     (rel,) = [r for r in active if r["person_key"] == role["relative_phone"] and r["popup_code"] == "1"]
     assert rel["cause"] == f"county={cc1}"
@@ -284,10 +378,12 @@ def test_hourly_runs_end_in_same_state_as_nightly(spark, gen, tmp_path):
     reasons_a = table(spark, a, "popup_reasons")
     reasons_b = table(spark, b, "popup_reasons")
     assert len(reasons_a) > 50
-    assert rows_sorted([{k: v for k, v in r.items() if k not in ("first_run_id", "release_run_id")} for r in reasons_a]) \
-        == rows_sorted([{k: v for k, v in r.items() if k not in ("first_run_id", "release_run_id")} for r in reasons_b])
-    assert rows_sorted(table(spark, a, "popup_status", drop=("updated_run_id",))) \
-        == rows_sorted(table(spark, b, "popup_status", drop=("updated_run_id",)))
+    assert rows_sorted(
+        [{k: v for k, v in r.items() if k not in ("first_run_id", "release_run_id")} for r in reasons_a]
+    ) == rows_sorted([{k: v for k, v in r.items() if k not in ("first_run_id", "release_run_id")} for r in reasons_b])
+    assert rows_sorted(table(spark, a, "popup_status", drop=("updated_run_id",))) == rows_sorted(
+        table(spark, b, "popup_status", drop=("updated_run_id",))
+    )
     assert {r["updated_run_id"] for r in table(spark, b, "popup_status")} == {run_ids[-1]}
 
     # The earlier runs saw the day happen: every run assigned and released something ...
@@ -298,32 +394,50 @@ def test_hourly_runs_end_in_same_state_as_nightly(spark, gen, tmp_path):
     assert {r["release_run_id"] for r in reasons_b} == {None, *run_ids}
     # ... and the lists published over the four runs hold the same facts as the nightly run's lists.
     fact = ("person_key", "popup_code", "reason_type", "reason_key", "raised_at")
-    assert sorted(tuple(r[c] for c in fact) for r in assign_b) \
-        == sorted(tuple(r[c] for c in fact) for r in table(spark, a, "assignment_list"))
+    assert sorted(tuple(r[c] for c in fact) for r in assign_b) == sorted(
+        tuple(r[c] for c in fact) for r in table(spark, a, "assignment_list")
+    )
     fact = ("person_key", "popup_code", "reason_key", "released_at", "release_basis")
-    assert sorted(tuple(r[c] for c in fact) for r in release_b) \
-        == sorted(tuple(r[c] for c in fact) for r in table(spark, a, "release_list"))
+    assert sorted(tuple(r[c] for c in fact) for r in release_b) == sorted(
+        tuple(r[c] for c in fact) for r in table(spark, a, "release_list")
+    )
 
     # Scenario persons, run by run. refund_late's tickets (arrival in CC2 on 05-01 14:00) are refunded on
     # 05-02 09:00: raised by the 07:00 run, withdrawn by the 13:00 run, with the refund's instant.
     def runs_of(role):
-        return sorted((r["popup_code"], r["reason_type"], r["first_run_id"], r["release_run_id"], r["released_at"],
-                       r["release_basis"]) for r in reasons_b if r["person_key"] == gen.role[role])
+        return sorted(
+            (
+                r["popup_code"],
+                r["reason_type"],
+                r["first_run_id"],
+                r["release_run_id"],
+                r["released_at"],
+                r["release_basis"],
+            )
+            for r in reasons_b
+            if r["person_key"] == gen.role[role]
+        )
 
     withdrawn = dt("2022-05-02T09:00:00")
     assert runs_of("refund_late") == [
         ("1", "case_county", run_ids[0], run_ids[1], withdrawn, "evidence_withdrawn"),
-        ("3", "county_risk_area", run_ids[0], run_ids[1], withdrawn, "evidence_withdrawn")]
+        ("3", "county_risk_area", run_ids[0], run_ids[1], withdrawn, "evidence_withdrawn"),
+    ]
     # cc_visit declares CC1 on 05-02 18:00: the 19:00 run releases the trip prompt (declared) and raises 3e;
     # starred declares on 05-02 20:00: the same happens in the run at T.
-    for role, declared, run_id in (("cc_visit", "2022-05-02T18:00:00", run_ids[2]),
-                                   ("starred", "2022-05-02T20:00:00", run_ids[3])):
+    for role, declared, run_id in (
+        ("cc_visit", "2022-05-02T18:00:00", run_ids[2]),
+        ("starred", "2022-05-02T20:00:00", run_ids[3]),
+    ):
         mine = [r for r in reasons_b if r["person_key"] == gen.role[role]]
         prompt = [r for r in mine if r["popup_code"] == "T"]
         e3 = [r for r in mine if r["reason_type"] == "declared_risk_county"]
-        assert [(r["first_run_id"], r["release_run_id"], r["released_at"], r["release_basis"]) for r in prompt] \
-            == [(run_ids[0], run_id, dt(declared), "declared")], role
-        assert [(r["first_run_id"], r["status"], r["raised_at"]) for r in e3] == [(run_id, "active", dt(declared))], role
+        assert [(r["first_run_id"], r["release_run_id"], r["released_at"], r["release_basis"]) for r in prompt] == [
+            (run_ids[0], run_id, dt(declared), "declared")
+        ], role
+        assert [(r["first_run_id"], r["status"], r["raised_at"]) for r in e3] == [(run_id, "active", dt(declared))], (
+            role
+        )
 
 
 # -- re-runs -------------------------------------------------------------------------------------------------
@@ -337,8 +451,12 @@ def test_rerun_same_as_of_leaves_tables_unchanged(spark, gen, tmp_path):
     for name in PUBLISHED:
         assert rows_sorted(after[name]) == rows_sorted(before[name]), name
     assert len(after["popup_reasons"]) > 50 and after["release_list"]
-    keys = {"popup_reasons": ("person_key", "reason_key"), "popup_status": ("person_key",),
-            "assignment_list": ("run_id", "reason_key"), "release_list": ("run_id", "reason_key")}
+    keys = {
+        "popup_reasons": ("person_key", "reason_key"),
+        "popup_status": ("person_key",),
+        "assignment_list": ("run_id", "reason_key"),
+        "release_list": ("run_id", "reason_key"),
+    }
     for name, cols in keys.items():
         ks = [tuple(r[c] for c in cols) for r in after[name]]
         assert len(ks) == len(set(ks)), name
@@ -347,43 +465,112 @@ def test_rerun_same_as_of_leaves_tables_unchanged(spark, gen, tmp_path):
 
 # -- the as-of cut -------------------------------------------------------------------------------------------
 CUT = datetime(2022, 5, 10, 12, 0, 0)
-P_AT = resident_id("11010119800101001")    # known exactly at the cut: seen
+P_AT = resident_id("11010119800101001")  # known exactly at the cut: seen
 P_LATE = resident_id("11010519850202002")  # inbound entry known one second after the cut
 P_DRUG = resident_id("11010619900303003")  # drug purchase one second after the cut
 
 
 def test_row_known_one_second_after_as_of_is_not_seen(spark, tmp_path):
     landing = tmp_path / "landing"
-    write_feed(landing, "inbound_entries", [
-        dict(entry_id="IE-AT", person_id=P_AT, entry_date="2022-05-10", port="首都国际机场", quarantine_days=None,
-             reported_at="2022-05-10T12:00:00"),
-        dict(entry_id="IE-LATE", person_id=P_LATE, entry_date="2022-05-10", port="首都国际机场", quarantine_days=14,
-             reported_at="2022-05-10T12:00:01")])
-    write_feed(landing, "drug_purchases", [
-        dict(purchase_id="DP-LATE", person_id=P_DRUG, pharmacy_id="PH1", drug_category="antiviral",
-             purchased_at="2022-05-10T12:00:01")])
+    write_feed(
+        landing,
+        "inbound_entries",
+        [
+            dict(
+                entry_id="IE-AT",
+                person_id=P_AT,
+                entry_date="2022-05-10",
+                port="首都国际机场",
+                quarantine_days=None,
+                reported_at="2022-05-10T12:00:00",
+            ),
+            dict(
+                entry_id="IE-LATE",
+                person_id=P_LATE,
+                entry_date="2022-05-10",
+                port="首都国际机场",
+                quarantine_days=14,
+                reported_at="2022-05-10T12:00:01",
+            ),
+        ],
+    )
+    write_feed(
+        landing,
+        "drug_purchases",
+        [
+            dict(
+                purchase_id="DP-LATE",
+                person_id=P_DRUG,
+                pharmacy_id="PH1",
+                drug_category="antiviral",
+                purchased_at="2022-05-10T12:00:01",
+            )
+        ],
+    )
     lake = Lake(tmp_path / "lake")
     one = timedelta(seconds=1)
 
     def reasons():
-        return sorted((r["person_key"], r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"],
-                        r["release_eligible_at"], r["first_run_id"]) for r in table(spark, lake, "popup_reasons"))
+        return sorted(
+            (
+                r["person_key"],
+                r["popup_code"],
+                r["reason_type"],
+                r["cause"],
+                r["status"],
+                r["raised_at"],
+                r["release_eligible_at"],
+                r["first_run_id"],
+            )
+            for r in table(spark, lake, "popup_reasons")
+        )
 
     assert run(str(landing), str(lake.root), CUT, log=quiet) == 0
-    at_cut = (person_key_py(P_AT), "2", "inbound_quarantine", "entry=IE-AT", "active", CUT,
-              dt("2022-06-01T00:00:00"), "nightly-20220510T120000")
+    at_cut = (
+        person_key_py(P_AT),
+        "2",
+        "inbound_quarantine",
+        "entry=IE-AT",
+        "active",
+        CUT,
+        dt("2022-06-01T00:00:00"),
+        "nightly-20220510T120000",
+    )
     assert reasons() == [at_cut]
 
     assert run(str(landing), str(lake.root), CUT + one, log=quiet) == 0
-    assert reasons() == sorted([
-        at_cut,
-        (person_key_py(P_LATE), "2", "inbound_quarantine", "entry=IE-LATE", "active", CUT + one,
-         dt("2022-05-25T00:00:00"), "nightly-20220510T120001"),
-        (person_key_py(P_DRUG), "4", "drug_purchase", "purchase=DP-LATE", "active", CUT + one, None,
-         "nightly-20220510T120001")])
-    assert sorted((r["run_id"], r["person_key"]) for r in table(spark, lake, "assignment_list")) == sorted([
-        ("nightly-20220510T120000", person_key_py(P_AT)), ("nightly-20220510T120001", person_key_py(P_LATE)),
-        ("nightly-20220510T120001", person_key_py(P_DRUG))])
+    assert reasons() == sorted(
+        [
+            at_cut,
+            (
+                person_key_py(P_LATE),
+                "2",
+                "inbound_quarantine",
+                "entry=IE-LATE",
+                "active",
+                CUT + one,
+                dt("2022-05-25T00:00:00"),
+                "nightly-20220510T120001",
+            ),
+            (
+                person_key_py(P_DRUG),
+                "4",
+                "drug_purchase",
+                "purchase=DP-LATE",
+                "active",
+                CUT + one,
+                None,
+                "nightly-20220510T120001",
+            ),
+        ]
+    )
+    assert sorted((r["run_id"], r["person_key"]) for r in table(spark, lake, "assignment_list")) == sorted(
+        [
+            ("nightly-20220510T120000", person_key_py(P_AT)),
+            ("nightly-20220510T120001", person_key_py(P_LATE)),
+            ("nightly-20220510T120001", person_key_py(P_DRUG)),
+        ]
+    )
 
 
 # -- personal data and evidence (issue: reliability and security) -------------------------------------------
@@ -397,8 +584,10 @@ def landed_phones(landing: Path) -> set[str]:
 def personal_hits(text: str, ids: set[str], phones: set[str]) -> list[str]:
     """ID numbers and full phones of the landing found in `text` (by pattern, then checked against the landing,
     so a long number that merely looks like one, e.g. 17179869184 bytes in a Delta checksum, is not a hit)."""
-    return sorted({m.upper() for m in ID_RE.findall(text) if m.upper() in ids}
-                  | {m for m in PHONE_RE.findall(text) if m in phones})
+    return sorted(
+        {m.upper() for m in ID_RE.findall(text) if m.upper() in ids}
+        | {m for m in PHONE_RE.findall(text) if m in phones}
+    )
 
 
 def test_no_raw_id_number_or_full_phone_in_any_file_the_run_wrote(spark, gen):
@@ -428,8 +617,14 @@ def test_no_raw_id_number_or_full_phone_in_any_file_the_run_wrote(spark, gen):
             continue
         if path.suffix == ".xlsx":
             from openpyxl import load_workbook
-            cells = [str(c) for ws in load_workbook(path, read_only=True).worksheets
-                     for row in ws.iter_rows(values_only=True) for c in row if c is not None]
+
+            cells = [
+                str(c)
+                for ws in load_workbook(path, read_only=True).worksheets
+                for row in ws.iter_rows(values_only=True)
+                for c in row
+                if c is not None
+            ]
             text = "\n".join(cells)
         else:
             text = path.read_bytes().decode("utf-8", errors="replace")
@@ -437,8 +632,10 @@ def test_no_raw_id_number_or_full_phone_in_any_file_the_run_wrote(spark, gen):
         scan(str(rel), text, allow_phones=rel.parts[0] == "exports")
     for table_dir in sorted(set(tables)):
         rows = spark.read.format("delta").load(str(table_dir)).collect()
-        scan(str(table_dir.relative_to(lake.root)),
-             "\n".join(json.dumps(r.asDict(recursive=True), ensure_ascii=False, default=str) for r in rows))
+        scan(
+            str(table_dir.relative_to(lake.root)),
+            "\n".join(json.dumps(r.asDict(recursive=True), ensure_ascii=False, default=str) for r in rows),
+        )
 
     kinds = {Path(n).suffix or n for n in scanned}
     assert {".html", ".json", ".csv", ".xlsx", "console stdout"} <= kinds, kinds
@@ -469,9 +666,21 @@ def test_every_active_reason_has_evidence_that_resolves_to_bronze_rows_satisfyin
             out[str(r[key])] = r.asDict()
         return out
 
-    feeds = {f: bronze(f) for f in ("telecom_stays", "tickets", "inbound_entries", "drug_purchases",
-                                    "clinic_visits", "venue_scans", "trip_declarations", "grid_dwells",
-                                    "case_reports", "risk_announcements")}
+    feeds = {
+        f: bronze(f)
+        for f in (
+            "telecom_stays",
+            "tickets",
+            "inbound_entries",
+            "drug_purchases",
+            "clinic_visits",
+            "venue_scans",
+            "trip_declarations",
+            "grid_dwells",
+            "case_reports",
+            "risk_announcements",
+        )
+    }
     owners: dict[str, set[str]] = {}  # phone -> person keys linked to it by any link feed
     for feed in LINK_FEEDS:
         for r in spark.read.format("delta").load(lake.bronze(feed)).select("person_id", "phone").collect():

@@ -19,9 +19,32 @@ from jobs.policy import policy_at
 from jobs.screen import inputs, screen
 from tests.landing import resident_id, write_feed
 
-NAMES = ["o9", "o10", "o11", "late_bind", "h29", "h31", "out14", "in14", "retro", "h_edge", "via_reg", "shared", "imp",
-         "case_c", "moved", "pieces", "case_pieces", "gap", "late_piece", "piece_fixed", "reg_later", "reg_later_signed",
-         "reg_long_ago", "reg_and_bound"]
+NAMES = [
+    "o9",
+    "o10",
+    "o11",
+    "late_bind",
+    "h29",
+    "h31",
+    "out14",
+    "in14",
+    "retro",
+    "h_edge",
+    "via_reg",
+    "shared",
+    "imp",
+    "case_c",
+    "moved",
+    "pieces",
+    "case_pieces",
+    "gap",
+    "late_piece",
+    "piece_fixed",
+    "reg_later",
+    "reg_later_signed",
+    "reg_long_ago",
+    "reg_and_bound",
+]
 REGISTERED = ("reg_later", "reg_later_signed", "reg_long_ago", "reg_and_bound")  # each registered to p since 2020
 P = {n: resident_id(f"11010519850101{i:03d}") for i, n in enumerate(NAMES, 1)}
 PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
@@ -32,106 +55,215 @@ _seq = iter(range(1, 1000))
 
 
 def dwell(phone: str, grid: str, start: str, end: str, reported: str, rid: str | None = None) -> dict:
-    return {"record_id": rid or f"gd-{next(_seq):03d}", "phone": phone, "grid_id": grid, "start_at": start, "end_at": end,
-            "reported_at": reported}
+    return {
+        "record_id": rid or f"gd-{next(_seq):03d}",
+        "phone": phone,
+        "grid_id": grid,
+        "start_at": start,
+        "end_at": end,
+        "reported_at": reported,
+    }
 
 
 def build(landing) -> None:
-    bindings = [{"person_id": P[n], "phone": PH[n], "bound_at": "2021-01-01T00:00:00"}
-                for n in NAMES if n not in ("late_bind", "shared", "case_c", "reg_later", "reg_later_signed", "reg_long_ago")]
-    bindings += [{"person_id": P["late_bind"], "phone": PH["late_bind"], "bound_at": "2022-05-08T10:55:00"},
-                 {"person_id": P["shared"], "phone": CR, "bound_at": "2021-01-01T00:00:00"},
-                 # bound only after the overlap of May 8, or bound long ago and unbound a year before it
-                 {"person_id": P["reg_later"], "phone": PH["reg_later"], "bound_at": "2022-05-15T00:00:00"},
-                 {"person_id": P["reg_later_signed"], "phone": PH["reg_later_signed"], "bound_at": "2022-05-15T00:00:00"},
-                 {"person_id": P["reg_long_ago"], "phone": PH["reg_long_ago"], "bound_at": "2020-01-01T00:00:00",
-                  "unbound_at": "2021-06-01T00:00:00"}]
+    bindings = [
+        {"person_id": P[n], "phone": PH[n], "bound_at": "2021-01-01T00:00:00"}
+        for n in NAMES
+        if n not in ("late_bind", "shared", "case_c", "reg_later", "reg_later_signed", "reg_long_ago")
+    ]
+    bindings += [
+        {"person_id": P["late_bind"], "phone": PH["late_bind"], "bound_at": "2022-05-08T10:55:00"},
+        {"person_id": P["shared"], "phone": CR, "bound_at": "2021-01-01T00:00:00"},
+        # bound only after the overlap of May 8, or bound long ago and unbound a year before it
+        {"person_id": P["reg_later"], "phone": PH["reg_later"], "bound_at": "2022-05-15T00:00:00"},
+        {"person_id": P["reg_later_signed"], "phone": PH["reg_later_signed"], "bound_at": "2022-05-15T00:00:00"},
+        {
+            "person_id": P["reg_long_ago"],
+            "phone": PH["reg_long_ago"],
+            "bound_at": "2020-01-01T00:00:00",
+            "unbound_at": "2021-06-01T00:00:00",
+        },
+    ]
     write_feed(landing, "kit_bindings", bindings)
-    write_feed(landing, "phone_registrations", [
-        {"phone": CR, "person_id": P["case_c"], "registered_at": "2020-01-01T00:00:00"}] + [
-        {"phone": PH[n], "person_id": P[n], "registered_at": "2020-01-01T00:00:00"} for n in REGISTERED])
-    write_feed(landing, "case_reports", [
-        {"case_id": "c-A", "phone": CA, "county_code": "110105", "case_type": "local", "case_date": "2022-05-08",
-         "reported_at": "2022-05-08T09:00:00"},
-        {"case_id": "c-B", "phone": CB, "county_code": "110105", "case_type": "local", "case_date": "2022-05-16",
-         "reported_at": "2022-05-16T08:00:00"},
-        {"case_id": "c-C", "person_id": P["case_c"], "county_code": "110105", "case_type": "local",
-         "case_date": "2022-05-09", "reported_at": "2022-05-09T10:00:00"},
-        {"case_id": "c-D", "phone": CD, "county_code": "110105", "case_type": "imported", "case_date": "2022-05-08",
-         "reported_at": "2022-05-08T09:00:00"},
-        {"case_id": "c-F", "phone": CF, "county_code": "110105", "case_type": "local", "case_date": "2022-05-08",
-         "reported_at": "2022-05-08T09:00:00"},
-    ])
+    write_feed(
+        landing,
+        "phone_registrations",
+        [{"phone": CR, "person_id": P["case_c"], "registered_at": "2020-01-01T00:00:00"}]
+        + [{"phone": PH[n], "person_id": P[n], "registered_at": "2020-01-01T00:00:00"} for n in REGISTERED],
+    )
+    write_feed(
+        landing,
+        "case_reports",
+        [
+            {
+                "case_id": "c-A",
+                "phone": CA,
+                "county_code": "110105",
+                "case_type": "local",
+                "case_date": "2022-05-08",
+                "reported_at": "2022-05-08T09:00:00",
+            },
+            {
+                "case_id": "c-B",
+                "phone": CB,
+                "county_code": "110105",
+                "case_type": "local",
+                "case_date": "2022-05-16",
+                "reported_at": "2022-05-16T08:00:00",
+            },
+            {
+                "case_id": "c-C",
+                "person_id": P["case_c"],
+                "county_code": "110105",
+                "case_type": "local",
+                "case_date": "2022-05-09",
+                "reported_at": "2022-05-09T10:00:00",
+            },
+            {
+                "case_id": "c-D",
+                "phone": CD,
+                "county_code": "110105",
+                "case_type": "imported",
+                "case_date": "2022-05-08",
+                "reported_at": "2022-05-08T09:00:00",
+            },
+            {
+                "case_id": "c-F",
+                "phone": CF,
+                "county_code": "110105",
+                "case_type": "local",
+                "case_date": "2022-05-08",
+                "reported_at": "2022-05-08T09:00:00",
+            },
+        ],
+    )
     d = "2022-05-0"
-    write_feed(landing, "grid_dwells", [
-        # G10: the case 31 h; 9, 10, 11 minutes of overlap; a phone bound only 5 minutes before its dwell ends
-        dwell(CA, "G10", f"{d}8T00:00:00", f"{d}9T07:00:00", f"{d}9T08:00:00"),
-        dwell(PH["o9"], "G10", f"{d}8T10:00:00", f"{d}8T10:09:00", f"{d}8T10:30:00"),
-        dwell(PH["o10"], "G10", f"{d}8T10:00:00", f"{d}8T10:10:00", f"{d}8T10:30:00"),
-        dwell(PH["o11"], "G10", f"{d}8T10:00:00", f"{d}8T10:11:00", f"{d}8T10:30:00"),
-        dwell(PH["late_bind"], "G10", f"{d}8T10:00:00", f"{d}8T11:00:00", f"{d}8T11:30:00"),
-        # G20: the case only 1 h; the person 28.5 h + 0.5 h (29) vs 30.5 h + 0.5 h (31)
-        dwell(CA, "G20", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
-        dwell(PH["h29"], "G20", f"{d}7T00:00:00", f"{d}8T04:30:00", f"{d}8T05:00:00"),
-        dwell(PH["h29"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
-        dwell(PH["h31"], "G20", f"{d}7T00:00:00", f"{d}8T06:30:00", f"{d}8T07:00:00"),
-        dwell(PH["h31"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
-        # G30: case B (known 05-16 08:00) overlaps on 05-02 until 08:00 (last 10 min leave W14 at 05-16 07:50)
-        # or until 08:11 (still inside at 08:00); its 32 h in the cell are on 05-10
-        dwell(CB, "G30", f"{d}1T20:00:00", f"{d}2T09:00:00", f"{d}2T09:30:00"),
-        dwell(CB, "G30", "2022-05-10T00:00:00", "2022-05-11T08:00:00", "2022-05-11T09:00:00"),
-        dwell(PH["out14"], "G30", f"{d}2T07:00:00", f"{d}2T08:00:00", f"{d}2T08:30:00"),
-        dwell(PH["in14"], "G30", f"{d}2T07:00:00", f"{d}2T08:11:00", f"{d}2T08:30:00"),
-        # G31: overlap on 05-06, the case reported ten days later (retroactive)
-        dwell(CB, "G31", f"{d}5T00:00:00", f"{d}6T08:00:00", f"{d}6T09:00:00"),
-        dwell(PH["retro"], "G31", f"{d}6T07:00:00", f"{d}6T08:00:00", f"{d}6T08:30:00"),
-        # G32: the person's 32 h are mostly before W14 of the case's report (21 h + 0.5 h inside)
-        dwell(CB, "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T11:00:00"),
-        dwell(PH["h_edge"], "G32", f"{d}1T21:00:00", f"{d}3T05:00:00", f"{d}3T06:00:00"),
-        dwell(PH["h_edge"], "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T10:45:00"),
-        # G40: case C has no phone on its report; CR is registered to it (and bound to `shared`)
-        dwell(CR, "G40", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
-        dwell(PH["via_reg"], "G40", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
-        # G10 again: a dwell re-reported days later in G99, a cell no case touched (the same record, corrected)
-        {"record_id": "gd-moved", "phone": PH["moved"], "grid_id": "G10", "start_at": f"{d}8T14:00:00",
-         "end_at": f"{d}8T14:30:00", "reported_at": f"{d}8T15:00:00"},
-        {"record_id": "gd-moved", "phone": PH["moved"], "grid_id": "G99", "start_at": f"{d}8T14:00:00",
-         "end_at": f"{d}8T14:30:00", "reported_at": "2022-05-12T09:00:00"},
-        # G50: an imported case is not a companion source
-        dwell(CD, "G50", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
-        dwell(PH["imp"], "G50", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
-        # G71-G76: case F 32.5 h in each cell (May 7 02:00 to May 8 10:30, reported 10:40), pieces around 10:00
-        *[dwell(CF, g, f"{d}7T02:00:00", f"{d}8T10:30:00", f"{d}8T10:40:00", f"gd-f{g}")
-          for g in ("G71", "G72", "G74", "G75", "G76")],
-        # G71: two back-to-back pieces of 6 minutes, both known before the case's dwell
-        dwell(PH["pieces"], "G71", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-p1"),
-        dwell(PH["pieces"], "G71", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T10:13:00", "gd-p2"),
-        # G72: 6 + 6 minutes with a minute between them
-        dwell(PH["gap"], "G72", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-g1"),
-        dwell(PH["gap"], "G72", f"{d}8T10:07:00", f"{d}8T10:13:00", f"{d}8T10:14:00", "gd-g2"),
-        # G73: the case side split at 10:06 (its second piece known at 10:40), one person dwell of 12 minutes
-        dwell(CF, "G73", f"{d}7T02:00:00", f"{d}8T10:06:00", f"{d}8T10:20:00", "gd-c1"),
-        dwell(CF, "G73", f"{d}8T10:06:00", f"{d}8T10:30:00", f"{d}8T10:40:00", "gd-c2"),
-        dwell(PH["case_pieces"], "G73", f"{d}8T10:00:00", f"{d}8T10:12:00", f"{d}8T10:15:00", "gd-cp"),
-        # G74: the second piece reported only at 15:00
-        dwell(PH["late_piece"], "G74", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-l1"),
-        dwell(PH["late_piece"], "G74", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T15:00:00", "gd-l2"),
-        # G76: the second piece corrected on May 12 to start a minute later (a gap): the 12 minutes are withdrawn
-        {"record_id": "gd-pf1", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:00:00",
-         "end_at": f"{d}8T10:06:00", "reported_at": f"{d}8T10:07:00"},
-        {"record_id": "gd-pf2", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:06:00",
-         "end_at": f"{d}8T10:12:00", "reported_at": f"{d}8T10:13:00"},
-        {"record_id": "gd-pf2", "phone": PH["piece_fixed"], "grid_id": "G76", "start_at": f"{d}8T10:07:00",
-         "end_at": f"{d}8T10:12:00", "reported_at": "2022-05-12T09:00:00"},
-        # G75: 20 minutes beside case F through a phone registered to p (bound to p only later, long before, or also then)
-        *[dwell(PH[n], "G75", f"{d}8T10:00:00", f"{d}8T10:20:00", f"{d}8T10:25:00", f"gd-{n}") for n in REGISTERED],
-    ])
-    write_feed(landing, "verifications", [
-        {"verification_id": "vf-o11", "person_id": P["o11"], "community_code": "110105001001",
-         "verified_at": "2022-05-10T10:00:00", "outcome": "not_exposed", "commitment_signed": "false", "operator_id": "op1"},
-    ] + [{"verification_id": f"vf-{n}", "person_id": P[n], "community_code": "110105001001",
-          "verified_at": "2022-05-10T10:00:00", "outcome": "not_exposed",
-          "commitment_signed": "true" if n == "reg_later_signed" else "false", "operator_id": "op1"} for n in REGISTERED])
+    write_feed(
+        landing,
+        "grid_dwells",
+        [
+            # G10: the case 31 h; 9, 10, 11 minutes of overlap; a phone bound only 5 minutes before its dwell ends
+            dwell(CA, "G10", f"{d}8T00:00:00", f"{d}9T07:00:00", f"{d}9T08:00:00"),
+            dwell(PH["o9"], "G10", f"{d}8T10:00:00", f"{d}8T10:09:00", f"{d}8T10:30:00"),
+            dwell(PH["o10"], "G10", f"{d}8T10:00:00", f"{d}8T10:10:00", f"{d}8T10:30:00"),
+            dwell(PH["o11"], "G10", f"{d}8T10:00:00", f"{d}8T10:11:00", f"{d}8T10:30:00"),
+            dwell(PH["late_bind"], "G10", f"{d}8T10:00:00", f"{d}8T11:00:00", f"{d}8T11:30:00"),
+            # G20: the case only 1 h; the person 28.5 h + 0.5 h (29) vs 30.5 h + 0.5 h (31)
+            dwell(CA, "G20", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+            dwell(PH["h29"], "G20", f"{d}7T00:00:00", f"{d}8T04:30:00", f"{d}8T05:00:00"),
+            dwell(PH["h29"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
+            dwell(PH["h31"], "G20", f"{d}7T00:00:00", f"{d}8T06:30:00", f"{d}8T07:00:00"),
+            dwell(PH["h31"], "G20", f"{d}8T12:00:00", f"{d}8T12:30:00", f"{d}8T12:45:00"),
+            # G30: case B (known 05-16 08:00) overlaps on 05-02 until 08:00 (last 10 min leave W14 at 05-16 07:50)
+            # or until 08:11 (still inside at 08:00); its 32 h in the cell are on 05-10
+            dwell(CB, "G30", f"{d}1T20:00:00", f"{d}2T09:00:00", f"{d}2T09:30:00"),
+            dwell(CB, "G30", "2022-05-10T00:00:00", "2022-05-11T08:00:00", "2022-05-11T09:00:00"),
+            dwell(PH["out14"], "G30", f"{d}2T07:00:00", f"{d}2T08:00:00", f"{d}2T08:30:00"),
+            dwell(PH["in14"], "G30", f"{d}2T07:00:00", f"{d}2T08:11:00", f"{d}2T08:30:00"),
+            # G31: overlap on 05-06, the case reported ten days later (retroactive)
+            dwell(CB, "G31", f"{d}5T00:00:00", f"{d}6T08:00:00", f"{d}6T09:00:00"),
+            dwell(PH["retro"], "G31", f"{d}6T07:00:00", f"{d}6T08:00:00", f"{d}6T08:30:00"),
+            # G32: the person's 32 h are mostly before W14 of the case's report (21 h + 0.5 h inside)
+            dwell(CB, "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T11:00:00"),
+            dwell(PH["h_edge"], "G32", f"{d}1T21:00:00", f"{d}3T05:00:00", f"{d}3T06:00:00"),
+            dwell(PH["h_edge"], "G32", "2022-05-12T10:00:00", "2022-05-12T10:30:00", "2022-05-12T10:45:00"),
+            # G40: case C has no phone on its report; CR is registered to it (and bound to `shared`)
+            dwell(CR, "G40", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
+            dwell(PH["via_reg"], "G40", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+            # G10 again: a dwell re-reported days later in G99, a cell no case touched (the same record, corrected)
+            {
+                "record_id": "gd-moved",
+                "phone": PH["moved"],
+                "grid_id": "G10",
+                "start_at": f"{d}8T14:00:00",
+                "end_at": f"{d}8T14:30:00",
+                "reported_at": f"{d}8T15:00:00",
+            },
+            {
+                "record_id": "gd-moved",
+                "phone": PH["moved"],
+                "grid_id": "G99",
+                "start_at": f"{d}8T14:00:00",
+                "end_at": f"{d}8T14:30:00",
+                "reported_at": "2022-05-12T09:00:00",
+            },
+            # G50: an imported case is not a companion source
+            dwell(CD, "G50", f"{d}8T00:00:00", f"{d}9T08:00:00", f"{d}9T09:00:00"),
+            dwell(PH["imp"], "G50", f"{d}8T12:00:00", f"{d}8T13:00:00", f"{d}8T13:30:00"),
+            # G71-G76: case F 32.5 h in each cell (May 7 02:00 to May 8 10:30, reported 10:40), pieces around 10:00
+            *[
+                dwell(CF, g, f"{d}7T02:00:00", f"{d}8T10:30:00", f"{d}8T10:40:00", f"gd-f{g}")
+                for g in ("G71", "G72", "G74", "G75", "G76")
+            ],
+            # G71: two back-to-back pieces of 6 minutes, both known before the case's dwell
+            dwell(PH["pieces"], "G71", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-p1"),
+            dwell(PH["pieces"], "G71", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T10:13:00", "gd-p2"),
+            # G72: 6 + 6 minutes with a minute between them
+            dwell(PH["gap"], "G72", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-g1"),
+            dwell(PH["gap"], "G72", f"{d}8T10:07:00", f"{d}8T10:13:00", f"{d}8T10:14:00", "gd-g2"),
+            # G73: the case side split at 10:06 (its second piece known at 10:40), one person dwell of 12 minutes
+            dwell(CF, "G73", f"{d}7T02:00:00", f"{d}8T10:06:00", f"{d}8T10:20:00", "gd-c1"),
+            dwell(CF, "G73", f"{d}8T10:06:00", f"{d}8T10:30:00", f"{d}8T10:40:00", "gd-c2"),
+            dwell(PH["case_pieces"], "G73", f"{d}8T10:00:00", f"{d}8T10:12:00", f"{d}8T10:15:00", "gd-cp"),
+            # G74: the second piece reported only at 15:00
+            dwell(PH["late_piece"], "G74", f"{d}8T10:00:00", f"{d}8T10:06:00", f"{d}8T10:07:00", "gd-l1"),
+            dwell(PH["late_piece"], "G74", f"{d}8T10:06:00", f"{d}8T10:12:00", f"{d}8T15:00:00", "gd-l2"),
+            # G76: the second piece corrected on May 12 to start a minute later (a gap): the 12 minutes are withdrawn
+            {
+                "record_id": "gd-pf1",
+                "phone": PH["piece_fixed"],
+                "grid_id": "G76",
+                "start_at": f"{d}8T10:00:00",
+                "end_at": f"{d}8T10:06:00",
+                "reported_at": f"{d}8T10:07:00",
+            },
+            {
+                "record_id": "gd-pf2",
+                "phone": PH["piece_fixed"],
+                "grid_id": "G76",
+                "start_at": f"{d}8T10:06:00",
+                "end_at": f"{d}8T10:12:00",
+                "reported_at": f"{d}8T10:13:00",
+            },
+            {
+                "record_id": "gd-pf2",
+                "phone": PH["piece_fixed"],
+                "grid_id": "G76",
+                "start_at": f"{d}8T10:07:00",
+                "end_at": f"{d}8T10:12:00",
+                "reported_at": "2022-05-12T09:00:00",
+            },
+            # G75: 20 minutes beside case F through a phone registered to p (bound to p only later, long before, or also then)
+            *[dwell(PH[n], "G75", f"{d}8T10:00:00", f"{d}8T10:20:00", f"{d}8T10:25:00", f"gd-{n}") for n in REGISTERED],
+        ],
+    )
+    write_feed(
+        landing,
+        "verifications",
+        [
+            {
+                "verification_id": "vf-o11",
+                "person_id": P["o11"],
+                "community_code": "110105001001",
+                "verified_at": "2022-05-10T10:00:00",
+                "outcome": "not_exposed",
+                "commitment_signed": "false",
+                "operator_id": "op1",
+            },
+        ]
+        + [
+            {
+                "verification_id": f"vf-{n}",
+                "person_id": P[n],
+                "community_code": "110105001001",
+                "verified_at": "2022-05-10T10:00:00",
+                "outcome": "not_exposed",
+                "commitment_signed": "true" if n == "reg_later_signed" else "false",
+                "operator_id": "op1",
+            }
+            for n in REGISTERED
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +288,10 @@ def reasons(spark, lake):
 
 
 def brief(rows: list[dict]) -> list[tuple]:
-    return [(r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"].isoformat(),
-             r["release_basis"]) for r in rows]
+    return [
+        (r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"].isoformat(), r["release_basis"])
+        for r in rows
+    ]
 
 
 def raised(cause: str, at: str) -> list[tuple]:
@@ -171,23 +305,36 @@ def test_overlap_of_9_minutes_is_not_a_companion(reasons):
 def test_overlap_of_exactly_10_minutes_is_a_companion_raised_when_the_case_hours_are_known(reasons):
     assert brief(reasons["o10"]) == raised("case=c-A", "2022-05-09T08:00:00")
     (item,) = reasons["o10"][0]["items"]
-    assert item == {"feed": "grid_dwells", "record_id": "gd-003", "grid_id": "G10", "grid_m": 800,
-                    "phone": "137****0002", "link_type": "bound", "overlap_from": "2022-05-08T10:00:00.000+08:00",
-                    "overlap_to": "2022-05-08T10:10:00.000+08:00", "overlap_minutes": 10, "case_id": "c-A",
-                    "case_record_id": "gd-001", "dwell_hours": 31.0, "dwell_hours_of": "case"}
+    assert item == {
+        "feed": "grid_dwells",
+        "record_id": "gd-003",
+        "grid_id": "G10",
+        "grid_m": 800,
+        "phone": "137****0002",
+        "link_type": "bound",
+        "overlap_from": "2022-05-08T10:00:00.000+08:00",
+        "overlap_to": "2022-05-08T10:10:00.000+08:00",
+        "overlap_minutes": 10,
+        "case_id": "c-A",
+        "case_record_id": "gd-001",
+        "dwell_hours": 31.0,
+        "dwell_hours_of": "case",
+    }
 
 
 def test_overlap_of_11_minutes_is_released_by_a_not_exposed_verification(reasons):
-    assert brief(reasons["o11"]) == [("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00",
-                                      "verified_not_exposed")]
+    assert brief(reasons["o11"]) == [
+        ("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00", "verified_not_exposed")
+    ]
     assert reasons["o11"][0]["items"][0]["overlap_minutes"] == 11
 
 
 def test_dwell_corrected_into_a_cell_no_case_touched_withdraws_the_companion(reasons):
     """The screen windows only the records of the cells cases touched (jobs.screen.inputs); the corrected
     version, in G99, must still end the version in G10."""
-    assert brief(reasons["moved"]) == [("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00",
-                                        "evidence_withdrawn")]
+    assert brief(reasons["moved"]) == [
+        ("3", "companion", "case=c-A", "released", "2022-05-09T08:00:00", "evidence_withdrawn")
+    ]
     assert reasons["moved"][0]["released_at"] == datetime(2022, 5, 12, 9, 0)
 
 
@@ -242,14 +389,25 @@ def test_evidence_never_names_the_case_person_or_phone(reasons):
         assert secret not in text
 
 
-
 # -- dwells split into pieces: the overlap is taken on each phone's records in the cell merged (rules.md, Association)
-def piece_item(name: str, record_ids: str, grid: str, case_record_ids: str, to: str = "10:12", minutes: int = 12) -> dict:
-    return {"feed": "grid_dwells", "record_id": record_ids, "grid_id": grid, "grid_m": 800,
-            "phone": f"137****{PH[name][-4:]}", "link_type": "bound",
-            "overlap_from": "2022-05-08T10:00:00.000+08:00", "overlap_to": f"2022-05-08T{to}:00.000+08:00",
-            "overlap_minutes": minutes, "case_id": "c-F", "case_record_id": case_record_ids, "dwell_hours": 32.5,
-            "dwell_hours_of": "case"}
+def piece_item(
+    name: str, record_ids: str, grid: str, case_record_ids: str, to: str = "10:12", minutes: int = 12
+) -> dict:
+    return {
+        "feed": "grid_dwells",
+        "record_id": record_ids,
+        "grid_id": grid,
+        "grid_m": 800,
+        "phone": f"137****{PH[name][-4:]}",
+        "link_type": "bound",
+        "overlap_from": "2022-05-08T10:00:00.000+08:00",
+        "overlap_to": f"2022-05-08T{to}:00.000+08:00",
+        "overlap_minutes": minutes,
+        "case_id": "c-F",
+        "case_record_id": case_record_ids,
+        "dwell_hours": 32.5,
+        "dwell_hours_of": "case",
+    }
 
 
 def test_two_back_to_back_pieces_of_6_minutes_overlapping_a_case_are_a_12_minute_companion(reasons):
@@ -276,8 +434,9 @@ def test_a_piece_known_later_makes_the_12_minutes_only_from_its_knowledge_time(r
 
 def test_a_piece_corrected_apart_withdraws_the_stretch_it_made(reasons):
     # gd-pf2 re-reported on May 12 from 10:07: 6 + 5 minutes a minute apart, no stretch of 10 minutes holds then
-    assert brief(reasons["piece_fixed"]) == [("3", "companion", "case=c-F", "released", "2022-05-08T10:40:00",
-                                              "evidence_withdrawn")]
+    assert brief(reasons["piece_fixed"]) == [
+        ("3", "companion", "case=c-F", "released", "2022-05-08T10:40:00", "evidence_withdrawn")
+    ]
     assert reasons["piece_fixed"][0]["released_at"] == datetime(2022, 5, 12, 9, 0)
     assert reasons["piece_fixed"][0]["items"] == [piece_item("piece_fixed", "gd-pf1,gd-pf2", "G76", "gd-fG76")]
 
@@ -301,6 +460,7 @@ def test_companion_through_a_phone_bound_years_ago_and_now_only_registered_needs
 def test_companion_through_a_phone_also_bound_to_p_then_needs_no_commitment_letter(reasons):
     assert brief(reasons["reg_and_bound"]) == RELEASED_NOT_EXPOSED
     assert sorted(i["link_type"] for i in reasons["reg_and_bound"][0]["items"]) == ["bound", "registered"]
+
 
 def test_screening_some_people_gives_exactly_their_reasons_of_a_full_screen(spark, lake, reasons):
     # An hourly run screens some people on bronze that also holds the cases' rows: the companion pairs are then
@@ -332,22 +492,48 @@ def hourly(spark, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("companion_hourly")
     landing, lake = root / "landing", root / "lake"
-    write_feed(landing, "kit_bindings", [{"person_id": H[n], "phone": HPH[n], "bound_at": "2021-01-01T00:00:00"}
-                                         for n in HPH])
-    write_feed(landing, "case_reports", [
-        {"case_id": "c-E", "person_id": H["case_e"], "county_code": "110105", "case_type": "local",
-         "case_date": "2022-05-09", "reported_at": "2022-05-09T10:00:00"}])
-    write_feed(landing, "grid_dwells", [  # CE 34 h in G60; x overlaps it for an hour
-        dwell(CE, "G60", "2022-05-10T12:00:00", "2022-05-11T22:00:00", "2022-05-11T22:30:00"),
-        dwell(HPH["x_old"], "G60", "2022-05-10T13:00:00", "2022-05-10T14:00:00", "2022-05-10T14:30:00")])
+    write_feed(
+        landing, "kit_bindings", [{"person_id": H[n], "phone": HPH[n], "bound_at": "2021-01-01T00:00:00"} for n in HPH]
+    )
+    write_feed(
+        landing,
+        "case_reports",
+        [
+            {
+                "case_id": "c-E",
+                "person_id": H["case_e"],
+                "county_code": "110105",
+                "case_type": "local",
+                "case_date": "2022-05-09",
+                "reported_at": "2022-05-09T10:00:00",
+            }
+        ],
+    )
+    write_feed(
+        landing,
+        "grid_dwells",
+        [  # CE 34 h in G60; x overlaps it for an hour
+            dwell(CE, "G60", "2022-05-10T12:00:00", "2022-05-11T22:00:00", "2022-05-11T22:30:00"),
+            dwell(HPH["x_old"], "G60", "2022-05-10T13:00:00", "2022-05-10T14:00:00", "2022-05-10T14:30:00"),
+        ],
+    )
     said: list[str] = []
     assert run(str(landing), str(lake), F_RUN, log=said.append) == 0
-    write_feed(landing, "phone_registrations", [
-        {"phone": CE, "person_id": H["case_e"], "registered_at": "2020-01-01T00:00:00"}], name="part-002.csv")
-    write_feed(landing, "grid_dwells", [
-        dwell(HPH["z_new"], "G60", "2022-05-11T20:00:00", "2022-05-11T21:00:00", "2022-05-12T00:20:00"),
-        dwell(HPH["y_elsewhere"], "G77", "2022-05-11T20:00:00", "2022-05-11T21:00:00", "2022-05-12T00:20:00")],
-        name="part-002.csv")
+    write_feed(
+        landing,
+        "phone_registrations",
+        [{"phone": CE, "person_id": H["case_e"], "registered_at": "2020-01-01T00:00:00"}],
+        name="part-002.csv",
+    )
+    write_feed(
+        landing,
+        "grid_dwells",
+        [
+            dwell(HPH["z_new"], "G60", "2022-05-11T20:00:00", "2022-05-11T21:00:00", "2022-05-12T00:20:00"),
+            dwell(HPH["y_elsewhere"], "G77", "2022-05-11T20:00:00", "2022-05-11T21:00:00", "2022-05-12T00:20:00"),
+        ],
+        name="part-002.csv",
+    )
     said.clear()
     assert run(str(landing), str(lake), T_RUN, mode="hourly", log=said.append) == 0
     names = {person_key_py(p): n for n, p in H.items()}
@@ -370,7 +556,8 @@ def test_hourly_run_does_not_screen_the_owner_of_a_new_dwell_in_a_cell_no_case_t
     said, reasons, _ = hourly
     # case_e (its new registration), x (a cell of the newly linked case phone), z (a new dwell in that cell); not y
     assert [x for x in said if x.startswith("hourly: ")] == [
-        "hourly: 3 people to screen (changes since 2022-05-12 00:00:00)"]
+        "hourly: 3 people to screen (changes since 2022-05-12 00:00:00)"
+    ]
     assert reasons["y_elsewhere"] == []
 
 
@@ -398,17 +585,23 @@ def _first_hours(sides_: list[dict], dwells: list[dict], need: int, days: int) -
         return int((t - base).total_seconds() // 1)
 
     def hours_at(key: tuple, x: datetime) -> int:
-        return sum(max(0, sec(min(d["hi"], x)) - sec(max(d["lo"], x - timedelta(days=days))))
-                   for d in dwells if d["key"] == key and d["known"] <= x and (d["valid_to"] is None or d["valid_to"] > x))
+        return sum(
+            max(0, sec(min(d["hi"], x)) - sec(max(d["lo"], x - timedelta(days=days))))
+            for d in dwells
+            if d["key"] == key and d["known"] <= x and (d["valid_to"] is None or d["valid_to"] > x)
+        )
 
     out: dict[str, tuple] = {}
     for s in sides_:
         key = s["key"]
         xs = sorted({s["x0"]} | {d["known"] for d in dwells if d["key"] == key})
-        hit = next(((x, hours_at(key, x)) for x in xs if s["x0"] <= x <= s["x_limit"] and hours_at(key, x) >= need),
-                   None)
-        if hit and (s["pair_key"] not in out or (hit[0], s["side"] != "case") < (out[s["pair_key"]][0],
-                                                                              out[s["pair_key"]][1] != "case")):
+        hit = next(
+            ((x, hours_at(key, x)) for x in xs if s["x0"] <= x <= s["x_limit"] and hours_at(key, x) >= need), None
+        )
+        if hit and (
+            s["pair_key"] not in out
+            or (hit[0], s["side"] != "case") < (out[s["pair_key"]][0], out[s["pair_key"]][1] != "case")
+        ):
             out[s["pair_key"]] = (hit[0], s["side"], round(hit[1] / 3600, 2))
     return out
 
@@ -455,10 +648,14 @@ def test_dwell_hours_of_a_side_at_each_instant_match_a_count_of_its_current_dwel
         for side, key in (("person", twin["key"]), ("case", b)):
             sides_.append({"pair_key": f"p{i:02d}", "side": side, "key": key, "x0": twin["x0"], "x_limit": x_limit})
     side_cols = "phone string, grid_id string, s_from timestamp, s_to timestamp"
-    sdf = spark.createDataFrame([(s["pair_key"], s["side"], *s["key"], s["x0"], s["x_limit"]) for s in sides_],
-                                f"pair_key string, side string, {side_cols}, x0 timestamp, x_limit timestamp")
-    ddf = spark.createDataFrame([(*d["key"], d["lo"], d["hi"], d["known"], d["valid_to"]) for d in dwells],
-                                f"{side_cols}, lo timestamp, hi timestamp, known timestamp, valid_to timestamp")
+    sdf = spark.createDataFrame(
+        [(s["pair_key"], s["side"], *s["key"], s["x0"], s["x_limit"]) for s in sides_],
+        f"pair_key string, side string, {side_cols}, x0 timestamp, x_limit timestamp",
+    )
+    ddf = spark.createDataFrame(
+        [(*d["key"], d["lo"], d["hi"], d["known"], d["valid_to"]) for d in dwells],
+        f"{side_cols}, lo timestamp, hi timestamp, known timestamp, valid_to timestamp",
+    )
     got = {r["pair_key"]: (r["x"], r["hours_side"], r["hours"]) for r in hours_reached(sdf, ddf, policy).collect()}
     want = _first_hours(sides_, dwells, need, days)
     assert 10 <= len(want) < 52 and any(k >= "p40" for k in want)  # the draw has both kinds of pairs, twins too
@@ -470,6 +667,7 @@ def _stretches_by_hand(records: list[dict], x: datetime, need: int) -> set[tuple
     """rules.md, Association, at instant x: each phone's record versions current at x merged where they touch or
     overlap, the two phones' merged stretches intersected; those of >= need seconds, with the records behind each
     (those meeting it for a positive time): (phone, grid, lo, hi, person record ids, case record ids)."""
+
     def merged(rs: list[dict]) -> list[list]:
         out: list[list] = []
         for r in sorted(rs, key=lambda r: (r["start_at"], r["end_at"])):
@@ -488,8 +686,12 @@ def _stretches_by_hand(records: list[dict], x: datetime, need: int) -> set[tuple
             for c, d in merged(theirs):
                 lo, hi = max(a, c), min(b, d)
                 if (hi - lo).total_seconds() >= need:
+
                     def used(rs: list[dict], lo=lo, hi=hi) -> str:
-                        return ",".join(sorted({r["record_id"] for r in rs if min(r["end_at"], hi) > max(r["start_at"], lo)}))
+                        return ",".join(
+                            sorted({r["record_id"] for r in rs if min(r["end_at"], hi) > max(r["start_at"], lo)})
+                        )
+
                     got.add((phone, grid, lo, hi, used(mine), used(theirs)))
     return got
 
@@ -523,29 +725,55 @@ def test_overlap_stretches_held_at_each_instant_match_merging_each_phones_curren
                     versions.append((rnd.choice([grid, grid, "G9"]), s2, max(s2, end) + timedelta(minutes=1), known))
                 for i, (g, s, e, k) in enumerate(versions):
                     nxt = versions[i + 1][3] if i + 1 < len(versions) else None
-                    records.append({"record_id": rid, "phone": phone, "grid_id": g, "start_at": s, "end_at": e,
-                                    "known": k, "valid_to": nxt})
+                    records.append(
+                        {
+                            "record_id": rid,
+                            "phone": phone,
+                            "grid_id": g,
+                            "start_at": s,
+                            "end_at": e,
+                            "known": k,
+                            "valid_to": nxt,
+                        }
+                    )
                 at = end
     dwells = spark.createDataFrame(
-        [(r["record_id"], r["phone"], r["grid_id"], r["start_at"], r["end_at"], r["known"], r["valid_to"]) for r in records],
+        [
+            (r["record_id"], r["phone"], r["grid_id"], r["start_at"], r["end_at"], r["known"], r["valid_to"])
+            for r in records
+        ],
         "record_id string, phone string, grid_id string, start_at timestamp, end_at timestamp, _known_at timestamp, "
-        "_valid_to timestamp")
-    links = spark.createDataFrame([(f"person-{p}", p, "bound", datetime(2020, 1, 1), None, datetime(2020, 1, 1))
-                                   for p in ("p1", "p2", "p3")],
-                                  "person_id string, phone string, link_type string, link_from timestamp, "
-                                  "link_to timestamp, link_known_at timestamp")
-    cphones = spark.createDataFrame([("c-1", None, datetime(2022, 5, 1), None, "case", None, None, None)],
-                                    "case_id string, c_person string, c_known timestamp, c_valid_to timestamp, "
-                                    "c_phone string, c_from timestamp, c_to timestamp, c_link_known timestamp")
+        "_valid_to timestamp",
+    )
+    links = spark.createDataFrame(
+        [(f"person-{p}", p, "bound", datetime(2020, 1, 1), None, datetime(2020, 1, 1)) for p in ("p1", "p2", "p3")],
+        "person_id string, phone string, link_type string, link_from timestamp, "
+        "link_to timestamp, link_known_at timestamp",
+    )
+    cphones = spark.createDataFrame(
+        [("c-1", None, datetime(2022, 5, 1), None, "case", None, None, None)],
+        "case_id string, c_person string, c_known timestamp, c_valid_to timestamp, "
+        "c_phone string, c_from timestamp, c_to timestamp, c_link_known timestamp",
+    )
     rows = [r.asDict() for r in overlaps(dwells, links, cphones, policy).collect()]
     instants = sorted({r["known"] for r in records} | {r["valid_to"] for r in records if r["valid_to"] is not None})
     seen = 0
     for x in instants:
-        held = [(r["phone"], r["grid_id"], r["o_lo"], r["o_hi"], r["record_id"], r["c_record_id"]) for r in rows
-                if r["o_known"] <= x and (r["o_valid_to"] is None or x < r["o_valid_to"])]
+        held = [
+            (r["phone"], r["grid_id"], r["o_lo"], r["o_hi"], r["record_id"], r["c_record_id"])
+            for r in rows
+            if r["o_known"] <= x and (r["o_valid_to"] is None or x < r["o_valid_to"])
+        ]
+
         def within(h: tuple, o: tuple) -> bool:  # o's stretch and records take in h's: h is part of a longer stretch
-            return (o != h and o[:2] == h[:2] and o[2] <= h[2] and h[3] <= o[3]
-                    and set(h[4].split(",")) <= set(o[4].split(",")) and set(h[5].split(",")) <= set(o[5].split(",")))
+            return (
+                o != h
+                and o[:2] == h[:2]
+                and o[2] <= h[2]
+                and h[3] <= o[3]
+                and set(h[4].split(",")) <= set(o[4].split(","))
+                and set(h[5].split(",")) <= set(o[5].split(","))
+            )
 
         longest = {h for h in held if not any(within(h, o) for o in held)}
         want = _stretches_by_hand(records, x, need)

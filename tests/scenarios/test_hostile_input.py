@@ -83,15 +83,18 @@ def test_each_known_hostile_line_is_rejected_or_loaded_intact_and_nothing_is_los
     ok_huge, _ = good(new_id(), huge)
     lines = [
         HEADER.encode(),
-        ok_formula.encode(), ok_sql.encode(), ok_quotes.encode(),                      # 2-4 good, hostile text
+        ok_formula.encode(),
+        ok_sql.encode(),
+        ok_quotes.encode(),  # 2-4 good, hostile text
         f"{new_id()},李四,2022-02-30,13800000001,110101001001,,,2022-05-01T08:00:00".encode(),  # 5 bad_type
-        f'{new_id()},"unterminated,1990-01-01,,,,,2022-05-01T08:00:00'.encode(),       # 6 malformed_row
+        f'{new_id()},"unterminated,1990-01-01,,,,,2022-05-01T08:00:00'.encode(),  # 6 malformed_row
         f"{new_id()},王五,1990-01-01,,,,,2022-05-01T08:00:00".encode().replace(
-            "王五".encode(), "王五".encode("gbk")),                                        # 7 malformed_row (GBK)
-        ("\ufeff" + HEADER).encode(),                                                   # 8 a BOM and header mid-file
-        ok_huge.encode(),                                                               # 9 good, 200k-char name
-        f'{new_id()},"two\nlines",1990-01-01,,,,,2022-05-01T08:00:00'.encode(),         # 10-11 split by a newline
-        ok_plain.encode(),                                                              # 12 good
+            "王五".encode(), "王五".encode("gbk")
+        ),  # 7 malformed_row (GBK)
+        ("\ufeff" + HEADER).encode(),  # 8 a BOM and header mid-file
+        ok_huge.encode(),  # 9 good, 200k-char name
+        f'{new_id()},"two\nlines",1990-01-01,,,,,2022-05-01T08:00:00'.encode(),  # 10-11 split by a newline
+        ok_plain.encode(),  # 12 good
     ]
     write(landing, "part-001.csv", b"\n".join(lines) + b"\n")
     write(landing, "empty.csv", b"")
@@ -103,10 +106,20 @@ def test_each_known_hostile_line_is_rejected_or_loaded_intact_and_nothing_is_los
     bronze, rejects, expected = accounted(spark, lake, landing)
     f = "persons/part-001.csv"
     assert {k: v for k, v in bronze.items() if k[0] == f} == {
-        (f, 2): formula, (f, 3): sql, (f, 4): quoted, (f, 9): huge, (f, 12): plain}
+        (f, 2): formula,
+        (f, 3): sql,
+        (f, 4): quoted,
+        (f, 9): huge,
+        (f, 12): plain,
+    }
     assert {k: v for k, v in rejects.items() if k[0] == f} == {
-        (f, 5): "bad_type", (f, 6): "malformed_row", (f, 7): "malformed_row", (f, 8): "bad_type",
-        (f, 10): "malformed_row", (f, 11): "malformed_row"}
+        (f, 5): "bad_type",
+        (f, 6): "malformed_row",
+        (f, 7): "malformed_row",
+        (f, 8): "bad_type",
+        (f, 10): "malformed_row",
+        (f, 11): "malformed_row",
+    }
     assert rejects[("persons/empty.csv", 0)] == "missing_column"
     assert bronze[("persons/dup-columns.csv", 2)] == dup_name  # the first of two same-named columns counts
     assert set(bronze) | set(rejects) - {("persons/empty.csv", 0)} == expected
@@ -114,11 +127,33 @@ def test_each_known_hostile_line_is_rejected_or_loaded_intact_and_nothing_is_los
 
 
 # -- random mixes ------------------------------------------------------------------------------------------
-NASTY = st.sampled_from([
-    "=cmd|' /C calc'!A0", "+SUM(A1:A9)", "-1+1", "@SUM(1)", "'; DROP TABLE persons; --", "1 OR 1=1",
-    "2022-02-30", "2022-13-01T25:61:00", "\ufeff", "\x00", '"', '""', '"a,b"', "a\"b", "\t", "x" * 5000,
-    "１１０１０１", "NaN", "null", "NULL", "-", "\u202e", "😷",
-])
+NASTY = st.sampled_from(
+    [
+        "=cmd|' /C calc'!A0",
+        "+SUM(A1:A9)",
+        "-1+1",
+        "@SUM(1)",
+        "'; DROP TABLE persons; --",
+        "1 OR 1=1",
+        "2022-02-30",
+        "2022-13-01T25:61:00",
+        "\ufeff",
+        "\x00",
+        '"',
+        '""',
+        '"a,b"',
+        'a"b',
+        "\t",
+        "x" * 5000,
+        "１１０１０１",
+        "NaN",
+        "null",
+        "NULL",
+        "-",
+        "\u202e",
+        "😷",
+    ]
+)
 FIELD = st.one_of(NASTY, st.text(max_size=12), st.text(alphabet=',"\n\r;\\ \ufeff', max_size=4))
 
 
@@ -131,7 +166,9 @@ def hostile_line(draw) -> bytes:
     if draw(st.booleans()):
         cells = ['"' + c.replace('"', '""') + '"' for c in cells]
     text = ",".join(cells)
-    return text.encode("gbk", errors="replace") if draw(st.integers(0, 9)) == 0 else text.encode("utf-8", "surrogatepass")
+    return (
+        text.encode("gbk", errors="replace") if draw(st.integers(0, 9)) == 0 else text.encode("utf-8", "surrogatepass")
+    )
 
 
 @st.composite
@@ -142,8 +179,14 @@ def delivery(draw) -> list[tuple[list[bytes], list[str]]]:
         lines, names = [HEADER.encode()], []
         for _ in range(draw(st.integers(0, 8))):
             if draw(st.booleans()):
-                line, name = good(new_id(), draw(st.one_of(NASTY, st.text(min_size=1, max_size=20)).filter(
-                    lambda s: s.strip(" ") != "" and "\x00" not in s and not re.search(r"[\r\n]", s))))
+                line, name = good(
+                    new_id(),
+                    draw(
+                        st.one_of(NASTY, st.text(min_size=1, max_size=20)).filter(
+                            lambda s: s.strip(" ") != "" and "\x00" not in s and not re.search(r"[\r\n]", s)
+                        )
+                    ),
+                )
                 lines.append(line.encode("utf-8", "surrogatepass"))
                 names.append(name)
             else:
@@ -154,8 +197,13 @@ def delivery(draw) -> list[tuple[list[bytes], list[str]]]:
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(files=delivery())
 def test_random_hostile_deliveries_never_crash_and_every_line_is_loaded_or_rejected(spark, tmp_path, files):
     root = tmp_path / f"ex{new_id()}"

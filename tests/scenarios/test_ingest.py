@@ -39,9 +39,7 @@ PHONE1, PHONE2 = "13800000001", "13900000002"
 
 def line(feed: str, row: dict) -> str:
     """The raw text write_feed writes for `row` (no value here needs CSV quoting)."""
-    return ",".join(
-        "" if row.get(c["name"]) is None else str(row[c["name"]]) for c in feed_spec(feed)["columns"]
-    )
+    return ",".join("" if row.get(c["name"]) is None else str(row[c["name"]]) for c in feed_spec(feed)["columns"])
 
 
 def person(
@@ -72,9 +70,7 @@ def stay(
     reported="2022-05-01T10:05:00",
     phone=PHONE1,
 ):
-    return dict(
-        record_id=rid, phone=phone, county_code=county, first_seen=first, last_seen=last, reported_at=reported
-    )
+    return dict(record_id=rid, phone=phone, county_code=county, first_seen=first, last_seen=last, reported_at=reported)
 
 
 PERSONS = [  # persons/part-001.csv, line 2 onwards
@@ -119,9 +115,7 @@ STAYS_2 = [  # telecom_stays/part-002.csv
     ),  # 3 same key + time as part-001 line 3
 ]
 BINDING = dict(person_id=P1, phone=PHONE1, bound_at="2022-05-02T09:00:00", unbound_at="2022-05-05T18:00:00")
-SCAN = dict(
-    scan_id="V1", person_id=P1, venue_id="VEN1", scan_type="checkin", scanned_at="2022-05-03T10:00:00"
-)
+SCAN = dict(scan_id="V1", person_id=P1, venue_id="VEN1", scan_type="checkin", scanned_at="2022-05-03T10:00:00")
 SCANS = [
     SCAN,
     dict(SCAN, scan_id="V2", scan_type="walkin"),
@@ -227,8 +221,7 @@ def snapshot(spark, lake: Lake) -> dict:
     """Delta versions and row counts of every table the landing set touches."""
     paths = {f: lake.bronze(f) for f in FEEDS} | {t: lake.gold(t) for t in ("rejects", "ingested_files")}
     return {
-        name: (lake.version(spark, path), spark.read.format("delta").load(path).count())
-        for name, path in paths.items()
+        name: (lake.version(spark, path), spark.read.format("delta").load(path).count()) for name, path in paths.items()
     }
 
 
@@ -258,9 +251,7 @@ def env(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def rerun(spark, env):
     """A second run on the unchanged landing."""
-    reports = Ingestor(
-        spark, env["lake"], env["landing"], run_id="r2", floor=datetime(2022, 5, 10), log=quiet
-    ).run()
+    reports = Ingestor(spark, env["lake"], env["landing"], run_id="r2", floor=datetime(2022, 5, 10), log=quiet).run()
     return dict(reports=reports, before=env["after_first"], after=snapshot(spark, env["lake"]))
 
 
@@ -269,9 +260,7 @@ def redelivered(spark, env, rerun):
     """persons/part-001.csv delivered again, byte for byte, as persons/part-007.csv."""
     shutil.copyfile(env["landing"] / "persons" / "part-001.csv", env["landing"] / "persons" / "part-007.csv")
     before = snapshot(spark, env["lake"])
-    reports = Ingestor(
-        spark, env["lake"], env["landing"], run_id="r3", floor=datetime(2022, 5, 11), log=quiet
-    ).run()
+    reports = Ingestor(spark, env["lake"], env["landing"], run_id="r3", floor=datetime(2022, 5, 11), log=quiet).run()
     files = sorted(r["file"] for r in env["lake"].read_gold(spark, "ingested_files").collect())
     return dict(reports=reports, before=before, after=snapshot(spark, env["lake"]), files=files)
 
@@ -288,9 +277,7 @@ def test_bad_row_is_rejected_with_its_reason(env, reason):
     file, line_no, raw, detail = BAD_ROWS[reason]
     feed = file.split("/")[0]
     got = [r for r in env["rejects"] if r["reason"] == reason]
-    assert got == [
-        dict(feed=feed, file=file, line=line_no, raw_row=raw, reason=reason, detail=detail, run_id="r1")
-    ]
+    assert got == [dict(feed=feed, file=file, line=line_no, raw_row=raw, reason=reason, detail=detail, run_id="r1")]
 
 
 def test_file_missing_required_column_is_rejected_whole_and_others_load(env):
@@ -417,18 +404,25 @@ def test_rows_of_some_phones_as_of_t_still_see_a_dwell_corrected_onto_another_ph
     """Hourly runs take the phone feeds as of T only for the affected people's phones (asof.as_of_for), without
     windowing the whole feed; a later version of a record on another phone must still end the earlier one."""
     a, b, c = "13700000001", "13700000002", "13700000003"
-    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
-            ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # the same dwell, another phone
-            ("D2", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),
-            ("D3", c, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
-            ("D4", a, "G3", dt("2022-05-01T13:00:01"), "grid_dwells/part-003.csv", 1)]  # known after T
-    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
-                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    rows = [
+        ("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+        ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # the same dwell, another phone
+        ("D2", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),
+        ("D3", c, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
+        ("D4", a, "G3", dt("2022-05-01T13:00:01"), "grid_dwells/part-003.csv", 1),
+    ]  # known after T
+    raw = spark.createDataFrame(
+        [r[:3] + (r[3], r[3]) + r[4:] for r in rows],
+        "record_id string, phone string, "
+        "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int",
+    )
     wanted = spark.createDataFrame([(a,)], "phone string")
     t = datetime(2022, 5, 1, 13, 0)
     got = as_of_for(raw, "grid_dwells", t, wanted, "phone")
     assert sorted((r["record_id"], r["phone"], r["_valid_to"], r["_is_current"]) for r in got.collect()) == [
-        ("D1", a, dt("2022-05-01T12:00:00"), False), ("D2", a, None, True)]
+        ("D1", a, dt("2022-05-01T12:00:00"), False),
+        ("D2", a, None, True),
+    ]
     assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(wanted, "phone", "left_semi"))
 
 
@@ -436,24 +430,35 @@ def test_rows_of_some_phones_in_some_cells_as_of_t_still_see_a_dwell_corrected_o
     """An hourly run takes its phones' dwells only in the cells a case phone dwelt in (incremental.restrict, as
     companion.dwells_in_case_cells): a dwell moved out of such a cell still ends its version inside it."""
     a, b = "13700000001", "13700000002"
-    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
-            ("D1", a, "G9", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # moved out of the case cell
-            ("D2", a, "G9", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),  # never in a case cell
-            ("D3", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
-            ("D4", b, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 4)]  # not a wanted phone
-    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
-                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    rows = [
+        ("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+        ("D1", a, "G9", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),  # moved out of the case cell
+        ("D2", a, "G9", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),  # never in a case cell
+        ("D3", a, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 3),
+        ("D4", b, "G1", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 4),
+    ]  # not a wanted phone
+    raw = spark.createDataFrame(
+        [r[:3] + (r[3], r[3]) + r[4:] for r in rows],
+        "record_id string, phone string, "
+        "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int",
+    )
     phones = spark.createDataFrame([(a,)], "phone string")
     cells = spark.createDataFrame([("G1",), ("G2",)], "grid_id string")
     t = datetime(2022, 5, 1, 13, 0)
     got = as_of_for(raw, "grid_dwells", t, cells, "grid_id", (phones, "phone"))
     assert sorted((r["record_id"], r["grid_id"], r["_valid_to"], r["_is_current"]) for r in got.collect()) == [
-        ("D1", "G1", dt("2022-05-01T12:00:00"), False), ("D3", "G2", None, True)]
-    assertDataFrameEqual(got, as_of(raw, "grid_dwells", t).join(cells, "grid_id", "left_semi").join(phones, "phone", "left_semi"))
+        ("D1", "G1", dt("2022-05-01T12:00:00"), False),
+        ("D3", "G2", None, True),
+    ]
+    assertDataFrameEqual(
+        got, as_of(raw, "grid_dwells", t).join(cells, "grid_id", "left_semi").join(phones, "phone", "left_semi")
+    )
 
 
 @pytest.mark.parametrize(("limit", "join"), [(500_000, "BroadcastHashJoin"), (0, "SortMergeJoin")])
-def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_by_sorting(spark, monkeypatch, limit, join):
+def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_by_sorting(
+    spark, monkeypatch, limit, join
+):
     """as_of_for looks its wanted phones and their record keys up in all of bronze: broadcast while they are few
     (jobs.spark.lookup), sorted and merged above the limit; the same rows either way. The planner's own size-based
     broadcast is off here, so only lookup's decision shows."""
@@ -461,11 +466,16 @@ def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_b
 
     monkeypatch.setattr(jobs.spark, "BROADCAST_ROWS", limit)
     a, b = "13700000001", "13700000002"
-    rows = [("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
-            ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),
-            ("D2", b, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2)]
-    raw = spark.createDataFrame([r[:3] + (r[3], r[3]) + r[4:] for r in rows], "record_id string, phone string, "
-                                "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    rows = [
+        ("D1", a, "G1", dt("2022-05-01T10:00:00"), "grid_dwells/part-001.csv", 1),
+        ("D1", b, "G1", dt("2022-05-01T12:00:00"), "grid_dwells/part-002.csv", 1),
+        ("D2", b, "G2", dt("2022-05-01T11:00:00"), "grid_dwells/part-001.csv", 2),
+    ]
+    raw = spark.createDataFrame(
+        [r[:3] + (r[3], r[3]) + r[4:] for r in rows],
+        "record_id string, phone string, "
+        "grid_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int",
+    )
     wanted = spark.createDataFrame([(a,), (a,)], "phone string")
     t = datetime(2022, 5, 1, 13, 0)
     before = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
@@ -474,7 +484,8 @@ def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_b
         got = as_of_for(raw, "grid_dwells", t, wanted, "phone")
         plan = got._jdf.queryExecution().executedPlan().toString()
         assert sorted((r["record_id"], r["phone"], r["_valid_to"]) for r in got.collect()) == [
-            ("D1", a, dt("2022-05-01T12:00:00"))]
+            ("D1", a, dt("2022-05-01T12:00:00"))
+        ]
     finally:
         spark.conf.set("spark.sql.autoBroadcastJoinThreshold", before)
     other = ({"BroadcastHashJoin", "SortMergeJoin"} - {join}).pop()
@@ -484,15 +495,21 @@ def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_b
 def test_rows_of_some_people_as_of_t_still_see_a_scan_corrected_onto_another_person(spark):
     """The same for the person feeds, taken as of T only for the affected people (incremental.persons_as_of)."""
     p1, p2 = resident_id("11010519850101001"), resident_id("11010519850101002")
-    rows = [("S1", p1, dt("2022-05-01T10:00:00"), "venue_scans/part-001.csv", 1),
-            ("S1", p2, dt("2022-05-01T12:00:00"), "venue_scans/part-002.csv", 1),  # the same scan, another person
-            ("S2", p1, dt("2022-05-01T11:00:00"), "venue_scans/part-001.csv", 2)]
-    raw = spark.createDataFrame([r[:2] + (r[2], r[2]) + r[3:] for r in rows], "scan_id string, person_id string, "
-                                "_source_known_at timestamp, _known_at timestamp, _file string, _line int")
+    rows = [
+        ("S1", p1, dt("2022-05-01T10:00:00"), "venue_scans/part-001.csv", 1),
+        ("S1", p2, dt("2022-05-01T12:00:00"), "venue_scans/part-002.csv", 1),  # the same scan, another person
+        ("S2", p1, dt("2022-05-01T11:00:00"), "venue_scans/part-001.csv", 2),
+    ]
+    raw = spark.createDataFrame(
+        [r[:2] + (r[2], r[2]) + r[3:] for r in rows],
+        "scan_id string, person_id string, _source_known_at timestamp, _known_at timestamp, _file string, _line int",
+    )
     keys = spark.createDataFrame([(person_key_py(p1),)], "person_key string")
     got = persons_as_of(raw, "venue_scans", datetime(2022, 5, 1, 13, 0), keys).collect()
     assert sorted((r["scan_id"], r["person_id"], r["_valid_to"], r["_is_current"]) for r in got) == [
-        ("S1", p1, dt("2022-05-01T12:00:00"), False), ("S2", p1, None, True)]
+        ("S1", p1, dt("2022-05-01T12:00:00"), False),
+        ("S2", p1, None, True),
+    ]
 
 
 def test_tie_on_knowledge_time_later_file_wins(env):
@@ -519,20 +536,22 @@ def test_late_row_counts_from_previous_run_as_of(spark, tmp_path):
         ("venue_scans/part-001.csv", floor, "late")
     ]
     # a run cut between the row's own time and the floor does not see it (what was published stays published)
-    seen = as_of(
-        lake.read_bronze(spark, "venue_scans"), "venue_scans", datetime(2022, 5, 3, 23, 59, 59)
-    ).collect()
+    seen = as_of(lake.read_bronze(spark, "venue_scans"), "venue_scans", datetime(2022, 5, 3, 23, 59, 59)).collect()
     assert seen == []
 
 
 def test_row_known_exactly_at_the_floor_is_not_late_and_one_second_before_is(spark, tmp_path):
     # both sides of the floor: ingest skips its late count (a Spark job) when no row is known before it
     floor = datetime(2022, 5, 4, 0, 0)
-    at_floor = [dict(SCAN, scan_id="V3", scanned_at="2022-05-04T00:00:00"),
-                dict(SCAN, scan_id="V4", scanned_at="2022-05-04T08:00:00")]
+    at_floor = [
+        dict(SCAN, scan_id="V3", scanned_at="2022-05-04T00:00:00"),
+        dict(SCAN, scan_id="V4", scanned_at="2022-05-04T08:00:00"),
+    ]
     before = [dict(SCAN, scan_id="V5", scanned_at="2022-05-03T23:59:59")]
-    cases = (("at", at_floor, 0, [("V3", floor), ("V4", dt("2022-05-04T08:00:00"))]),
-             ("before", before, 1, [("V5", floor)]))  # a late row counts from the floor
+    cases = (
+        ("at", at_floor, 0, [("V3", floor), ("V4", dt("2022-05-04T08:00:00"))]),
+        ("before", before, 1, [("V5", floor)]),
+    )  # a late row counts from the floor
     for name, rows, late, known in cases:
         landing, lake = tmp_path / name / "landing", Lake(tmp_path / name / "lake")
         write_feed(landing, "venue_scans", rows)
@@ -558,13 +577,21 @@ def test_header_only_file_is_registered_with_no_rows_and_leaves_bronze_untouched
     reports = Ingestor(spark, lake, landing, run_id="r2", floor=None, log=quiet).run()
     assert lake.version(spark, lake.bronze("venue_scans")) == version
     assert not lake.exists(lake.bronze("persons"))
-    files = {r["file"]: (r["rows"], r["rejected"], r["status"]) for r in
-             lake.read_gold(spark, "ingested_files").where("run_id = 'r2'").collect()}
-    assert files == {"venue_scans/part-002.csv": (0, 0, "loaded"), "persons/part-001.csv": (0, 0, "loaded"),
-                     "kit_bindings/part-001.csv": (1, 1, "loaded")}
+    files = {
+        r["file"]: (r["rows"], r["rejected"], r["status"])
+        for r in lake.read_gold(spark, "ingested_files").where("run_id = 'r2'").collect()
+    }
+    assert files == {
+        "venue_scans/part-002.csv": (0, 0, "loaded"),
+        "persons/part-001.csv": (0, 0, "loaded"),
+        "kit_bindings/part-001.csv": (1, 1, "loaded"),
+    }
     assert [(r["file"], r["line"], r["reason"]) for r in lake.read_gold(spark, "rejects").collect()] == [
-        ("kit_bindings/part-001.csv", 2, "malformed_row")]
-    assert [(reports[f].files, reports[f].rows, reports[f].loaded) for f in ("venue_scans", "persons")] == [(1, 0, 0)] * 2
+        ("kit_bindings/part-001.csv", 2, "malformed_row")
+    ]
+    assert [(reports[f].files, reports[f].rows, reports[f].loaded) for f in ("venue_scans", "persons")] == [
+        (1, 0, 0)
+    ] * 2
     again = Ingestor(spark, lake, landing, run_id="r3", floor=None, log=quiet).run()
     assert (again["venue_scans"].skipped, again["persons"].skipped, again["persons"].files) == (2, 1, 0)
 
@@ -613,7 +640,9 @@ def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp
     ingest("r4", "part-004.csv", [dict(old, venue_id="VEN8")])
     rows = lake.read_bronze(spark, "venue_scans").collect()
     assert sorted((r["scan_id"], r["venue_id"], r["_file"]) for r in rows) == [
-        ("V1", "VEN8", "venue_scans/part-004.csv"), ("V2", "VEN7", "venue_scans/part-003.csv")]
+        ("V1", "VEN8", "venue_scans/part-004.csv"),
+        ("V2", "VEN7", "venue_scans/part-003.csv"),
+    ]
 
 
 def test_two_event_row_end_known_at_its_own_time(spark, env):

@@ -19,8 +19,7 @@ def test_maintenance_compacts_and_vacuums_only_where_it_can_change_something(spa
     lake = Lake(tmp_path / "lake")
     path = lake.gold("assignment_list")
     for i in range(3):  # three nightly appends: three small files
-        spark.createDataFrame([(i, f"run-{i}")], "n int, run_id string").write.format("delta").mode(
-            "append").save(path)
+        spark.createDataFrame([(i, f"run-{i}")], "n int, run_id string").write.format("delta").mode("append").save(path)
     staging = str(lake.root / "staging" / "run-x" / "reasons")
     spark.createDataFrame([(1,)], "n int").write.format("delta").save(staging)
     small = sorted(Path(path).glob("*.parquet"))
@@ -30,9 +29,9 @@ def test_maintenance_compacts_and_vacuums_only_where_it_can_change_something(spa
     assert list(versions) == [path]  # every table of the lake, never a run's staging
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
     assert detail["numFiles"] == 1
-    assert {k: detail["properties"][k] for k in ("delta.logRetentionDuration",
-                                                 "delta.deletedFileRetentionDuration")} == {
-        "delta.logRetentionDuration": "interval 30 days", "delta.deletedFileRetentionDuration": "interval 30 days"}
+    assert {
+        k: detail["properties"][k] for k in ("delta.logRetentionDuration", "delta.deletedFileRetentionDuration")
+    } == {"delta.logRetentionDuration": "interval 30 days", "delta.deletedFileRetentionDuration": "interval 30 days"}
     # every file is younger than the window, so VACUUM could delete nothing: it is not run
     assert history(spark, path)[3:] == ["SET TBLPROPERTIES", "OPTIMIZE"]
 

@@ -12,7 +12,9 @@ from tests.scenarios import P
 
 
 def test_bronze_tables_with_ids_names_or_phones_are_personal_and_gold_tables_are_not():
-    assert personal_tables() == set(schemas.FEEDS) - {"venues", "risk_announcements", "border_port_counties"} | {"rejects"}
+    assert personal_tables() == set(schemas.FEEDS) - {"venues", "risk_announcements", "border_port_counties"} | {
+        "rejects"
+    }
     assert {"persons", "phone_registrations", "kit_bindings", "telecom_stays"} <= personal_tables()
 
 
@@ -30,8 +32,10 @@ def test_sql_refuses_personal_tables_and_file_reads_with_one_clear_line(monkeypa
 
 
 def test_only_the_tables_a_query_names_are_loaded():
-    assert referenced("SELECT * FROM popup_reasons r JOIN run_log l ON r.first_run_id = l.run_id",
-                      ["popup_reasons", "popup_status", "run_log", "persons"]) == {"popup_reasons", "run_log"}
+    assert referenced(
+        "SELECT * FROM popup_reasons r JOIN run_log l ON r.first_run_id = l.run_id",
+        ["popup_reasons", "popup_status", "run_log", "persons"],
+    ) == {"popup_reasons", "run_log"}
     assert referenced("SELECT * FROM person_area", ["persons", "person_area"]) == {"person_area"}
 
 
@@ -41,7 +45,12 @@ def test_version_options_apply_to_all_or_one_table():
 
 def test_table_output_aligns_chinese_text():
     assert format_table(["区", "n"], [("朝阳区", 3), (None, 12)]).splitlines() == [
-        "区     | n", "-------+---", "朝阳区 | 3", "NULL   | 12", "(2 rows)"]
+        "区     | n",
+        "-------+---",
+        "朝阳区 | 3",
+        "NULL   | 12",
+        "(2 rows)",
+    ]
 
 
 # --- on the scenario lake -----------------------------------------------------------------------------------
@@ -66,9 +75,13 @@ def test_every_table_is_queryable_by_name(spark, lake, monkeypatch):
 def test_time_travel_reads_a_table_as_a_past_run_left_it(spark, lake):
     # RUN2 stamped started_at before its first commit, after RUN1's last one
     at = run_sql(spark, lake, f"SELECT started_at FROM run_log WHERE run_id = '{RUN2}'").first()["started_at"]
-    then = run_sql(spark, lake, "SELECT collect_list(run_id) AS r, collect_list(status) AS s FROM run_log", at=at).first()
+    then = run_sql(
+        spark, lake, "SELECT collect_list(run_id) AS r, collect_list(status) AS s FROM run_log", at=at
+    ).first()
     assert (then["r"], then["s"]) == ([RUN1], ["completed"])
-    released_then = run_sql(spark, lake, "SELECT count(*) AS n FROM release_list", versions={"release_list": 0}).first()["n"]
+    released_then = run_sql(
+        spark, lake, "SELECT count(*) AS n FROM release_list", versions={"release_list": 0}
+    ).first()["n"]
     released_now = run_sql(spark, lake, f"SELECT count(*) AS n FROM release_list WHERE run_id = '{RUN1}'").first()["n"]
     assert released_then == released_now
     assert run_sql(spark, lake, "SELECT count(*) AS n FROM release_list").first()["n"] > released_then
@@ -76,17 +89,31 @@ def test_time_travel_reads_a_table_as_a_past_run_left_it(spark, lake):
 
 @pytest.mark.slow
 def test_views_answer_the_common_questions(spark, lake):
-    by_code = {r["popup_code"]: r["released"] for r in run_sql(spark, lake, "SELECT * FROM popup_to_release_by_code").collect()}
-    assert by_code == {r["popup_code"]: r["n"] for r in run_sql(
-        spark, lake, "SELECT popup_code, count(*) AS n FROM popup_reasons WHERE status = 'released' GROUP BY 1").collect()}
-    backlog = run_sql(spark, lake, "SELECT * FROM dispatch_backlog_by_street ORDER BY route_type, street_or_route, action").collect()
+    by_code = {
+        r["popup_code"]: r["released"] for r in run_sql(spark, lake, "SELECT * FROM popup_to_release_by_code").collect()
+    }
+    assert by_code == {
+        r["popup_code"]: r["n"]
+        for r in run_sql(
+            spark, lake, "SELECT popup_code, count(*) AS n FROM popup_reasons WHERE status = 'released' GROUP BY 1"
+        ).collect()
+    }
+    backlog = run_sql(
+        spark, lake, "SELECT * FROM dispatch_backlog_by_street ORDER BY route_type, street_or_route, action"
+    ).collect()
     assert {r["run_id"] for r in backlog} == {RUN2}
-    assert sum(r["lines"] for r in backlog) == run_sql(
-        spark, lake, f"SELECT count(*) AS n FROM dispatch_list WHERE run_id = '{RUN2}'").first()["n"]
+    assert (
+        sum(r["lines"] for r in backlog)
+        == run_sql(spark, lake, f"SELECT count(*) AS n FROM dispatch_list WHERE run_id = '{RUN2}'").first()["n"]
+    )
     basis = run_sql(spark, lake, "SELECT release_basis, sum(releases) AS n FROM releases_by_basis GROUP BY 1").collect()
     assert sum(r["n"] for r in basis) == run_sql(spark, lake, "SELECT count(*) AS n FROM release_list").first()["n"]
     per_run = {r["run_id"] for r in run_sql(spark, lake, "SELECT * FROM active_by_run_district").collect()}
     assert per_run == {RUN1, RUN2}
-    day = run_sql(spark, lake, "SELECT district_code, sum(people) AS n FROM popups_by_district_day "
-                               "WHERE day = DATE'2022-05-09' GROUP BY 1 ORDER BY 1").collect()
+    day = run_sql(
+        spark,
+        lake,
+        "SELECT district_code, sum(people) AS n FROM popups_by_district_day "
+        "WHERE day = DATE'2022-05-09' GROUP BY 1 ORDER BY 1",
+    ).collect()
     assert [r["district_code"] for r in day] == ["110101", "110105", "outside"]

@@ -66,8 +66,9 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def parse():
     """The DAG folder parsed in a fresh interpreter (Airflow already imported, as in the DAG processor)."""
-    res = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(DAGS)], capture_output=True, text=True,
-                         timeout=600, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, str(DAGS)], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -175,7 +176,9 @@ def test_every_stage_task_of_both_dags_takes_the_one_slot_lake_pool(nightly, hou
     assert len(pools) == 13
     # the engine task writes nothing: it neither waits for the lake's slot nor holds it
     assert {k: v for k, v in pools.items() if k[1] == "engine"} == {
-        ("screening_nightly", "engine"): ("default_pool", 1), ("screening_hourly", "engine"): ("default_pool", 1)}
+        ("screening_nightly", "engine"): ("default_pool", 1),
+        ("screening_hourly", "engine"): ("default_pool", 1),
+    }
     assert {v for k, v in pools.items() if k[1] != "engine"} == {("screening_lake", 1)}
     assert (common.POOL, common.POOL_SLOTS) == ("screening_lake", 1)
     # a started run outranks the other DAG's next run for the slot: a task weighs its upstream tasks too
@@ -183,19 +186,32 @@ def test_every_stage_task_of_both_dags_takes_the_one_slot_lake_pool(nightly, hou
 
 
 def test_retries_back_off_exponentially(nightly, hourly):
-    for dag, retries, delay, cap in ((nightly, 3, timedelta(minutes=5), timedelta(hours=1)),
-                                     (hourly, 2, timedelta(minutes=2), timedelta(minutes=15))):
+    for dag, retries, delay, cap in (
+        (nightly, 3, timedelta(minutes=5), timedelta(hours=1)),
+        (hourly, 2, timedelta(minutes=2), timedelta(minutes=15)),
+    ):
         got = {(t.retries, t.retry_delay, bool(t.retry_exponential_backoff), t.max_retry_delay) for t in dag.tasks}
         assert got == {(retries, delay, True, cap)}, dag.dag_id
 
 
 def test_every_task_has_an_execution_timeout(nightly, hourly):
     assert {t.task_id: t.execution_timeout for t in nightly.tasks} == {
-        "engine": timedelta(minutes=10), "ingest": timedelta(hours=1), "dq_feeds": timedelta(minutes=30), "screen": timedelta(hours=2),
-        "dq_results": timedelta(minutes=30), "publish": timedelta(hours=1), "maintain": timedelta(minutes=90)}
+        "engine": timedelta(minutes=10),
+        "ingest": timedelta(hours=1),
+        "dq_feeds": timedelta(minutes=30),
+        "screen": timedelta(hours=2),
+        "dq_results": timedelta(minutes=30),
+        "publish": timedelta(hours=1),
+        "maintain": timedelta(minutes=90),
+    }
     assert {t.task_id: t.execution_timeout for t in hourly.tasks} == {
-        "engine": timedelta(minutes=10), "ingest": timedelta(minutes=20), "dq_feeds": timedelta(minutes=10), "screen": timedelta(minutes=30),
-        "dq_results": timedelta(minutes=10), "publish": timedelta(minutes=20)}
+        "engine": timedelta(minutes=10),
+        "ingest": timedelta(minutes=20),
+        "dq_feeds": timedelta(minutes=10),
+        "screen": timedelta(minutes=30),
+        "dq_results": timedelta(minutes=10),
+        "publish": timedelta(minutes=20),
+    }
 
 
 def test_tags_docs_and_failure_callbacks(nightly, hourly, common):
@@ -229,8 +245,14 @@ def task_params(dag, conf=None) -> dict:
 
 def context_for(dag, end, conf=None):
     params = task_params(dag, conf)
-    return {"data_interval_end": end, "dag_run": SimpleNamespace(run_after=end, triggering_user_name="ops"),
-            "dag": dag, "var": NoVariables(), "params": params, "ds": end.to_date_string()}
+    return {
+        "data_interval_end": end,
+        "dag_run": SimpleNamespace(run_after=end, triggering_user_name="ops"),
+        "dag": dag,
+        "var": NoVariables(),
+        "params": params,
+        "ds": end.to_date_string(),
+    }
 
 
 def rendered(task, ctx) -> list[str]:
@@ -240,33 +262,60 @@ def rendered(task, ctx) -> list[str]:
 def schedule_under(**env: str) -> dict:
     """Each DAG's catchup, start and end date (UTC, as Airflow keeps them) and the first run the scheduler would
     create, parsed in a fresh interpreter with these environment settings."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SCREENING_START", "SCREENING_END",
-                                                                      "SCREENING_NIGHTLY"))}
-    res = subprocess.run([sys.executable, "-c", SCHEDULE_PROBE, str(DAGS)], capture_output=True, text=True,
-                         timeout=600, cwd=ROOT, env={**base, **env})
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SCREENING_START", "SCREENING_END", "SCREENING_NIGHTLY"))
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", SCHEDULE_PROBE, str(DAGS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**base, **env},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def test_make_airflow_demo_schedules_nothing_by_itself_but_accepts_triggers_in_the_demo_month():
     # scripts/airflow.sh's defaults: unpausing must not queue years of nights on the May-2022 demo data
-    demo = schedule_under(SCREENING_START_DATE="2022-05-02", SCREENING_END_DATE="2022-05-31",
-                          SCREENING_NIGHTLY_CATCHUP="false")
+    demo = schedule_under(
+        SCREENING_START_DATE="2022-05-02", SCREENING_END_DATE="2022-05-31", SCREENING_NIGHTLY_CATCHUP="false"
+    )
     window = ["2022-05-01T16:00:00+00:00", "2022-05-31T15:59:59.999999+00:00"]  # 05-02 00:00 to 05-31 24:00 Beijing
     assert demo == {"screening_nightly": [False, *window, None], "screening_hourly": [False, *window, None]}
     # without them (a deployment): the nightly catches up from its start date, first the night of 05-02 to 05-03
     deployed = schedule_under(SCREENING_START_DATE="2022-05-02", SCREENING_END_DATE="")
-    assert deployed["screening_nightly"] == [True, window[0], None,
-                                             ["2022-05-01T17:00:00+00:00", "2022-05-02T17:00:00+00:00"]]
+    assert deployed["screening_nightly"] == [
+        True,
+        window[0],
+        None,
+        ["2022-05-01T17:00:00+00:00", "2022-05-02T17:00:00+00:00"],
+    ]
 
 
 def test_as_of_is_the_data_interval_end_in_shanghai_time(nightly, hourly):
     end = pendulum.datetime(2022, 5, 2, 17, 0, tz="UTC")  # 2022-05-03 01:00 in Beijing
     args = rendered(nightly.get_task("screen"), context_for(nightly, end))
-    assert args == ["stage", "screen", "--landing", str(ROOT / "demo" / "landing"), "--lake", str(ROOT / "demo" / "lake"),
-                    "--as-of", "2022-05-03T01:00:00+08:00", "--mode", "nightly"]
+    assert args == [
+        "stage",
+        "screen",
+        "--landing",
+        str(ROOT / "demo" / "landing"),
+        "--lake",
+        str(ROOT / "demo" / "lake"),
+        "--as-of",
+        "2022-05-03T01:00:00+08:00",
+        "--mode",
+        "nightly",
+    ]
     end = pendulum.datetime(2022, 5, 3, 13, 10, tz="Asia/Shanghai")
-    assert rendered(hourly.get_task("dq_feeds"), context_for(hourly, end))[6:8] == ["--as-of", "2022-05-03T13:10:00+08:00"]
+    assert rendered(hourly.get_task("dq_feeds"), context_for(hourly, end))[6:8] == [
+        "--as-of",
+        "2022-05-03T13:10:00+08:00",
+    ]
 
 
 def test_run_without_logical_date_screens_as_of_its_run_after(nightly, common):
@@ -281,7 +330,11 @@ def test_run_without_logical_date_screens_as_of_its_run_after(nightly, common):
 def test_landing_lake_and_python_come_from_variables(nightly):
     task = nightly.get_task("ingest")
     ctx = context_for(nightly, pendulum.datetime(2022, 5, 3, 1, tz="Asia/Shanghai"))
-    values = {"screening_landing": "/data/landing", "screening_lake": "/data/lake", "screening_python": "/opt/py/bin/python"}
+    values = {
+        "screening_landing": "/data/landing",
+        "screening_lake": "/data/lake",
+        "screening_python": "/opt/py/bin/python",
+    }
     ctx["var"] = SimpleNamespace(value=SimpleNamespace(get=lambda name, default=None: values.get(name, default)))
     assert rendered(task, ctx)[2:6] == ["--landing", "/data/landing", "--lake", "/data/lake"]
     env = task.render_template(task.env_vars, ctx)
@@ -318,8 +371,9 @@ def stage_run(monkeypatch, common):
             seen["conn"] = os.environ.get("AIRFLOW_CONN_SCREENING_SPARK")
             seen["operator"] = self.env_vars.get("SCREENING_OPERATOR")
             seen["conf"] = dict(self.conf)
-            self._hook = SimpleNamespace(_submit_sp=SimpleNamespace(returncode=code),
-                                         _last_submit_log_lines=list(output))
+            self._hook = SimpleNamespace(
+                _submit_sp=SimpleNamespace(returncode=code), _last_submit_log_lines=list(output)
+            )
             if code:
                 raise AirflowException(f"Cannot execute: spark-submit ... Error code is: {code}.")
 
@@ -336,8 +390,10 @@ def stage_run(monkeypatch, common):
     return go
 
 
-HALT_LINE = ("run nightly-20220503T010000 halted by gate feed_volume: telecom_stays has 12% of its usual rows. "
-             "Nothing was published. To publish anyway, rerun with --override-gate feed_volume --reason TEXT")
+HALT_LINE = (
+    "run nightly-20220503T010000 halted by gate feed_volume: telecom_stays has 12% of its usual rows. "
+    "Nothing was published. To publish anyway, rerun with --override-gate feed_volume --reason TEXT"
+)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -348,8 +404,10 @@ def test_gate_halt_fails_the_task_without_retries_and_says_how_to_override(stage
         stage_run(nightly, "dq_feeds", 3, ["Setting Spark log level", HALT_LINE], engine=engine)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("run nightly-20220503T010000 halted by data-quality gate feed_volume: telecom_stays has "
-                          "12% of its usual rows. Nothing was published and the task is not retried")
+    assert msg.startswith(
+        "run nightly-20220503T010000 halted by data-quality gate feed_volume: telecom_stays has "
+        "12% of its usual rows. Nothing was published and the task is not retried"
+    )
     assert '{"override_gates": ["feed_volume"], "override_reason": "..."}' in msg
     assert "--override-gate feed_volume --reason TEXT" in msg
 
@@ -368,20 +426,28 @@ def test_locked_lake_is_retried(stage_run, nightly, engine):
 def test_other_spark_failure_is_retried_with_its_last_error_line(stage_run, hourly, engine, runner):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    out = ["Traceback (most recent call last):", '  File "jobs/cli.py", line 1', "\tat org.apache.Foo",
-           "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter."]
+    out = [
+        "Traceback (most recent call last):",
+        '  File "jobs/cli.py", line 1',
+        "\tat org.apache.Foo",
+        "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter.",
+    ]
     with pytest.raises(AirflowException) as e:
         stage_run(hourly, "screen", 1, out, engine=engine)
     assert not isinstance(e.value, AirflowFailException)
-    assert str(e.value) == (f"stage screen of run hourly-20220503T010000 failed ({runner} exit 1): "
-                            "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter.")
+    assert str(e.value) == (
+        f"stage screen of run hourly-20220503T010000 failed ({runner} exit 1): "
+        "py4j.protocol.Py4JJavaError: An error occurred while calling o71.filter."
+    )
 
 
 def test_an_engine_that_does_not_answer_is_retried_with_the_clients_line(stage_run, hourly):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    line = ("engine at sc://127.0.0.1:15002 does not answer (SparkConnectGrpcException): start it with `screening "
-            "engine start`, or unset SCREENING_SPARK_REMOTE to run in a local session of this process")
+    line = (
+        "engine at sc://127.0.0.1:15002 does not answer (SparkConnectGrpcException): start it with `screening "
+        "engine start`, or unset SCREENING_SPARK_REMOTE to run in a local session of this process"
+    )
     with pytest.raises(AirflowException) as e:
         stage_run(hourly, "ingest", 1, [line])
     assert not isinstance(e.value, AirflowFailException)
@@ -390,9 +456,21 @@ def test_an_engine_that_does_not_answer_is_retried_with_the_clients_line(stage_r
 
 def test_by_default_a_stage_is_a_thin_client_of_the_engine_on_this_machine(stage_run, nightly):
     seen = stage_run(nightly, "ingest", 0)
-    assert seen["cmd"] == [str(ROOT / ".venv" / "bin" / "python"), "-m", "jobs.cli", "stage", "ingest",
-                           "--landing", str(ROOT / "demo" / "landing"), "--lake", str(ROOT / "demo" / "lake"),
-                           "--as-of", "2022-05-03T01:00:00+08:00", "--mode", "nightly"]
+    assert seen["cmd"] == [
+        str(ROOT / ".venv" / "bin" / "python"),
+        "-m",
+        "jobs.cli",
+        "stage",
+        "ingest",
+        "--landing",
+        str(ROOT / "demo" / "landing"),
+        "--lake",
+        str(ROOT / "demo" / "lake"),
+        "--as-of",
+        "2022-05-03T01:00:00+08:00",
+        "--mode",
+        "nightly",
+    ]
     env = seen["env"]
     assert env["SCREENING_SPARK_REMOTE"] == "sc://127.0.0.1:15002"
     assert (env["SCREENING_OPERATOR"], env["TZ"], env["PYTHONUNBUFFERED"]) == ("airflow:ops", "Asia/Shanghai", "1")
@@ -405,15 +483,19 @@ def test_the_engine_address_comes_from_a_variable_and_a_bad_one_fails_clearly(st
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", "sc://engine.internal:15010")
     assert stage_run(nightly, "screen", 0)["env"]["SCREENING_SPARK_REMOTE"] == "sc://engine.internal:15010"
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_REMOTE", "engine.internal:15010")
-    with pytest.raises(AirflowFailException, match="^Variable screening_spark_remote is 'engine.internal:15010': "
-                                                   "it must look like sc://host:port$"):
+    with pytest.raises(
+        AirflowFailException,
+        match="^Variable screening_spark_remote is 'engine.internal:15010': it must look like sc://host:port$",
+    ):
         stage_run(nightly, "screen", 0)
 
 
 def test_an_unknown_engine_setting_fails_clearly(stage_run, nightly):
     from airflow.sdk.exceptions import AirflowFailException
 
-    with pytest.raises(AirflowFailException, match="^Variable screening_engine is 'yarn': it must be connect or submit$"):
+    with pytest.raises(
+        AirflowFailException, match="^Variable screening_engine is 'yarn': it must be connect or submit$"
+    ):
         stage_run(nightly, "screen", 0, engine="yarn")
 
 
@@ -432,8 +514,12 @@ def test_more_spark_settings_come_from_a_variable_and_a_bad_one_fails_clearly(st
 
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", '{"spark.executor.memory": "8g", "spark.executor.cores": 4}')
     seen = stage_run(nightly, "screen", 0, engine="submit")
-    assert seen["conf"] == {"spark.driver.memory": "2g", "spark.sql.session.timeZone": "Asia/Shanghai",
-                            "spark.executor.memory": "8g", "spark.executor.cores": "4"}
+    assert seen["conf"] == {
+        "spark.driver.memory": "2g",
+        "spark.sql.session.timeZone": "Asia/Shanghai",
+        "spark.executor.memory": "8g",
+        "spark.executor.cores": "4",
+    }
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_SPARK_CONF", "spark.executor.memory=8g")
     with pytest.raises(AirflowFailException, match="Variable screening_spark_conf is not JSON"):
         stage_run(nightly, "screen", 0, engine="submit")
@@ -443,8 +529,14 @@ def test_more_spark_settings_come_from_a_variable_and_a_bad_one_fails_clearly(st
 def test_override_params_reach_only_the_gate_stages(stage_run, nightly, engine):
     conf = {"override_gates": ["feed_volume", "result_share"], "override_reason": "telecom outage, checked by ops"}
     args = stage_run(nightly, "dq_results", 0, conf=conf, engine=engine)["args"]
-    assert args[-6:] == ["--override-gate", "feed_volume", "--override-gate", "result_share",
-                         "--reason", "telecom outage, checked by ops"]
+    assert args[-6:] == [
+        "--override-gate",
+        "feed_volume",
+        "--override-gate",
+        "result_share",
+        "--reason",
+        "telecom outage, checked by ops",
+    ]
     assert stage_run(nightly, "publish", 0, conf=conf, engine=engine)["args"][-2:] == ["--mode", "nightly"]
 
 
@@ -457,8 +549,15 @@ def test_override_without_reason_is_refused(stage_run, nightly, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("conf", [None, {"override_gates": None, "override_reason": None},
-                                  {"override_gates": [], "override_reason": ""}, {"override_gates": [""]}])
+@pytest.mark.parametrize(
+    "conf",
+    [
+        None,
+        {"override_gates": None, "override_reason": None},
+        {"override_gates": [], "override_reason": ""},
+        {"override_gates": [""]},
+    ],
+)
 def test_no_override_runs_the_gate_stages_without_override_arguments(stage_run, nightly, engine, conf):
     # a scheduled run, a trigger with nothing filled in, or the form's fields cleared: no override, no reason needed
     assert stage_run(nightly, "dq_feeds", 0, conf=conf, engine=engine)["args"][-2:] == ["--mode", "nightly"]
@@ -497,8 +596,10 @@ def required_in_trigger_form(schema: dict) -> bool:
 
 
 # the rule above as the installed UI bundle has it (minified: any one-letter name for the param)
-UI_REQUIRED_RULE = (r"(\w+)=>!!\1\.schema\.type&&\(!Array\.isArray\(\1\.schema\.type\)\|\|"
-                    r"!\1\.schema\.type\.includes\(`null`\)\)")
+UI_REQUIRED_RULE = (
+    r"(\w+)=>!!\1\.schema\.type&&\(!Array\.isArray\(\1\.schema\.type\)\|\|"
+    r"!\1\.schema\.type\.includes\(`null`\)\)"
+)
 
 
 def test_a_trigger_with_no_params_validates(bag):
@@ -515,16 +616,21 @@ def test_a_trigger_with_an_override_and_a_reason_validates(bag):
         assert trigger(dag, conf) == conf, dag.dag_id
         assert task_params(dag, conf) == conf, dag.dag_id
         # the form's fields cleared again: an empty list and an empty text are no override
-        assert trigger(dag, {"override_gates": [], "override_reason": ""}) == {"override_gates": [],
-                                                                               "override_reason": ""}
+        assert trigger(dag, {"override_gates": [], "override_reason": ""}) == {
+            "override_gates": [],
+            "override_reason": "",
+        }
 
 
-@pytest.mark.parametrize(("conf", "param"), [
-    ({"override_gates": "feed_empty", "override_reason": "why"}, "override_gates"),
-    ({"override_gates": 3, "override_reason": "why"}, "override_gates"),
-    ({"override_gates": [3], "override_reason": "why"}, "override_gates"),
-    ({"override_gates": ["feed_empty"], "override_reason": ["why"]}, "override_reason"),
-])
+@pytest.mark.parametrize(
+    ("conf", "param"),
+    [
+        ({"override_gates": "feed_empty", "override_reason": "why"}, "override_gates"),
+        ({"override_gates": 3, "override_reason": "why"}, "override_gates"),
+        ({"override_gates": [3], "override_reason": "why"}, "override_gates"),
+        ({"override_gates": ["feed_empty"], "override_reason": ["why"]}, "override_reason"),
+    ],
+)
 def test_a_trigger_with_a_wrongly_typed_override_is_refused(bag, conf, param):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -542,7 +648,8 @@ def test_the_trigger_form_shows_the_override_params_as_optional(bag):
 
     bundles = list((Path(airflow.__file__).parent / "ui" / "dist" / "assets").glob("index-*.js"))
     assert any(re.search(UI_REQUIRED_RULE, b.read_text(encoding="utf-8", errors="replace")) for b in bundles), (
-        "the Trigger form's rule for a required param is no longer the one required_in_trigger_form() copies")
+        "the Trigger form's rule for a required param is no longer the one required_in_trigger_form() copies"
+    )
     for dag in screening_dags(bag):
         from airflow.serialization.serialized_objects import DagSerialization
 
@@ -608,8 +715,19 @@ def test_engine_task_starts_the_engine_on_this_machine_when_nothing_answers(engi
     monkeypatch.setenv("SCREENING_SPARK_REMOTE", "sc://127.0.0.1:1")  # the worker's own: not the engine's
     monkeypatch.setenv("AIRFLOW_VAR_SCREENING_DRIVER_MEMORY", "6g")
     seen = engine_run(hourly, answers=False, remote="sc://localhost:15077")
-    assert seen.cmds == [[str(ROOT / ".venv" / "bin" / "python"), "-m", "jobs.cli", "engine", "start",
-                          "--port", "15077", "--driver-memory", "6g"]]
+    assert seen.cmds == [
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "jobs.cli",
+            "engine",
+            "start",
+            "--port",
+            "15077",
+            "--driver-memory",
+            "6g",
+        ]
+    ]
     assert seen.envs[0]["SCREENING_ENGINE_HOME"] == "/srv/screening/engine"
     assert "SCREENING_SPARK_REMOTE" not in seen.envs[0]
     assert "nothing answers at sc://localhost:15077: starting the engine on this machine" in seen.log
@@ -621,8 +739,10 @@ def test_engine_task_fails_in_one_line_when_the_engine_cannot_start(engine_run, 
     out = ["engine: port 15002 on 127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT"]
     with pytest.raises(AirflowException) as e:
         engine_run(nightly, answers=False, code=1, output=out)
-    assert str(e.value) == ("the engine at sc://127.0.0.1:15002 could not be started (exit 1): engine: port 15002 on "
-                            "127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT")
+    assert str(e.value) == (
+        "the engine at sc://127.0.0.1:15002 could not be started (exit 1): engine: port 15002 on "
+        "127.0.0.1 is taken by another process; set SCREENING_ENGINE_PORT"
+    )
 
 
 def test_engine_task_only_checks_an_engine_elsewhere(engine_run, nightly):
@@ -631,8 +751,10 @@ def test_engine_task_only_checks_an_engine_elsewhere(engine_run, nightly):
     assert engine_run(nightly, answers=True, remote="sc://engine.internal:15002").cmds == []
     with pytest.raises(AirflowException) as e:
         engine_run(nightly, answers=False, remote="sc://engine.internal:15002")
-    assert str(e.value) == ("the engine at sc://engine.internal:15002 does not answer: start it there "
-                            "(`screening engine start`) or set the Variable screening_spark_remote")
+    assert str(e.value) == (
+        "the engine at sc://engine.internal:15002 does not answer: start it there "
+        "(`screening engine start`) or set the Variable screening_spark_remote"
+    )
 
 
 def test_engine_task_does_nothing_with_spark_submit(engine_run, hourly):
@@ -675,12 +797,15 @@ def test_a_killed_task_interrupts_its_command(nightly):
     import time
 
     task = copy.deepcopy(nightly.get_task("screen"))
-    script = ("import signal, sys, time\n"
-              "signal.signal(signal.SIGINT, lambda *a: (print('interrupted', flush=True), sys.exit(130)))\n"
-              "print('started', flush=True)\ntime.sleep(60)\n")
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *a: (print('interrupted', flush=True), sys.exit(130)))\n"
+        "print('started', flush=True)\ntime.sleep(60)\n"
+    )
     done = {}
-    runner = threading.Thread(target=lambda: done.update(result=task._run_command([sys.executable, "-c", script],
-                                                                                   dict(os.environ))))
+    runner = threading.Thread(
+        target=lambda: done.update(result=task._run_command([sys.executable, "-c", script], dict(os.environ)))
+    )
     runner.start()
     deadline = time.monotonic() + 30
     while task._proc is None and time.monotonic() < deadline:
@@ -693,14 +818,24 @@ def test_a_killed_task_interrupts_its_command(nightly):
 
 def test_failure_callbacks_log_the_run_and_the_reason(caplog, nightly, common):
     end = pendulum.datetime(2022, 5, 3, 1, tz="Asia/Shanghai")
-    ti = SimpleNamespace(dag_id="screening_nightly", task_id="screen", run_id="scheduled__2022-05-02T17:00:00+00:00",
-                         try_number=2)
+    ti = SimpleNamespace(
+        dag_id="screening_nightly", task_id="screen", run_id="scheduled__2022-05-02T17:00:00+00:00", try_number=2
+    )
     with caplog.at_level(logging.ERROR, logger="screening.airflow"):
-        common.log_task_failure({"ti": ti, "dag": nightly, "data_interval_end": end,
-                                 "dag_run": SimpleNamespace(run_after=end), "exception": RuntimeError("boom\nmore")})
-        common.log_run_failure({"dag_run": SimpleNamespace(run_id="manual__x", dag_id="screening_nightly"),
-                                "reason": "task_failure"})
+        common.log_task_failure(
+            {
+                "ti": ti,
+                "dag": nightly,
+                "data_interval_end": end,
+                "dag_run": SimpleNamespace(run_after=end),
+                "exception": RuntimeError("boom\nmore"),
+            }
+        )
+        common.log_run_failure(
+            {"dag_run": SimpleNamespace(run_id="manual__x", dag_id="screening_nightly"), "reason": "task_failure"}
+        )
     assert [r.getMessage() for r in caplog.records] == [
         "screening task screening_nightly.screen failed (Airflow run scheduled__2022-05-02T17:00:00+00:00, "
         "screening run nightly-20220503T010000, try 2): boom more",
-        "screening DAG run manual__x of screening_nightly failed: task_failure"]
+        "screening DAG run manual__x of screening_nightly failed: task_failure",
+    ]

@@ -18,9 +18,17 @@ NORMAL = {"telecom_stays": 4000, "risk_announcements": 30, "case_reports": 8, "v
 def hist(n: int, rows_in: dict | None = None, assigned: int = 40, released: int = 30) -> list[dict]:
     """n earlier completed nightly runs, newest first, each delivering rows_in and (un)popping people."""
     rows_in = rows_in or NORMAL
-    return [{"run_id": f"nightly-{i}", "as_of": datetime(2022, 5, 10) - timedelta(days=i), "rows_in": dict(rows_in),
-             "rows_rejected": {}, "rows_out": {}, "dq_summary": {"people_assigned": assigned, "people_released": released}}
-            for i in range(1, n + 1)]
+    return [
+        {
+            "run_id": f"nightly-{i}",
+            "as_of": datetime(2022, 5, 10) - timedelta(days=i),
+            "rows_in": dict(rows_in),
+            "rows_rejected": {},
+            "rows_out": {},
+            "dq_summary": {"people_assigned": assigned, "people_released": released},
+        }
+        for i in range(1, n + 1)
+    ]
 
 
 def feeds(loaded: dict, rejected: dict | None = None, history: list | None = None, rejected_files: dict | None = None):
@@ -51,7 +59,9 @@ def test_reject_share_needs_a_minimum_of_rows():
 
 
 def test_a_file_rejected_whole_trips_reject_share():
-    assert tripped(feeds(dict(NORMAL), rejected_files={"risk_announcements": 1})) == [("reject_share", "risk_announcements")]
+    assert tripped(feeds(dict(NORMAL), rejected_files={"risk_announcements": 1})) == [
+        ("reject_share", "risk_announcements")
+    ]
 
 
 def test_expected_feed_arriving_empty_trips():
@@ -92,8 +102,9 @@ def test_feed_that_delivered_substantial_rows_going_silent_halts():
     assert tripped(checks) == [("feed_empty", "risk_announcements")]
     ((gate, msg, details),) = gates.trips(checks)
     assert gate == "feed_empty"
-    assert msg == ("risk_announcements: 0 rows loaded in this run (0 rejected); it delivered 20, 20, 20 rows in "
-                   "the last 3 runs")
+    assert msg == (
+        "risk_announcements: 0 rows loaded in this run (0 rejected); it delivered 20, 20, 20 rows in the last 3 runs"
+    )
     assert details == {"subject": "risk_announcements", "rows": 0, "rejected": 0, "recent": [20, 20, 20]}
     # delivering is fine: the same feed with rows is checked and passes
     checks = feeds(dict(NORMAL, risk_announcements=3), history=recent("risk_announcements", 20, 20, 20))
@@ -143,7 +154,9 @@ def test_feed_volume_collapse_trips_and_small_feeds_are_left_alone():
 def test_feed_volume_needs_history():
     checks = feeds(dict(NORMAL, telecom_stays=100_000), history=hist(2))
     assert tripped(checks) == []
-    assert [c["status"] for c in checks if c["gate"] == "feed_volume" and c["subject"] == "telecom_stays"] == ["no_history"]
+    assert [c["status"] for c in checks if c["gate"] == "feed_volume" and c["subject"] == "telecom_stays"] == [
+        "no_history"
+    ]
 
 
 def test_mass_popup_trips_assign_volume():
@@ -171,9 +184,16 @@ def test_assign_and_release_volume_need_history_and_a_minimum_of_people():
 
 
 def test_suite_checks_name_the_failed_expectations():
-    checks = gates.suite_checks("feed_suite", [
-        {"suite": "feed.telecom_stays", "label": "compound_columns_to_be_unique(phone,county_code)",
-         "observed": json.dumps({"unexpected_percent": 50.0})}])
+    checks = gates.suite_checks(
+        "feed_suite",
+        [
+            {
+                "suite": "feed.telecom_stays",
+                "label": "compound_columns_to_be_unique(phone,county_code)",
+                "observed": json.dumps({"unexpected_percent": 50.0}),
+            }
+        ],
+    )
     ((gate, msg, details),) = gates.trips(checks)
     assert gate == "feed_suite" and msg.startswith("feed.telecom_stays: 1 gating expectation(s) failed")
     assert details["failed"] == ["compound_columns_to_be_unique(phone,county_code)"]
@@ -181,14 +201,26 @@ def test_suite_checks_name_the_failed_expectations():
 
 def test_recent_runs_are_completed_runs_of_the_same_mode_newest_first():
     def row(run_id, mode, status, day):
-        return {"run_id": run_id, "mode": mode, "status": status, "as_of": datetime(2022, 5, day),
-                "finished_at": datetime(2022, 5, day, 2), "started_at": datetime(2022, 5, day, 1),
-                "rows_in": json.dumps({"telecom_stays": day}), "rows_rejected": None, "rows_out": None,
-                "dq_summary": None}
+        return {
+            "run_id": run_id,
+            "mode": mode,
+            "status": status,
+            "as_of": datetime(2022, 5, day),
+            "finished_at": datetime(2022, 5, day, 2),
+            "started_at": datetime(2022, 5, day, 1),
+            "rows_in": json.dumps({"telecom_stays": day}),
+            "rows_rejected": None,
+            "rows_out": None,
+            "dq_summary": None,
+        }
 
-    rows = [row("n1", "nightly", "completed", 1), row("h2", "hourly", "completed", 2),
-            row("n3", "nightly", "halted", 3), row("n4", "nightly", "completed", 4),
-            row("n5", "nightly", "completed", 5)]
+    rows = [
+        row("n1", "nightly", "completed", 1),
+        row("h2", "hourly", "completed", 2),
+        row("n3", "nightly", "halted", 3),
+        row("n4", "nightly", "completed", 4),
+        row("n5", "nightly", "completed", 5),
+    ]
     got = gates.recent_runs(rows, "nightly", "n5", CFG)
     assert [r["run_id"] for r in got] == ["n4", "n1"]
     assert got[0]["rows_in"] == {"telecom_stays": 4} and got[0]["dq_summary"] == {}

@@ -20,73 +20,207 @@ from jobs.devtools.generate import generate
 START = date(2022, 5, 1)
 DAYS = 3
 SF = 0.001
-REASONS = {"bad_type", "bad_id_checksum", "bad_id_birth_date", "bad_id_format", "unknown_county_code",
-           "unknown_community_code", "bad_phone", "unknown_enum", "end_before_start", "observed_after_knowledge",
-           "missing_key"}
+REASONS = {
+    "bad_type",
+    "bad_id_checksum",
+    "bad_id_birth_date",
+    "bad_id_format",
+    "unknown_county_code",
+    "unknown_community_code",
+    "bad_phone",
+    "unknown_enum",
+    "end_before_start",
+    "observed_after_knowledge",
+    "missing_key",
+}
 
 # feed -> (columns in order, key columns, {column: type}); a trailing "?" marks a nullable column
 SPEC = {
-    "persons": ("person_id name birth_date phone community_code hotel_id hotel_county_code updated_at", "person_id",
-                dict(person_id="pid", name="str", birth_date="date", phone="phone?", community_code="community?",
-                     hotel_id="str?", hotel_county_code="county?", updated_at="ts")),
-    "phone_registrations": ("phone person_id registered_at deregistered_at", "phone registered_at",
-                            dict(phone="phone", person_id="pid", registered_at="ts", deregistered_at="ts?")),
-    "kit_bindings": ("person_id phone bound_at unbound_at", "person_id phone bound_at",
-                     dict(person_id="pid", phone="phone", bound_at="ts", unbound_at="ts?")),
-    "telecom_stays": ("record_id phone county_code first_seen last_seen reported_at", "record_id",
-                      dict(record_id="str", phone="phone", county_code="county", first_seen="ts", last_seen="ts",
-                           reported_at="ts")),
-    "grid_dwells": ("record_id phone grid_id start_at end_at reported_at", "record_id",
-                    dict(record_id="str", phone="phone", grid_id="grid", start_at="ts", end_at="ts", reported_at="ts")),
-    "tickets": ("ticket_id person_id mode origin_county dest_county depart_at arrive_at status status_at", "ticket_id",
-                dict(ticket_id="str", person_id="pid", mode="enum:train,flight,coach", origin_county="county",
-                     dest_county="county", depart_at="ts", arrive_at="ts", status="enum:issued,changed,refunded",
-                     status_at="ts")),
-    "venues": ("venue_id name county_code community_code building_id grid_id updated_at", "venue_id",
-               dict(venue_id="str", name="str", county_code="county", community_code="community", building_id="str?",
-                    grid_id="grid", updated_at="ts")),
-    "venue_scans": ("scan_id person_id venue_id scan_type scanned_at", "scan_id",
-                    dict(scan_id="str", person_id="pid", venue_id="str", scan_type="enum:checkin,payment",
-                         scanned_at="ts")),
-    "case_reports": ("case_id person_id phone county_code case_type case_date reported_at", "case_id",
-                     dict(case_id="str", person_id="pid?", phone="phone?", county_code="county",
-                          case_type="enum:local,imported", case_date="date", reported_at="ts")),
-    "risk_announcements": ("announcement_id area_code building_id risk_level effective_from announced_at",
-                           "announcement_id",
-                           dict(announcement_id="str", area_code="area", building_id="str?",
-                                risk_level="enum:high,medium,low", effective_from="ts", announced_at="ts")),
-    "border_port_counties": ("county_code port_name valid_from valid_to", "county_code valid_from",
-                             dict(county_code="county", port_name="str", valid_from="date", valid_to="date?")),
-    "inbound_entries": ("entry_id person_id entry_date port quarantine_days reported_at", "entry_id",
-                        dict(entry_id="str", person_id="pid", entry_date="date", port="str", quarantine_days="int?",
-                             reported_at="ts")),
-    "drug_purchases": ("purchase_id person_id pharmacy_id drug_category purchased_at", "purchase_id",
-                       dict(purchase_id="str", person_id="pid", pharmacy_id="str",
-                            drug_category="enum:antipyretic,antitussive,antiviral,antibiotic", purchased_at="ts")),
-    "clinic_visits": ("visit_id person_id clinic_id visited_at symptoms", "visit_id",
-                      dict(visit_id="str", person_id="pid", clinic_id="str", visited_at="ts", symptoms="symptoms?")),
-    "nat_samples": ("sample_id person_id site_id lab_id sampled_at", "sample_id",
-                    dict(sample_id="str", person_id="pid", site_id="str", lab_id="str", sampled_at="ts")),
-    "nat_results": ("sample_id person_id lab_id sampled_at result platform reported_at", "sample_id",
-                    dict(sample_id="str", person_id="pid", lab_id="str", sampled_at="ts",
-                         result="enum:negative,positive,invalid", platform="enum:national,beijing", reported_at="ts")),
-    "trip_declarations": ("declaration_id person_id declared_at counties entered_beijing_at", "declaration_id",
-                          dict(declaration_id="str", person_id="pid", declared_at="ts", counties="counties",
-                               entered_beijing_at="ts?")),
-    "verifications": ("verification_id person_id community_code verified_at outcome commitment_signed operator_id note",
-                      "verification_id",
-                      dict(verification_id="str", person_id="pid", community_code="community", verified_at="ts",
-                           outcome="enum:not_exposed,cleared,keep", commitment_signed="bool", operator_id="str",
-                           note="str?")),
+    "persons": (
+        "person_id name birth_date phone community_code hotel_id hotel_county_code updated_at",
+        "person_id",
+        dict(
+            person_id="pid",
+            name="str",
+            birth_date="date",
+            phone="phone?",
+            community_code="community?",
+            hotel_id="str?",
+            hotel_county_code="county?",
+            updated_at="ts",
+        ),
+    ),
+    "phone_registrations": (
+        "phone person_id registered_at deregistered_at",
+        "phone registered_at",
+        dict(phone="phone", person_id="pid", registered_at="ts", deregistered_at="ts?"),
+    ),
+    "kit_bindings": (
+        "person_id phone bound_at unbound_at",
+        "person_id phone bound_at",
+        dict(person_id="pid", phone="phone", bound_at="ts", unbound_at="ts?"),
+    ),
+    "telecom_stays": (
+        "record_id phone county_code first_seen last_seen reported_at",
+        "record_id",
+        dict(record_id="str", phone="phone", county_code="county", first_seen="ts", last_seen="ts", reported_at="ts"),
+    ),
+    "grid_dwells": (
+        "record_id phone grid_id start_at end_at reported_at",
+        "record_id",
+        dict(record_id="str", phone="phone", grid_id="grid", start_at="ts", end_at="ts", reported_at="ts"),
+    ),
+    "tickets": (
+        "ticket_id person_id mode origin_county dest_county depart_at arrive_at status status_at",
+        "ticket_id",
+        dict(
+            ticket_id="str",
+            person_id="pid",
+            mode="enum:train,flight,coach",
+            origin_county="county",
+            dest_county="county",
+            depart_at="ts",
+            arrive_at="ts",
+            status="enum:issued,changed,refunded",
+            status_at="ts",
+        ),
+    ),
+    "venues": (
+        "venue_id name county_code community_code building_id grid_id updated_at",
+        "venue_id",
+        dict(
+            venue_id="str",
+            name="str",
+            county_code="county",
+            community_code="community",
+            building_id="str?",
+            grid_id="grid",
+            updated_at="ts",
+        ),
+    ),
+    "venue_scans": (
+        "scan_id person_id venue_id scan_type scanned_at",
+        "scan_id",
+        dict(scan_id="str", person_id="pid", venue_id="str", scan_type="enum:checkin,payment", scanned_at="ts"),
+    ),
+    "case_reports": (
+        "case_id person_id phone county_code case_type case_date reported_at",
+        "case_id",
+        dict(
+            case_id="str",
+            person_id="pid?",
+            phone="phone?",
+            county_code="county",
+            case_type="enum:local,imported",
+            case_date="date",
+            reported_at="ts",
+        ),
+    ),
+    "risk_announcements": (
+        "announcement_id area_code building_id risk_level effective_from announced_at",
+        "announcement_id",
+        dict(
+            announcement_id="str",
+            area_code="area",
+            building_id="str?",
+            risk_level="enum:high,medium,low",
+            effective_from="ts",
+            announced_at="ts",
+        ),
+    ),
+    "border_port_counties": (
+        "county_code port_name valid_from valid_to",
+        "county_code valid_from",
+        dict(county_code="county", port_name="str", valid_from="date", valid_to="date?"),
+    ),
+    "inbound_entries": (
+        "entry_id person_id entry_date port quarantine_days reported_at",
+        "entry_id",
+        dict(entry_id="str", person_id="pid", entry_date="date", port="str", quarantine_days="int?", reported_at="ts"),
+    ),
+    "drug_purchases": (
+        "purchase_id person_id pharmacy_id drug_category purchased_at",
+        "purchase_id",
+        dict(
+            purchase_id="str",
+            person_id="pid",
+            pharmacy_id="str",
+            drug_category="enum:antipyretic,antitussive,antiviral,antibiotic",
+            purchased_at="ts",
+        ),
+    ),
+    "clinic_visits": (
+        "visit_id person_id clinic_id visited_at symptoms",
+        "visit_id",
+        dict(visit_id="str", person_id="pid", clinic_id="str", visited_at="ts", symptoms="symptoms?"),
+    ),
+    "nat_samples": (
+        "sample_id person_id site_id lab_id sampled_at",
+        "sample_id",
+        dict(sample_id="str", person_id="pid", site_id="str", lab_id="str", sampled_at="ts"),
+    ),
+    "nat_results": (
+        "sample_id person_id lab_id sampled_at result platform reported_at",
+        "sample_id",
+        dict(
+            sample_id="str",
+            person_id="pid",
+            lab_id="str",
+            sampled_at="ts",
+            result="enum:negative,positive,invalid",
+            platform="enum:national,beijing",
+            reported_at="ts",
+        ),
+    ),
+    "trip_declarations": (
+        "declaration_id person_id declared_at counties entered_beijing_at",
+        "declaration_id",
+        dict(declaration_id="str", person_id="pid", declared_at="ts", counties="counties", entered_beijing_at="ts?"),
+    ),
+    "verifications": (
+        "verification_id person_id community_code verified_at outcome commitment_signed operator_id note",
+        "verification_id",
+        dict(
+            verification_id="str",
+            person_id="pid",
+            community_code="community",
+            verified_at="ts",
+            outcome="enum:not_exposed,cleared,keep",
+            commitment_signed="bool",
+            operator_id="str",
+            note="str?",
+        ),
+    ),
 }
-PAIRS = {"phone_registrations": ("registered_at", "deregistered_at"), "kit_bindings": ("bound_at", "unbound_at"),
-         "telecom_stays": ("first_seen", "last_seen"), "grid_dwells": ("start_at", "end_at"),
-         "tickets": ("depart_at", "arrive_at"), "border_port_counties": ("valid_from", "valid_to")}
-OBSERVED = {"telecom_stays": ("last_seen", "reported_at"), "grid_dwells": ("end_at", "reported_at"),
-            "case_reports": ("case_date", "reported_at"), "inbound_entries": ("entry_date", "reported_at"),
-            "nat_results": ("sampled_at", "reported_at"), "venue_scans": ("scanned_at", "scanned_at")}
-SYMPTOMS = {"fever", "dry_cough", "fatigue", "smell_loss", "taste_loss", "nasal_congestion", "runny_nose",
-            "sore_throat", "conjunctivitis", "myalgia", "diarrhoea"}
+PAIRS = {
+    "phone_registrations": ("registered_at", "deregistered_at"),
+    "kit_bindings": ("bound_at", "unbound_at"),
+    "telecom_stays": ("first_seen", "last_seen"),
+    "grid_dwells": ("start_at", "end_at"),
+    "tickets": ("depart_at", "arrive_at"),
+    "border_port_counties": ("valid_from", "valid_to"),
+}
+OBSERVED = {
+    "telecom_stays": ("last_seen", "reported_at"),
+    "grid_dwells": ("end_at", "reported_at"),
+    "case_reports": ("case_date", "reported_at"),
+    "inbound_entries": ("entry_date", "reported_at"),
+    "nat_results": ("sampled_at", "reported_at"),
+    "venue_scans": ("scanned_at", "scanned_at"),
+}
+SYMPTOMS = {
+    "fever",
+    "dry_cough",
+    "fatigue",
+    "smell_loss",
+    "taste_loss",
+    "nasal_congestion",
+    "runny_nose",
+    "sore_throat",
+    "conjunctivitis",
+    "myalgia",
+    "diarrhoea",
+}
 COUNTIES = {d.code for d in load_divisions(3)}
 W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -300,8 +434,12 @@ def test_spot_check_each_reason(landing, manifest):
         elif reason.startswith("bad_id_"):
             assert id_defect(row["person_id"]) == reason
         elif reason == "unknown_county_code":
-            assert any(c not in COUNTIES for col in ("county_code", "origin_county", "hotel_county_code", "area_code",
-                                                     "counties") if row.get(col) for c in row[col].split(";"))
+            assert any(
+                c not in COUNTIES
+                for col in ("county_code", "origin_county", "hotel_county_code", "area_code", "counties")
+                if row.get(col)
+                for c in row[col].split(";")
+            )
         else:
             assert reason in defects(m["feed"], row)
 
@@ -323,15 +461,21 @@ def test_first_day_has_a_case_for_each_popup(landing):
     day0 = "20220501"
 
     def rows(feed):
-        return [dict(zip(SPEC[feed][0].split(), r, strict=True)) for r in rows_of(landing / feed / f"{feed}_{day0}.csv")[1:]
-                if not defects(feed, dict(zip(SPEC[feed][0].split(), r, strict=True)))]
+        return [
+            dict(zip(SPEC[feed][0].split(), r, strict=True))
+            for r in rows_of(landing / feed / f"{feed}_{day0}.csv")[1:]
+            if not defects(feed, dict(zip(SPEC[feed][0].split(), r, strict=True)))
+        ]
 
     def hours(s):
         return (datetime.fromisoformat(s["last_seen"]) - datetime.fromisoformat(s["first_seen"])).total_seconds() / 3600
 
     stays = [s for s in rows("telecom_stays") if s["first_seen"] >= "2022-05-01"]
-    case_counties = {c["county_code"] for c in rows("case_reports")
-                     if c["case_type"] == "local" and not c["county_code"].startswith("11")}
+    case_counties = {
+        c["county_code"]
+        for c in rows("case_reports")
+        if c["case_type"] == "local" and not c["county_code"].startswith("11")
+    }
     assert any(s["county_code"] in case_counties for s in stays)
     border = {b["county_code"] for b in rows_of_dicts(landing, "border_port_counties") if b["valid_to"] == ""}
     assert any(s["county_code"] in border for s in stays)
@@ -343,7 +487,8 @@ def test_first_day_has_a_case_for_each_popup(landing):
     buildings = {a["building_id"] for a in anns if a["building_id"]}
     assert any(
         v["community_code"] in areas or v["community_code"][:9] in areas or v["building_id"] in buildings
-        for s in rows("venue_scans") if s["scanned_at"] < "2022-05-01T12:00" and (v := venues.get(s["venue_id"]))
+        for s in rows("venue_scans")
+        if s["scanned_at"] < "2022-05-01T12:00" and (v := venues.get(s["venue_id"]))
     )
     assert any(e["entry_date"] >= "2022-04-20" for e in rows("inbound_entries"))
     assert any(p["purchased_at"] < "2022-05-01T12:00" for p in rows("drug_purchases"))

@@ -14,19 +14,30 @@ import pytest
 
 from tests.landing import resident_id, screened_stories, write_feed
 
-STORIES = ("bound_after", "bound_after_signed", "bound_long_ago", "bound_long_ago_signed", "bound_then",
-           "exposed_before_bound", "exposed_also_bound")
+STORIES = (
+    "bound_after",
+    "bound_after_signed",
+    "bound_long_ago",
+    "bound_long_ago_signed",
+    "bound_then",
+    "exposed_before_bound",
+    "exposed_also_bound",
+)
 P = {name: resident_id(f"11010519900101{n:03d}") for n, name in enumerate(STORIES, start=1)}
 PH = {name: f"136{n:08d}" for n, name in enumerate(STORIES, start=1)}
 HIGH, LIFTED = "110111", "110112"  # 房山区 high from May 1 on; 通州区 high from May 1, lifted May 3 09:00
 T = "2022-05-10T01:00:00"
 # bound only from May 5, after the stay; bound in 2020-21, unbound a year before it; bound since 2021; bound from
 # May 3 10:00, in the middle of the stay
-BINDINGS = {"bound_after": ("2022-05-05T00:00:00", None), "bound_after_signed": ("2022-05-05T00:00:00", None),
-            "bound_long_ago": ("2020-01-01T00:00:00", "2021-06-01T00:00:00"),
-            "bound_long_ago_signed": ("2020-01-01T00:00:00", "2021-06-01T00:00:00"),
-            "bound_then": ("2021-01-01T00:00:00", None), "exposed_before_bound": ("2022-05-03T10:00:00", None),
-            "exposed_also_bound": ("2022-05-03T10:00:00", None)}
+BINDINGS = {
+    "bound_after": ("2022-05-05T00:00:00", None),
+    "bound_after_signed": ("2022-05-05T00:00:00", None),
+    "bound_long_ago": ("2020-01-01T00:00:00", "2021-06-01T00:00:00"),
+    "bound_long_ago_signed": ("2020-01-01T00:00:00", "2021-06-01T00:00:00"),
+    "bound_then": ("2021-01-01T00:00:00", None),
+    "exposed_before_bound": ("2022-05-03T10:00:00", None),
+    "exposed_also_bound": ("2022-05-03T10:00:00", None),
+}
 
 
 def dt(s: str) -> datetime:
@@ -34,26 +45,74 @@ def dt(s: str) -> datetime:
 
 
 def build(landing) -> None:
-    write_feed(landing, "kit_bindings", [{"person_id": P[n], "phone": PH[n], "bound_at": a, "unbound_at": b}
-                                         for n, (a, b) in BINDINGS.items()])
-    write_feed(landing, "phone_registrations", [{"phone": PH[n], "person_id": P[n], "registered_at": "2020-01-01T00:00:00"}
-                                                for n in STORIES])
-    write_feed(landing, "telecom_stays", [
-        {"record_id": f"s-{n}", "phone": PH[n], "county_code": LIFTED if n == "exposed_before_bound" else HIGH,
-         "first_seen": "2022-05-03T08:00:00", "last_seen": "2022-05-03T12:00:00", "reported_at": "2022-05-03T13:00:00"}
-        for n in STORIES])
-    write_feed(landing, "risk_announcements", [
-        {"announcement_id": "a-high", "area_code": HIGH, "risk_level": "high", "effective_from": "2022-05-01T00:00:00",
-         "announced_at": "2022-05-01T00:00:00"},
-        {"announcement_id": "a-lifted", "area_code": LIFTED, "risk_level": "high", "effective_from": "2022-05-01T00:00:00",
-         "announced_at": "2022-05-01T00:00:00"},
-        {"announcement_id": "a-lifted-low", "area_code": LIFTED, "risk_level": "low",
-         "effective_from": "2022-05-03T09:00:00", "announced_at": "2022-05-03T09:00:00"},
-    ])
-    write_feed(landing, "verifications", [
-        {"verification_id": f"vf-{n}", "person_id": P[n], "community_code": "110111001001",
-         "verified_at": "2022-05-06T10:00:00", "outcome": "not_exposed",
-         "commitment_signed": "true" if n.endswith("_signed") else "false", "operator_id": "op1"} for n in STORIES])
+    write_feed(
+        landing,
+        "kit_bindings",
+        [{"person_id": P[n], "phone": PH[n], "bound_at": a, "unbound_at": b} for n, (a, b) in BINDINGS.items()],
+    )
+    write_feed(
+        landing,
+        "phone_registrations",
+        [{"phone": PH[n], "person_id": P[n], "registered_at": "2020-01-01T00:00:00"} for n in STORIES],
+    )
+    write_feed(
+        landing,
+        "telecom_stays",
+        [
+            {
+                "record_id": f"s-{n}",
+                "phone": PH[n],
+                "county_code": LIFTED if n == "exposed_before_bound" else HIGH,
+                "first_seen": "2022-05-03T08:00:00",
+                "last_seen": "2022-05-03T12:00:00",
+                "reported_at": "2022-05-03T13:00:00",
+            }
+            for n in STORIES
+        ],
+    )
+    write_feed(
+        landing,
+        "risk_announcements",
+        [
+            {
+                "announcement_id": "a-high",
+                "area_code": HIGH,
+                "risk_level": "high",
+                "effective_from": "2022-05-01T00:00:00",
+                "announced_at": "2022-05-01T00:00:00",
+            },
+            {
+                "announcement_id": "a-lifted",
+                "area_code": LIFTED,
+                "risk_level": "high",
+                "effective_from": "2022-05-01T00:00:00",
+                "announced_at": "2022-05-01T00:00:00",
+            },
+            {
+                "announcement_id": "a-lifted-low",
+                "area_code": LIFTED,
+                "risk_level": "low",
+                "effective_from": "2022-05-03T09:00:00",
+                "announced_at": "2022-05-03T09:00:00",
+            },
+        ],
+    )
+    write_feed(
+        landing,
+        "verifications",
+        [
+            {
+                "verification_id": f"vf-{n}",
+                "person_id": P[n],
+                "community_code": "110111001001",
+                "verified_at": "2022-05-06T10:00:00",
+                "outcome": "not_exposed",
+                "commitment_signed": "true" if n.endswith("_signed") else "false",
+                "operator_id": "op1",
+            }
+            for n in STORIES
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +121,35 @@ def reasons(spark, tmp_path_factory):
 
 
 def brief(rows: list[dict]) -> list[tuple]:
-    return [(r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"], r["released_at"],
-             r["release_basis"]) for r in rows]
+    return [
+        (
+            r["popup_code"],
+            r["reason_type"],
+            r["cause"],
+            r["status"],
+            r["raised_at"],
+            r["released_at"],
+            r["release_basis"],
+        )
+        for r in rows
+    ]
 
 
 def active(area: str) -> list[tuple]:
     return [("3", "county_risk_area", f"area={area}", "active", dt("2022-05-03T13:00:00"), None, None)]
 
 
-RELEASED = [("3", "county_risk_area", f"area={HIGH}", "released", dt("2022-05-03T13:00:00"), dt("2022-05-06T10:00:00"),
-             "verified_not_exposed")]
+RELEASED = [
+    (
+        "3",
+        "county_risk_area",
+        f"area={HIGH}",
+        "released",
+        dt("2022-05-03T13:00:00"),
+        dt("2022-05-06T10:00:00"),
+        "verified_not_exposed",
+    )
+]
 
 
 def test_phone_bound_only_after_the_stay_still_needs_the_commitment_letter(reasons):

@@ -12,7 +12,7 @@ def test_data_dictionary_is_current():
 
 
 def test_every_feed_of_feeds_md_has_a_schema_with_its_columns():
-    spec = (ROOT.parent / "shared" / "spec" / "feeds.md")
+    spec = ROOT.parent / "shared" / "spec" / "feeds.md"
     if spec.exists():  # the contract sits beside the repo in development and CI
         text = spec.read_text(encoding="utf-8")
         for feed in FEEDS:
@@ -31,7 +31,15 @@ def test_bronze_tables_carry_knowledge_time_and_provenance():
 
 
 def test_gold_tables_of_outputs_md_have_schemas_without_raw_ids():
-    assert {"popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list", "run_log", "rejects"} <= set(GOLD)
+    assert {
+        "popup_reasons",
+        "popup_status",
+        "assignment_list",
+        "release_list",
+        "dispatch_list",
+        "run_log",
+        "rejects",
+    } <= set(GOLD)
     for table in ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list"):
         names = gold_schema(table).fieldNames()
         assert "person_key" in names and "person_id" not in names

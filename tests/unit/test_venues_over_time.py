@@ -14,8 +14,17 @@ import pytest
 
 from tests.landing import resident_id, screened_stories, write_feed
 
-STORIES = ("moved_out", "moved_in", "verified_before", "verified_after", "moved_in_late", "moved_across",
-           "redelivered", "redelivered_verified", "renamed_verified")
+STORIES = (
+    "moved_out",
+    "moved_in",
+    "verified_before",
+    "verified_after",
+    "moved_in_late",
+    "moved_across",
+    "redelivered",
+    "redelivered_verified",
+    "renamed_verified",
+)
 P = {name: resident_id(f"11010719900101{n:03d}") for n, name in enumerate(STORIES, start=1)}
 AREA = "110107001001"  # 石景山区, a community announced medium from May 1
 OUTSIDE = "110107003001"  # a community of the same county, never announced
@@ -29,56 +38,110 @@ def dt(s: str) -> datetime:
 
 
 def venue(vid, community, updated, name="超市", building=None):
-    return {"venue_id": vid, "name": name, "county_code": community[:6], "community_code": community,
-            "building_id": building, "grid_id": "G1", "updated_at": updated}
+    return {
+        "venue_id": vid,
+        "name": name,
+        "county_code": community[:6],
+        "community_code": community,
+        "building_id": building,
+        "grid_id": "G1",
+        "updated_at": updated,
+    }
 
 
 def verification(vid, who, at, outcome="not_exposed"):
-    return {"verification_id": vid, "person_id": P[who], "community_code": "110107002001", "verified_at": at,
-            "outcome": outcome, "commitment_signed": "false", "operator_id": "op1"}
+    return {
+        "verification_id": vid,
+        "person_id": P[who],
+        "community_code": "110107002001",
+        "verified_at": at,
+        "outcome": outcome,
+        "commitment_signed": "false",
+        "operator_id": "op1",
+    }
 
 
 def build(landing) -> None:
-    write_feed(landing, "risk_announcements", [
-        {"announcement_id": "a-area", "area_code": AREA, "risk_level": "medium", "effective_from": "2022-05-01T00:00:00",
-         "announced_at": "2022-05-01T00:00:00"},
-        {"announcement_id": "a-bldg", "area_code": "110107005001", "building_id": BUILDING, "risk_level": "high",
-         "effective_from": "2022-05-01T00:00:00", "announced_at": "2022-05-01T00:00:00"},
-    ])
-    write_feed(landing, "venues", [
-        venue("v-out", AREA, "2022-01-01T00:00:00"),
-        venue("v-in", OUTSIDE, "2022-01-01T00:00:00"),
-        venue("v-before", OUTSIDE, "2022-01-01T00:00:00"),
-        venue("v-after", OUTSIDE, "2022-01-01T00:00:00"),
-        venue("v-late", OUTSIDE, "2022-01-01T00:00:00"),
-        venue("v-across", AREA, "2022-01-01T00:00:00"),
-        venue("v-same", AREA, "2022-01-01T00:00:00"),
-        venue("v-same2", AREA, "2022-01-01T00:00:00"),
-        venue("v-renamed", AREA, "2022-01-01T00:00:00"),
-    ])
-    write_feed(landing, "venues", [  # corrections and re-deliveries, a later file
-        venue("v-out", OUTSIDE, CORRECTED),
-        venue("v-in", AREA, CORRECTED),
-        venue("v-before", AREA, CORRECTED),
-        venue("v-after", AREA, CORRECTED),
-        venue("v-late", AREA, "2022-05-17T10:00:00"),  # 15 days after the scan
-        venue("v-across", "110107005001", CORRECTED, building=BUILDING),
-        venue("v-same", AREA, CORRECTED),
-        venue("v-same2", AREA, CORRECTED),
-        venue("v-renamed", AREA, CORRECTED, name="超市（新）"),
-    ], name="part-002.csv")
-    write_feed(landing, "venue_scans", [
-        {"scan_id": f"sc-{who}", "person_id": P[who], "venue_id": v, "scan_type": "checkin", "scanned_at": SCANNED}
-        for who, v in (("moved_out", "v-out"), ("moved_in", "v-in"), ("verified_before", "v-before"),
-                       ("verified_after", "v-after"), ("moved_in_late", "v-late"), ("moved_across", "v-across"),
-                       ("redelivered", "v-same"), ("redelivered_verified", "v-same2"),
-                       ("renamed_verified", "v-renamed"))])
-    write_feed(landing, "verifications", [
-        verification("vf-before", "verified_before", "2022-05-04T10:00:00"),  # before the correction was known
-        verification("vf-after", "verified_after", "2022-05-06T10:00:00"),
-        verification("vf-same", "redelivered_verified", "2022-05-03T10:00:00"),  # before the re-delivery
-        verification("vf-renamed", "renamed_verified", "2022-05-03T10:00:00"),
-    ])
+    write_feed(
+        landing,
+        "risk_announcements",
+        [
+            {
+                "announcement_id": "a-area",
+                "area_code": AREA,
+                "risk_level": "medium",
+                "effective_from": "2022-05-01T00:00:00",
+                "announced_at": "2022-05-01T00:00:00",
+            },
+            {
+                "announcement_id": "a-bldg",
+                "area_code": "110107005001",
+                "building_id": BUILDING,
+                "risk_level": "high",
+                "effective_from": "2022-05-01T00:00:00",
+                "announced_at": "2022-05-01T00:00:00",
+            },
+        ],
+    )
+    write_feed(
+        landing,
+        "venues",
+        [
+            venue("v-out", AREA, "2022-01-01T00:00:00"),
+            venue("v-in", OUTSIDE, "2022-01-01T00:00:00"),
+            venue("v-before", OUTSIDE, "2022-01-01T00:00:00"),
+            venue("v-after", OUTSIDE, "2022-01-01T00:00:00"),
+            venue("v-late", OUTSIDE, "2022-01-01T00:00:00"),
+            venue("v-across", AREA, "2022-01-01T00:00:00"),
+            venue("v-same", AREA, "2022-01-01T00:00:00"),
+            venue("v-same2", AREA, "2022-01-01T00:00:00"),
+            venue("v-renamed", AREA, "2022-01-01T00:00:00"),
+        ],
+    )
+    write_feed(
+        landing,
+        "venues",
+        [  # corrections and re-deliveries, a later file
+            venue("v-out", OUTSIDE, CORRECTED),
+            venue("v-in", AREA, CORRECTED),
+            venue("v-before", AREA, CORRECTED),
+            venue("v-after", AREA, CORRECTED),
+            venue("v-late", AREA, "2022-05-17T10:00:00"),  # 15 days after the scan
+            venue("v-across", "110107005001", CORRECTED, building=BUILDING),
+            venue("v-same", AREA, CORRECTED),
+            venue("v-same2", AREA, CORRECTED),
+            venue("v-renamed", AREA, CORRECTED, name="超市（新）"),
+        ],
+        name="part-002.csv",
+    )
+    write_feed(
+        landing,
+        "venue_scans",
+        [
+            {"scan_id": f"sc-{who}", "person_id": P[who], "venue_id": v, "scan_type": "checkin", "scanned_at": SCANNED}
+            for who, v in (
+                ("moved_out", "v-out"),
+                ("moved_in", "v-in"),
+                ("verified_before", "v-before"),
+                ("verified_after", "v-after"),
+                ("moved_in_late", "v-late"),
+                ("moved_across", "v-across"),
+                ("redelivered", "v-same"),
+                ("redelivered_verified", "v-same2"),
+                ("renamed_verified", "v-renamed"),
+            )
+        ],
+    )
+    write_feed(
+        landing,
+        "verifications",
+        [
+            verification("vf-before", "verified_before", "2022-05-04T10:00:00"),  # before the correction was known
+            verification("vf-after", "verified_after", "2022-05-06T10:00:00"),
+            verification("vf-same", "redelivered_verified", "2022-05-03T10:00:00"),  # before the re-delivery
+            verification("vf-renamed", "renamed_verified", "2022-05-03T10:00:00"),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +152,21 @@ def reasons(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def at(reasons):
     def brief(t: str) -> dict[str, list[tuple]]:
-        return {name: sorted((r["popup_code"], r["reason_type"], r["cause"], r["status"], r["raised_at"], r["released_at"],
-                              r["release_basis"]) for r in rows) for name, rows in reasons(t).items()}
+        return {
+            name: sorted(
+                (
+                    r["popup_code"],
+                    r["reason_type"],
+                    r["cause"],
+                    r["status"],
+                    r["raised_at"],
+                    r["released_at"],
+                    r["release_basis"],
+                )
+                for r in rows
+            )
+            for name, rows in reasons(t).items()
+        }
 
     return brief
 
@@ -113,7 +189,8 @@ def test_verification_made_before_a_correction_into_a_risk_area_was_known_cannot
     assert at(MAY10)["verified_before"] == [(*VISIT, "active", dt(CORRECTED), None, None)]
     # made after it: releases as usual
     assert at(MAY10)["verified_after"] == [
-        (*VISIT, "released", dt(CORRECTED), dt("2022-05-06T10:00:00"), "verified_not_exposed")]
+        (*VISIT, "released", dt(CORRECTED), dt("2022-05-06T10:00:00"), "verified_not_exposed")
+    ]
 
 
 def test_venue_corrected_into_a_risk_area_more_than_14_days_after_the_scan_raises_nothing(at):
@@ -124,7 +201,8 @@ def test_venue_corrected_from_one_risk_area_into_another_withdraws_the_one_and_r
     assert at(MAY4)["moved_across"] == [(*VISIT, "active", dt(SCANNED), None, None)]
     assert at(MAY10)["moved_across"] == [
         (*VISIT, "released", dt(SCANNED), dt(CORRECTED), "evidence_withdrawn"),
-        ("3", "risk_area_visit", f"area=110107005001/building={BUILDING}", "active", dt(CORRECTED), None, None)]
+        ("3", "risk_area_visit", f"area=110107005001/building={BUILDING}", "active", dt(CORRECTED), None, None),
+    ]
 
 
 def test_venue_re_delivered_unchanged_neither_releases_nor_raises_again(at):

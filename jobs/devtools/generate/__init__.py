@@ -39,8 +39,16 @@ from jobs.devtools.generate.movement import Movement
 from jobs.devtools.generate.people import People, _geo
 from jobs.devtools.generate.scenario import Scenario
 
-_PORTS = ("首都国际机场", "大兴国际机场", "天津港", "二连浩特公路口岸", "满洲里公路口岸", "上海浦东国际机场",
-          "广州白云国际机场", "瑞丽口岸")
+_PORTS = (
+    "首都国际机场",
+    "大兴国际机场",
+    "天津港",
+    "二连浩特公路口岸",
+    "满洲里公路口岸",
+    "上海浦东国际机场",
+    "广州白云国际机场",
+    "瑞丽口岸",
+)
 
 
 class _Generator(Core, People, Movement, Health, Scenario, Defects, Files):
@@ -107,7 +115,9 @@ class _Generator(Core, People, Movement, Health, Scenario, Defects, Files):
                     if p.primary is not None and p.primary.carrier is p and p.primary.active_to == FAR_FUTURE:
                         self.switch_phone(p, d0, rng)
                 elif u < 0.0007:  # unbinds a secondary or family phone
-                    open_binds = [b for b in p.binds if b[2] is None and (p.primary is None or b[0] != p.primary.number)]
+                    open_binds = [
+                        b for b in p.binds if b[2] is None and (p.primary is None or b[0] != p.primary.number)
+                    ]
                     if open_binds:
                         b = rng.choice(open_binds)
                         b[2] = max(b[1] + HOUR, d0 + 8 * HOUR + int(r() * 14 * HOUR))
@@ -154,8 +164,16 @@ class _Generator(Core, People, Movement, Health, Scenario, Defects, Files):
         return self.stats
 
 
-def generate(landing: str | Path, sf: float, start: date, days: int, seed: int, bad_share: float = 0.002,
-             log=print, grid_split: int = 1) -> dict:
+def generate(
+    landing: str | Path,
+    sf: float,
+    start: date,
+    days: int,
+    seed: int,
+    bad_share: float = 0.002,
+    log=print,
+    grid_split: int = 1,
+) -> dict:
     """Write a deterministic synthetic landing set; return {feed: {"files", "rows", "bad_rows"}}.
 
     `rows` counts every data row written (good and bad), `bad_rows` the injected ones listed in

@@ -18,9 +18,26 @@ HOME_PREFIX = "11"
 
 # The feeds in the order the generator opens, fills and closes their files, which is the order of the bad rows in
 # the manifest: keep it. Each feed's columns (in order) and key are those of schemas/feeds/<feed>.json.
-FEED_ORDER = ("persons", "phone_registrations", "kit_bindings", "telecom_stays", "grid_dwells", "tickets", "venues",
-              "venue_scans", "case_reports", "risk_announcements", "border_port_counties", "inbound_entries",
-              "drug_purchases", "clinic_visits", "nat_samples", "nat_results", "trip_declarations", "verifications")
+FEED_ORDER = (
+    "persons",
+    "phone_registrations",
+    "kit_bindings",
+    "telecom_stays",
+    "grid_dwells",
+    "tickets",
+    "venues",
+    "venue_scans",
+    "case_reports",
+    "risk_announcements",
+    "border_port_counties",
+    "inbound_entries",
+    "drug_purchases",
+    "clinic_visits",
+    "nat_samples",
+    "nat_results",
+    "trip_declarations",
+    "verifications",
+)
 if set(FEED_ORDER) != set(schemas.FEEDS):
     raise RuntimeError(f"schemas/feeds/ has {sorted(schemas.FEEDS)}, the generator writes {sorted(FEED_ORDER)}")
 FEEDS: dict[str, tuple[str, ...]] = {f: tuple(c["name"] for c in schemas.feed_spec(f)["columns"]) for f in FEED_ORDER}

@@ -16,18 +16,44 @@ from jobs.devtools.generate.people import check_digit
 
 # Column types as far as bad-row injection needs them.
 _T = {
-    "persons": {"person_id": "pid", "birth_date": "date", "phone": "phone", "community_code": "community",
-                "hotel_county_code": "county", "updated_at": "ts"},
+    "persons": {
+        "person_id": "pid",
+        "birth_date": "date",
+        "phone": "phone",
+        "community_code": "community",
+        "hotel_county_code": "county",
+        "updated_at": "ts",
+    },
     "phone_registrations": {"phone": "phone", "person_id": "pid", "registered_at": "ts", "deregistered_at": "ts"},
     "kit_bindings": {"person_id": "pid", "phone": "phone", "bound_at": "ts", "unbound_at": "ts"},
-    "telecom_stays": {"phone": "phone", "county_code": "county", "first_seen": "ts", "last_seen": "ts", "reported_at": "ts"},
+    "telecom_stays": {
+        "phone": "phone",
+        "county_code": "county",
+        "first_seen": "ts",
+        "last_seen": "ts",
+        "reported_at": "ts",
+    },
     "grid_dwells": {"phone": "phone", "start_at": "ts", "end_at": "ts", "reported_at": "ts"},
-    "tickets": {"person_id": "pid", "mode": "enum", "origin_county": "county", "dest_county": "county",
-                "depart_at": "ts", "arrive_at": "ts", "status": "enum", "status_at": "ts"},
+    "tickets": {
+        "person_id": "pid",
+        "mode": "enum",
+        "origin_county": "county",
+        "dest_county": "county",
+        "depart_at": "ts",
+        "arrive_at": "ts",
+        "status": "enum",
+        "status_at": "ts",
+    },
     "venues": {"county_code": "county", "community_code": "community", "updated_at": "ts"},
     "venue_scans": {"person_id": "pid", "scan_type": "enum", "scanned_at": "ts"},
-    "case_reports": {"person_id": "pid", "phone": "phone", "county_code": "county", "case_type": "enum",
-                     "case_date": "date", "reported_at": "ts"},
+    "case_reports": {
+        "person_id": "pid",
+        "phone": "phone",
+        "county_code": "county",
+        "case_type": "enum",
+        "case_date": "date",
+        "reported_at": "ts",
+    },
     "risk_announcements": {"area_code": "area", "risk_level": "enum", "effective_from": "ts", "announced_at": "ts"},
     "border_port_counties": {"county_code": "county", "valid_from": "date", "valid_to": "date"},
     "inbound_entries": {"person_id": "pid", "entry_date": "date", "reported_at": "ts"},
@@ -36,8 +62,13 @@ _T = {
     "nat_samples": {"person_id": "pid", "sampled_at": "ts"},
     "nat_results": {"person_id": "pid", "sampled_at": "ts", "result": "enum", "platform": "enum", "reported_at": "ts"},
     "trip_declarations": {"person_id": "pid", "declared_at": "ts", "counties": "counties", "entered_beijing_at": "ts"},
-    "verifications": {"person_id": "pid", "community_code": "community", "verified_at": "ts", "outcome": "enum",
-                      "commitment_signed": "bool"},
+    "verifications": {
+        "person_id": "pid",
+        "community_code": "community",
+        "verified_at": "ts",
+        "outcome": "enum",
+        "commitment_signed": "bool",
+    },
 }
 # (start, end) columns; (observed, knowledge) columns. Scheduled/declared times are exempt (feeds.md).
 PAIRS = {
@@ -55,9 +86,19 @@ OBSERVED = {
     "inbound_entries": ("entry_date", "reported_at"),
     "nat_results": ("sampled_at", "reported_at"),
 }
-REASONS = ("bad_type", "bad_id_checksum", "bad_id_birth_date", "bad_id_format", "unknown_county_code",
-           "unknown_community_code", "bad_phone", "unknown_enum", "end_before_start", "observed_after_knowledge",
-           "missing_key")
+REASONS = (
+    "bad_type",
+    "bad_id_checksum",
+    "bad_id_birth_date",
+    "bad_id_format",
+    "unknown_county_code",
+    "unknown_community_code",
+    "bad_phone",
+    "unknown_enum",
+    "end_before_start",
+    "observed_after_knowledge",
+    "missing_key",
+)
 ID_REASONS = ("bad_id_checksum", "bad_id_birth_date", "bad_id_format")
 # Where the guaranteed one-per-reason bad rows go: feeds that always have rows on the first day.
 _FORCED_FEEDS = {
@@ -77,9 +118,17 @@ _BAD_TS = ("2022-02-30T10:00:00", "yesterday", "2022-13-01T08:00:00", "2022-05-0
 _BAD_DATE = ("2022-02-30", "2021-02-29", "2022-13-01", "yesterday")
 _BAD_BOOL = ("maybe", "unknown", "signed")
 _BAD_BIRTH = ("19990230", "20010229", "19851301", "19900000", "20220431")
-_BAD_ENUM = {"mode": "bus", "status": "cancelled", "scan_type": "exit", "case_type": "suspected",
-             "risk_level": "severe", "drug_category": "vitamin", "result": "pending", "platform": "hubei",
-             "outcome": "unknown"}
+_BAD_ENUM = {
+    "mode": "bus",
+    "status": "cancelled",
+    "scan_type": "exit",
+    "case_type": "suspected",
+    "risk_level": "severe",
+    "drug_category": "vitamin",
+    "result": "pending",
+    "platform": "hubei",
+    "outcome": "unknown",
+}
 
 
 class Defects:
@@ -180,8 +229,9 @@ class Defects:
                 s17 = base[:6] + rng.choice(_BAD_BIRTH) + base[14:17]
                 row[ix[c]] = s17 + check_digit(s17)
             else:
-                row[ix[c]] = rng.choice((base[:17], base[:10] + "A" + base[11:], base + "0", base[:17] + "Y",
-                                         base[:6] + base[8:17]))
+                row[ix[c]] = rng.choice(
+                    (base[:17], base[:10] + "A" + base[11:], base + "0", base[:17] + "Y", base[:6] + base[8:17])
+                )
         elif kind == "unknown_county_code":
             c = rng.choice(sorted(c for c, t in types.items() if t in ("county", "area", "counties")))
             bad = rng.choice(self.geo.unknown_counties)
@@ -233,11 +283,19 @@ class Defects:
         out = self.landing / "_generated"
         out.mkdir(exist_ok=True)
         manifest = {
-            "args": {"sf": self.sf, "start": self.start.isoformat(), "days": self.days, "seed": self.seed,
-                     "bad_share": self.p_bad},
+            "args": {
+                "sf": self.sf,
+                "start": self.start.isoformat(),
+                "days": self.days,
+                "seed": self.seed,
+                "bad_share": self.p_bad,
+            },
             "persons": self.n_persons,
-            "scenario": {"case_counties": [self.cc1, self.cc2, self.cc3], "starred_county": self.sc,
-                         "persons": self.scenario},
+            "scenario": {
+                "case_counties": [self.cc1, self.cc2, self.cc3],
+                "starred_county": self.sc,
+                "persons": self.scenario,
+            },
             "summary": self.stats,
             "reasons": {k: reasons[k] for k in REASONS},
             "bad_rows": self.manifest,

@@ -18,8 +18,23 @@ if TYPE_CHECKING:
 class _File:
     """One CSV file being written; counts physical lines and injects bad rows after good ones."""
 
-    __slots__ = ("gen", "feed", "rel", "path", "tmp", "fh", "w", "line", "good", "bad", "skip", "brng", "forced",
-                 "force_at", "template")
+    __slots__ = (
+        "gen",
+        "feed",
+        "rel",
+        "path",
+        "tmp",
+        "fh",
+        "w",
+        "line",
+        "good",
+        "bad",
+        "skip",
+        "brng",
+        "forced",
+        "force_at",
+        "template",
+    )
 
     def __init__(self, gen: _Generator, feed: str, day_label: str) -> None:
         self.gen = gen

@@ -20,8 +20,19 @@ ENUMS = {
     "platform": ("national", "beijing"),
     "outcome": ("not_exposed", "cleared", "keep"),
 }
-SYMPTOMS = ("fever", "dry_cough", "fatigue", "smell_loss", "taste_loss", "nasal_congestion", "runny_nose",
-            "sore_throat", "conjunctivitis", "myalgia", "diarrhoea")
+SYMPTOMS = (
+    "fever",
+    "dry_cough",
+    "fatigue",
+    "smell_loss",
+    "taste_loss",
+    "nasal_congestion",
+    "runny_nose",
+    "sore_throat",
+    "conjunctivitis",
+    "myalgia",
+    "diarrhoea",
+)
 _NOTES = {
     "not_exposed": ("亲属使用本人手机号", "车票已退，未出行", "已核实,本人未前往", ""),
     "cleared": ("已完成居家健康监测", "14天健康监测期满", ""),
@@ -40,8 +51,9 @@ class Health:
     def case(self, pid: str, phone: str, county: str, ctype: str, case_day: int, rep: int) -> None:
         self.emit("case_reports", rep, [self.nid("CR"), pid, phone, county, ctype, self.ds(case_day), self.ts(rep)])
 
-    def nat(self, pid: str, t: int, site: str, rng: random.Random, result: str | None = None,
-            report: int | None = None) -> None:
+    def nat(
+        self, pid: str, t: int, site: str, rng: random.Random, result: str | None = None, report: int | None = None
+    ) -> None:
         sid = self.nid("NS")
         lab = f"LAB{rng.randint(1, 40):03d}"
         self.emit("nat_samples", t, [sid, pid, site, lab, self.ts(t)])
@@ -70,17 +82,34 @@ class Health:
     def site(self, comm: str | None, county: str, rng: random.Random) -> str:
         return f"SITE{comm[:9]}{rng.randint(1, 6):02d}" if comm else f"SITE{county}{rng.randint(1, 20):03d}"
 
-    def verify(self, p: _Person, t: int, outcome: str, signed: bool, rng: random.Random, note: str | None = None) -> None:
+    def verify(
+        self, p: _Person, t: int, outcome: str, signed: bool, rng: random.Random, note: str | None = None
+    ) -> None:
         comm = p.community or p.home_comm
         if not comm or not comm.startswith(HOME_PREFIX):
             return
         note = rng.choice(_NOTES[outcome]) if note is None else note
-        self.emit("verifications", t, [self.nid("VF"), p.pid, comm, self.ts(t), outcome, "true" if signed else "false",
-                                       f"OP{rng.randint(1, 500):04d}", note])
+        self.emit(
+            "verifications",
+            t,
+            [
+                self.nid("VF"),
+                p.pid,
+                comm,
+                self.ts(t),
+                outcome,
+                "true" if signed else "false",
+                f"OP{rng.randint(1, 500):04d}",
+                note,
+            ],
+        )
 
     def declare(self, p: _Person, t: int, counties: list[str], entered: int | None) -> None:
-        self.emit("trip_declarations", t, [self.nid("TD"), p.pid, self.ts(t), ";".join(counties),
-                                           self.ts(entered) if entered is not None else ""])
+        self.emit(
+            "trip_declarations",
+            t,
+            [self.nid("TD"), p.pid, self.ts(t), ";".join(counties), self.ts(entered) if entered is not None else ""],
+        )
 
     def risk_windows(self) -> dict[str, list[tuple[int, int, int]]]:
         """Medium/high periods per area (approximate), used only to decide who gets a community check."""
@@ -93,7 +122,7 @@ class Health:
             for i, (ann, eff, level) in enumerate(anns):
                 if level == "low":
                     continue
-                end = next((e for a, e, lv in anns[i + 1:] if lv == "low"), FAR_FUTURE)
+                end = next((e for a, e, lv in anns[i + 1 :] if lv == "low"), FAR_FUTURE)
                 out["B" + bld if bld else area].append((eff, end, ann))
         return dict(out)
 
@@ -135,15 +164,18 @@ class Health:
             s, t = when(8, 21)
             if t is not None:
                 cat = rng.choices(ENUMS["drug_category"], (45, 30, 10, 15))[0]
-                self.emit("drug_purchases", t, [self.nid("DP"), p.pid, f"PH{s[0]}{rng.randint(1, 30):03d}", cat,
-                                                self.ts(t)])
+                self.emit(
+                    "drug_purchases", t, [self.nid("DP"), p.pid, f"PH{s[0]}{rng.randint(1, 30):03d}", cat, self.ts(t)]
+                )
                 if r() < 0.5:
                     self.nat(p.pid, self.daytime(t + 2 * HOUR + int(r() * 28 * HOUR)), self.site(s[1], s[0], rng), rng)
         if u_clin < 0.006:
             s, t = when(8, 20)
             if t is not None:
                 sym = ";".join(sorted(rng.sample(SYMPTOMS, 1 + int(r() * 3)), key=SYMPTOMS.index)) if r() < 0.7 else ""
-                self.emit("clinic_visits", t, [self.nid("CV"), p.pid, f"CL{s[0]}{rng.randint(1, 9):02d}", self.ts(t), sym])
+                self.emit(
+                    "clinic_visits", t, [self.nid("CV"), p.pid, f"CL{s[0]}{rng.randint(1, 9):02d}", self.ts(t), sym]
+                )
                 if sym and r() < 0.5:
                     self.nat(p.pid, self.daytime(t + HOUR + int(r() * 10 * HOUR)), self.site(s[1], s[0], rng), rng)
         if u_nat < 0.2:

@@ -10,13 +10,15 @@ from jobs.devtools.generate.common import DAY, HOME_PREFIX, HOUR, MIN
 from jobs.devtools.generate.people import _Carrier, _Person, _Phone
 
 _VENUE_KINDS = ("超市", "便利店", "餐厅", "药店", "菜市场", "写字楼", "银行网点", "健身房", "理发店", "商场")
-_STATION = {"train": ("110106", "110101", "110102", "110105"), "flight": ("110113", "110115"),
-            "coach": ("110106", "110105", "110108")}
+_STATION = {
+    "train": ("110106", "110101", "110102", "110105"),
+    "flight": ("110113", "110115"),
+    "coach": ("110106", "110105", "110108"),
+}
 
 
 class _Trip:
-    __slots__ = ("dest", "dest_comm", "out_dep", "out_arr", "back_dep", "back_arr", "tr_out", "tr_back", "lead",
-                 "lag")
+    __slots__ = ("dest", "dest_comm", "out_dep", "out_arr", "back_dep", "back_arr", "tr_out", "tr_back", "lead", "lag")
 
 
 class Movement:
@@ -65,8 +67,18 @@ class Movement:
         self.emit("venue_scans", t, [self.nid("SC"), p.pid, v[0], stype, self.ts(t)])
 
     # ---- trips ------------------------------------------------------------------------------------------
-    def make_trip(self, c: _Carrier, dest: str, dest_comm: str | None, mode: str | None, out_dep: int,
-                  out_dur: int, back_dep: int, back_dur: int, rng: random.Random) -> _Trip:
+    def make_trip(
+        self,
+        c: _Carrier,
+        dest: str,
+        dest_comm: str | None,
+        mode: str | None,
+        out_dep: int,
+        out_dur: int,
+        back_dep: int,
+        back_dur: int,
+        rng: random.Random,
+    ) -> _Trip:
         t = _Trip()
         t.dest, t.dest_comm = dest, dest_comm
         t.out_dep, t.out_arr = out_dep, out_dep + out_dur
@@ -83,8 +95,16 @@ class Movement:
         a = dep + int(dur * 0.45)
         return (c, a, a + 20 * MIN + rng.randrange(25 * MIN))
 
-    def tickets(self, p: _Person, trip: _Trip, mode: str, purchase: int, rng: random.Random,
-                refund_at: int | None = None, change: bool = False) -> None:
+    def tickets(
+        self,
+        p: _Person,
+        trip: _Trip,
+        mode: str,
+        purchase: int,
+        rng: random.Random,
+        refund_at: int | None = None,
+        change: bool = False,
+    ) -> None:
         if p.home.startswith(HOME_PREFIX):
             a, b = rng.choice(_STATION[mode]), trip.dest
         else:
@@ -98,8 +118,10 @@ class Movement:
             out_dep, out_arr = trip.out_dep - shift, trip.out_arr - shift
             at = purchase + HOUR + rng.randrange(max(MIN, out_dep - purchase - 2 * HOUR))
             self.emit("tickets", at, [out_id, p.pid, mode, a, b, ts(trip.out_dep), ts(trip.out_arr), "changed", ts(at)])
-        rows = [[out_id, p.pid, mode, a, b, ts(out_dep), ts(out_arr), "issued", ts(purchase)],
-                [back_id, p.pid, mode, b, a, ts(trip.back_dep), ts(trip.back_arr), "issued", ts(purchase + 37)]]
+        rows = [
+            [out_id, p.pid, mode, a, b, ts(out_dep), ts(out_arr), "issued", ts(purchase)],
+            [back_id, p.pid, mode, b, a, ts(trip.back_dep), ts(trip.back_arr), "issued", ts(purchase + 37)],
+        ]
         self.emit("tickets", purchase, rows[0])
         self.emit("tickets", purchase + 37, rows[1])
         if refund_at is not None:
@@ -118,8 +140,11 @@ class Movement:
             if u < 0.25:
                 dest = rng.choice(g.near_counties)
             elif u < 0.4:
-                active = [self.cc1] + ([self.cc2] if dep_day <= self.cc2_last else []) + (
-                    [self.cc3] if dep_day >= self.cc3_first - 3 else [])
+                active = (
+                    [self.cc1]
+                    + ([self.cc2] if dep_day <= self.cc2_last else [])
+                    + ([self.cc3] if dep_day >= self.cc3_first - 3 else [])
+                )
                 dest = rng.choice(active)
             elif u < 0.5:
                 dest = rng.choice(g.border_codes)
@@ -164,8 +189,11 @@ class Movement:
             purchase = out_dep - 6 * HOUR - rng.randrange(4 * DAY)
         u = r()
         if u < 0.08:  # cancelled: both tickets refunded, mostly before departure, some after the fact
-            refund = (purchase + rng.randrange(max(MIN, out_dep - purchase - HOUR)) if r() < 0.8
-                      else out_dep + HOUR + rng.randrange(20 * HOUR))
+            refund = (
+                purchase + rng.randrange(max(MIN, out_dep - purchase - HOUR))
+                if r() < 0.8
+                else out_dep + HOUR + rng.randrange(20 * HOUR)
+            )
             self.tickets(c, trip, mode, purchase, rng, refund_at=refund)
             return
         c.trips.append(trip)
@@ -181,8 +209,12 @@ class Movement:
             elif u < 0.75 and trip.back_dep - 6 * HOUR > trip.out_arr + HOUR:
                 self.declare(p, trip.back_dep - HOUR - rng.randrange(5 * HOUR), [trip.dest], trip.back_arr)
             if r() < 0.7:
-                self.nat(p.pid, self.daytime(trip.back_arr + 3 * HOUR + rng.randrange(21 * HOUR)),
-                         self.site(p.home_comm, p.home, rng), rng)
+                self.nat(
+                    p.pid,
+                    self.daytime(trip.back_arr + 3 * HOUR + rng.randrange(21 * HOUR)),
+                    self.site(p.home_comm, p.home, rng),
+                    rng,
+                )
         else:
             if r() < 0.5:
                 self.declare(p, trip.out_dep - HOUR - rng.randrange(11 * HOUR), [p.home], trip.out_arr)
@@ -203,9 +235,11 @@ class Movement:
         if trips and trips[0].out_dep - 2 * HOUR < d1:
             t = trips[0]
             out: list[tuple] = []
-            for cty, comm, a, b in ((c.home, c.home_comm, d0, t.out_dep - t.lead),
-                                    (t.dest, t.dest_comm, t.out_arr + t.lag, t.back_dep - t.lead),
-                                    (c.home, c.home_comm, t.back_arr + t.lag, d1)):
+            for cty, comm, a, b in (
+                (c.home, c.home_comm, d0, t.out_dep - t.lead),
+                (t.dest, t.dest_comm, t.out_arr + t.lag, t.back_dep - t.lead),
+                (c.home, c.home_comm, t.back_arr + t.lag, d1),
+            ):
                 a, b = max(a, d0), min(b, d1)
                 if b - a >= 10 * MIN:
                     out.append((cty, comm, a, b))
@@ -227,8 +261,11 @@ class Movement:
             if r() < 0.3:  # lunch in a neighbouring cell
                 noon = d0 + 12 * HOUR + int(r() * 30 * MIN)
                 lunch = f"{c.work_comm[:9]}{1 + int(r() * 20):03d}"
-                segs += [(c.work, c.work_comm, arrive, noon), (c.work, lunch, noon + 5 * MIN, noon + 50 * MIN),
-                         (c.work, c.work_comm, noon + 55 * MIN, off)]
+                segs += [
+                    (c.work, c.work_comm, arrive, noon),
+                    (c.work, lunch, noon + 5 * MIN, noon + 50 * MIN),
+                    (c.work, c.work_comm, noon + 55 * MIN, off),
+                ]
             else:
                 segs.append((c.work, c.work_comm, arrive, off))
             segs.append((home, hc, back, d1))

@@ -19,16 +19,31 @@ if TYPE_CHECKING:
 
 # Land border port counties, resolved by (code prefix, official name) against the bundled GB/T 2260 data.
 BORDER_PORTS = (
-    ("15", "二连浩特市", "二连浩特公路口岸"), ("15", "满洲里市", "满洲里公路口岸"), ("53", "瑞丽市", "瑞丽口岸"),
-    ("45", "东兴市", "东兴口岸"), ("45", "凭祥市", "友谊关口岸"), ("23", "绥芬河市", "绥芬河口岸"),
-    ("65", "霍尔果斯市", "霍尔果斯口岸"), ("65", "阿拉山口市", "阿拉山口口岸"), ("22", "珲春市", "珲春口岸"),
-    ("2106", "振兴区", "丹东口岸"), ("23", "东宁市", "东宁口岸"), ("53", "河口瑶族自治县", "河口口岸"),
-    ("23", "爱辉区", "黑河口岸"), ("22", "图们市", "图们口岸"), ("15", "额济纳旗", "策克口岸"),
-    ("23", "抚远市", "抚远口岸"), ("54", "吉隆县", "吉隆口岸"), ("65", "塔什库尔干塔吉克自治县", "红其拉甫口岸"),
+    ("15", "二连浩特市", "二连浩特公路口岸"),
+    ("15", "满洲里市", "满洲里公路口岸"),
+    ("53", "瑞丽市", "瑞丽口岸"),
+    ("45", "东兴市", "东兴口岸"),
+    ("45", "凭祥市", "友谊关口岸"),
+    ("23", "绥芬河市", "绥芬河口岸"),
+    ("65", "霍尔果斯市", "霍尔果斯口岸"),
+    ("65", "阿拉山口市", "阿拉山口口岸"),
+    ("22", "珲春市", "珲春口岸"),
+    ("2106", "振兴区", "丹东口岸"),
+    ("23", "东宁市", "东宁口岸"),
+    ("53", "河口瑶族自治县", "河口口岸"),
+    ("23", "爱辉区", "黑河口岸"),
+    ("22", "图们市", "图们口岸"),
+    ("15", "额济纳旗", "策克口岸"),
+    ("23", "抚远市", "抚远口岸"),
+    ("54", "吉隆县", "吉隆口岸"),
+    ("65", "塔什库尔干塔吉克自治县", "红其拉甫口岸"),
 )
 _ID_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_PHONE_PREFIXES = tuple(f"13{i}" for i in range(10)) + tuple(f"15{i}" for i in range(10) if i != 4) + tuple(
-    f"18{i}" for i in range(10))
+_PHONE_PREFIXES = (
+    tuple(f"13{i}" for i in range(10))
+    + tuple(f"15{i}" for i in range(10) if i != 4)
+    + tuple(f"18{i}" for i in range(10))
+)
 
 
 def check_digit(first17: str) -> str:
@@ -114,8 +129,20 @@ class _Carrier:
 
 
 class _Person(_Carrier):
-    __slots__ = ("pid", "name", "birth", "contact", "community", "hotel_id", "hotel_county", "kind", "primary",
-                 "binds", "age", "updated")
+    __slots__ = (
+        "pid",
+        "name",
+        "birth",
+        "contact",
+        "community",
+        "hotel_id",
+        "hotel_county",
+        "kind",
+        "primary",
+        "binds",
+        "age",
+        "updated",
+    )
 
 
 class _Phone:
@@ -200,8 +227,10 @@ class People:
                 age = rng.randint(25, 75) if m == 0 else (rng.randint(0, 17) if r() < 0.4 else rng.randint(18, 88))
                 p = self._person(rng, self.namer, kind, home, home_comm, hotel, age, head)
                 head = head or p
-        self.log(f"[generate] population: {len(self.persons)} persons, {len(self.relatives)} relatives using "
-                 f"a person's phone, {len(self.numbers)} phone numbers")
+        self.log(
+            f"[generate] population: {len(self.persons)} persons, {len(self.relatives)} relatives using "
+            f"a person's phone, {len(self.numbers)} phone numbers"
+        )
 
     def _person(self, rng, namer, kind, home, home_comm, hotel, age, head) -> _Person:
         g = self.geo

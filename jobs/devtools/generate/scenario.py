@@ -41,8 +41,11 @@ class Scenario:
 
         # cases outside Beijing: CC1 throughout, CC2 goes quiet after day 1, CC3 starts a third in
         for day in range(-12, days):
-            for cc, first, last, p in ((self.cc1, -10, days - 1, 0.85), (self.cc2, -12, self.cc2_last, 0.8),
-                                       (self.cc3, self.cc3_first, days - 1, 0.8)):
+            for cc, first, last, p in (
+                (self.cc1, -10, days - 1, 0.85),
+                (self.cc2, -12, self.cc2_last, 0.8),
+                (self.cc3, self.cc3_first, days - 1, 0.8),
+            ):
                 if first <= day <= last and (day in (first, last, -1) or r() < p):
                     for _ in range(1 + rng.randrange(3)):
                         rep = day * D + 8 * HOUR + rng.randrange(14 * HOUR)
@@ -51,8 +54,14 @@ class Scenario:
                         self.case(pid, phone, cc, "local", day - (1 if r() < 0.3 else 0), rep)
             if day >= -5 and r() < 0.4:
                 port = rng.choice([*g.border_codes, "110113", "310115"])
-                self.case(self.other_pid(rng.choice(g.out_counties), rng), "", port, "imported", day,
-                          day * D + 9 * HOUR + rng.randrange(12 * HOUR))
+                self.case(
+                    self.other_pid(rng.choice(g.out_counties), rng),
+                    "",
+                    port,
+                    "imported",
+                    day,
+                    day * D + 9 * HOUR + rng.randrange(12 * HOUR),
+                )
 
         def comm_of(county: str) -> str:
             return self.comm_in(county, rng)
@@ -131,10 +140,31 @@ class Scenario:
                     self.announce(cluster, cb[0][3], "medium", 2 * D, 2 * D + 9 * HOUR)
 
         # persons who make each popup kind show on the first day
-        elig = [p for p in residents if p.primary is not None and p.primary.carrier is p and p.hosp is None
-                and any(b[0] == p.primary.number for b in p.binds) and (not cluster or p.home_comm[:9] != cluster[:9])]
-        roles = ("cc_visit", "border", "starred", "refund", "refund_late", "scan_b1", "scan_b3", "scan_b4",
-                 "scan_b2", "drug", "clinic", "relative_phone", "companion", "inbound")
+        elig = [
+            p
+            for p in residents
+            if p.primary is not None
+            and p.primary.carrier is p
+            and p.hosp is None
+            and any(b[0] == p.primary.number for b in p.binds)
+            and (not cluster or p.home_comm[:9] != cluster[:9])
+        ]
+        roles = (
+            "cc_visit",
+            "border",
+            "starred",
+            "refund",
+            "refund_late",
+            "scan_b1",
+            "scan_b3",
+            "scan_b4",
+            "scan_b2",
+            "drug",
+            "clinic",
+            "relative_phone",
+            "companion",
+            "inbound",
+        )
         chosen = rng.sample(elig, min(len(elig), len(roles)))
         self.scenario: dict[str, str] = {}
         for role, p in zip(roles, chosen, strict=False):
@@ -142,16 +172,18 @@ class Scenario:
             self.scenario[role] = p.pid
             site = self.site(p.home_comm, p.home, rng)
             if role == "cc_visit":  # in CC1 on day 0 (>= 4 h), back in Beijing by train at noon
-                tr = self.make_trip(p, self.cc1, None, "train", -3 * D + 10 * HOUR, 6 * HOUR, 6 * HOUR + 30 * MIN,
-                                    6 * HOUR, rng)
+                tr = self.make_trip(
+                    p, self.cc1, None, "train", -3 * D + 10 * HOUR, 6 * HOUR, 6 * HOUR + 30 * MIN, 6 * HOUR, rng
+                )
                 p.trips.append(tr)
                 self.tickets(p, tr, "train", -5 * D + 20 * HOUR, rng)
                 self.declare(p, 1 * D + 18 * HOUR, [self.cc1], tr.back_arr)
                 self.nat(p.pid, 1 * D + 9 * HOUR, site, rng, "negative", 1 * D + 15 * HOUR)
             elif role == "border":
                 dest = rng.choice(g.border_codes)
-                tr = self.make_trip(p, dest, None, "flight", -2 * D + 9 * HOUR, 4 * HOUR, 2 * D + 10 * HOUR,
-                                    4 * HOUR, rng)
+                tr = self.make_trip(
+                    p, dest, None, "flight", -2 * D + 9 * HOUR, 4 * HOUR, 2 * D + 10 * HOUR, 4 * HOUR, rng
+                )
                 p.trips.append(tr)
                 self.tickets(p, tr, "flight", -4 * D + 11 * HOUR, rng)
             elif role == "starred":  # in SC (a starred city) until noon of day 0, declares on day 1
@@ -177,12 +209,29 @@ class Scenario:
             elif role == "scan_b2" and b2c:
                 self.scan(p, rng.choice(self.v_by_street[b2c[:9]]), 15 * HOUR, rng, "checkin")
             elif role == "drug":
-                self.emit("drug_purchases", 8 * HOUR + 30 * MIN,
-                          [self.nid("DP"), p.pid, f"PH{p.home}{rng.randint(1, 30):03d}", "antipyretic",
-                           self.ts(8 * HOUR + 30 * MIN)])
+                self.emit(
+                    "drug_purchases",
+                    8 * HOUR + 30 * MIN,
+                    [
+                        self.nid("DP"),
+                        p.pid,
+                        f"PH{p.home}{rng.randint(1, 30):03d}",
+                        "antipyretic",
+                        self.ts(8 * HOUR + 30 * MIN),
+                    ],
+                )
             elif role == "clinic":
-                self.emit("clinic_visits", 9 * HOUR + 40 * MIN, [self.nid("CV"), p.pid, f"CL{p.home}{rng.randint(1, 9):02d}",
-                                                                self.ts(9 * HOUR + 40 * MIN), "fever;dry_cough"])
+                self.emit(
+                    "clinic_visits",
+                    9 * HOUR + 40 * MIN,
+                    [
+                        self.nid("CV"),
+                        p.pid,
+                        f"CL{p.home}{rng.randint(1, 9):02d}",
+                        self.ts(9 * HOUR + 40 * MIN),
+                        "fever;dry_cough",
+                    ],
+                )
             elif role == "relative_phone":  # a phone registered to p, used by a relative living in CC1
                 rel = _Carrier(self.cc1, None)
                 self.relatives.append(rel)
@@ -196,18 +245,26 @@ class Scenario:
                     self.scan(c0, v, 12 * HOUR, rng, "payment")
                     self.scan(p, v, 12 * HOUR + 10 * MIN, rng, "payment")
             elif role == "inbound":
-                self.emit("inbound_entries", -3 * D + 16 * HOUR, [self.nid("IE"), p.pid, self.ds(-3), "首都国际机场", "",
-                                                                  self.ts(-3 * D + 16 * HOUR)])
+                self.emit(
+                    "inbound_entries",
+                    -3 * D + 16 * HOUR,
+                    [self.nid("IE"), p.pid, self.ds(-3), "首都国际机场", "", self.ts(-3 * D + 16 * HOUR)],
+                )
         hotel_guests = [p for p in self.persons if p.kind == 1 and not p.fixed]
         if hotel_guests:
             p = rng.choice(hotel_guests)
-            self.emit("inbound_entries", 6 * HOUR, [self.nid("IE"), p.pid, self.ds(0), "二连浩特公路口岸", "21",
-                                                    self.ts(6 * HOUR)])
+            self.emit(
+                "inbound_entries",
+                6 * HOUR,
+                [self.nid("IE"), p.pid, self.ds(0), "二连浩特公路口岸", "21", self.ts(6 * HOUR)],
+            )
         # trips already under way or booked before the first day
         trng = random.Random(f"{self.seed}/trips0")
         for c in [*self.persons, *self.relatives]:
             if not c.fixed and trng.random() < 0.05:
                 self.random_trip(c, trng.randrange(-6, 3), trng)
         self.windows = self.risk_windows()
-        self.log(f"[generate] scenario: case counties {self.cc1} {self.cc2} {self.cc3}, starred {self.sc}, "
-                 f"Beijing cases {len(cases)}, roles {len(self.scenario)}")
+        self.log(
+            f"[generate] scenario: case counties {self.cc1} {self.cc2} {self.cc3}, starred {self.sc}, "
+            f"Beijing cases {len(cases)}, roles {len(self.scenario)}"
+        )
