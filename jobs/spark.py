@@ -109,7 +109,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(s.listing_parallelism),
     }
     # Generated code pays off on big data. On a lake of a few thousand rows, compiling it took a third of a
-    # stage (the screen stage: 47 s warm with it, 33 s without), so the tests and small lakes turn it off.
+    # stage (more than it saved), so the tests and small lakes turn it off.
     if (s.codegen or ("off" if testing else "on")) == "off":
         conf.update(NO_CODEGEN)
     if testing or not s.spark_ui:
