@@ -41,10 +41,10 @@ engine: setup  ## start the warm engine (one Spark JVM); then `export SCREENING_
 engine-stop:  ## stop the engine that `make engine` started
 	$(BIN)/screening engine stop
 
-test: setup  ## the whole suite, as CI runs it: unit, scenarios, end-to-end (about 40 min here)
+test: setup  ## the whole suite, as CI runs it: unit, scenarios, end-to-end (about 50 min here)
 	$(BIN)/python -m pytest -q
 
-test-fast: setup  ## the inner loop: unit and scenario tests, without whole pipeline runs (marked slow)
+test-fast: setup  ## the inner loop: unit and scenario tests, without whole pipeline runs (marked slow); about 7 min here
 	$(BIN)/python -m pytest -q -m "not slow" tests/unit tests/scenarios
 
 test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
