@@ -57,3 +57,16 @@ def screened_stories(spark, root: Path, build, people: dict[str, str]):
         return out
 
     return reasons
+
+
+BRIEF = ("popup_code", "reason_type", "cause", "status", "raised_at", "released_at", "release_basis")
+
+
+def brief(rows: list[dict]) -> list[tuple]:
+    """Each reason as the tuple the scenario tests compare: its kind, state and release, in the rows' order."""
+    return [tuple(r[c] for c in BRIEF) for r in rows]
+
+
+def briefs_at(reasons):
+    """`reasons` of screened_stories as at(t): each person's briefs at as-of t, sorted."""
+    return lambda t: {name: sorted(brief(rows)) for name, rows in reasons(t).items()}

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.landing import resident_id, screened_stories, write_feed
+from tests.landing import brief, resident_id, screened_stories, write_feed
 
 STORIES = (
     "bound_after",
@@ -118,21 +118,6 @@ def build(landing) -> None:
 @pytest.fixture(scope="module")
 def reasons(spark, tmp_path_factory):
     return screened_stories(spark, tmp_path_factory.mktemp("links_over_time"), build, P)(T)
-
-
-def brief(rows: list[dict]) -> list[tuple]:
-    return [
-        (
-            r["popup_code"],
-            r["reason_type"],
-            r["cause"],
-            r["status"],
-            r["raised_at"],
-            r["released_at"],
-            r["release_basis"],
-        )
-        for r in rows
-    ]
 
 
 def active(area: str) -> list[tuple]:

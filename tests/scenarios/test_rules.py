@@ -10,7 +10,7 @@ import pytest
 
 from jobs.policy import policy_at
 from tests import scenarios
-from tests.landing import screened_stories
+from tests.landing import brief, screened_stories
 from tests.scenarios import P
 
 
@@ -21,21 +21,6 @@ def dt(s: str) -> datetime:
 @pytest.fixture(scope="module")
 def at(spark, tmp_path_factory):
     return screened_stories(spark, tmp_path_factory.mktemp("rules"), scenarios.build, P)
-
-
-def brief(rows: list[dict]) -> list[tuple]:
-    return [
-        (
-            r["popup_code"],
-            r["reason_type"],
-            r["cause"],
-            r["status"],
-            r["raised_at"],
-            r["released_at"],
-            r["release_basis"],
-        )
-        for r in rows
-    ]
 
 
 MAY10 = "2022-05-10T01:00:00"

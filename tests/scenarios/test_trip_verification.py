@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.landing import resident_id, screened_stories, write_feed
+from tests.landing import briefs_at, resident_id, screened_stories, write_feed
 
 STORIES = (
     "later_trip",
@@ -180,24 +180,7 @@ def build(landing) -> None:
 def at(spark, tmp_path_factory):
     reasons = screened_stories(spark, tmp_path_factory.mktemp("trip"), build, P)
 
-    def brief(t: str) -> dict[str, list[tuple]]:
-        return {
-            name: sorted(
-                (
-                    r["popup_code"],
-                    r["reason_type"],
-                    r["cause"],
-                    r["status"],
-                    r["raised_at"],
-                    r["released_at"],
-                    r["release_basis"],
-                )
-                for r in rows
-            )
-            for name, rows in reasons(t).items()
-        }
-
-    return brief
+    return briefs_at(reasons)
 
 
 MAY6, MAY7, MAY8, MAY10 = ("2022-05-06T01:00:00", "2022-05-07T01:00:00", "2022-05-08T01:00:00", "2022-05-10T01:00:00")

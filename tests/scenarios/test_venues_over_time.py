@@ -12,7 +12,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.landing import resident_id, screened_stories, write_feed
+from tests.landing import briefs_at, resident_id, screened_stories, write_feed
 
 STORIES = (
     "moved_out",
@@ -151,24 +151,7 @@ def reasons(spark, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def at(reasons):
-    def brief(t: str) -> dict[str, list[tuple]]:
-        return {
-            name: sorted(
-                (
-                    r["popup_code"],
-                    r["reason_type"],
-                    r["cause"],
-                    r["status"],
-                    r["raised_at"],
-                    r["released_at"],
-                    r["release_basis"],
-                )
-                for r in rows
-            )
-            for name, rows in reasons(t).items()
-        }
-
-    return brief
+    return briefs_at(reasons)
 
 
 MAY4, MAY10, MAY20 = "2022-05-04T01:00:00", "2022-05-10T01:00:00", "2022-05-20T01:00:00"

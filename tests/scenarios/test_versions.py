@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.landing import resident_id, screened_stories, write_feed
+from tests.landing import briefs_at, resident_id, screened_stories, write_feed
 
 STORIES = (
     "lift_span",
@@ -350,24 +350,7 @@ def build(landing) -> None:
 def at(spark, tmp_path_factory):
     reasons = screened_stories(spark, tmp_path_factory.mktemp("versions"), build, P)
 
-    def brief(t: str) -> dict[str, list[tuple]]:
-        return {
-            name: sorted(
-                (
-                    r["popup_code"],
-                    r["reason_type"],
-                    r["cause"],
-                    r["status"],
-                    r["raised_at"],
-                    r["released_at"],
-                    r["release_basis"],
-                )
-                for r in rows
-            )
-            for name, rows in reasons(t).items()
-        }
-
-    return brief
+    return briefs_at(reasons)
 
 
 MAY6, MAY8, MAY9, MAY10, MAY20 = (
