@@ -218,7 +218,8 @@ def plan(
     screened = staged.withColumn("first_run_id", F.lit(run_id)).withColumn(
         "release_run_id", F.when(F.col("status") == "released", F.lit(run_id))
     )
-    gone = active.join(staged.select(*KEYS), KEYS, "left_anti").withColumns(
+    not_produced = active.join(staged.select(*KEYS), KEYS, "left_anti")
+    gone = not_produced.withColumns(
         {
             "status": F.lit("released"),
             "released_at": ts(t),
@@ -232,9 +233,8 @@ def plan(
     cols = schemas.gold_schema("popup_reasons").fieldNames()
     rows = screened.select(*cols).unionByName(gone.select(*cols))
     assign = staged.join(gold.select(*KEYS), KEYS, "left_anti")
-    release = active.join(staged.where(F.col("status") == "released").select(*KEYS), KEYS, "left_semi").unionByName(
-        active.join(staged.select(*KEYS), KEYS, "left_anti")
-    )
+    released_now = active.join(staged.where(F.col("status") == "released").select(*KEYS), KEYS, "left_semi")
+    release = released_now.unionByName(not_produced)
     return Plan(rows, assign, release)
 
 
