@@ -10,7 +10,7 @@ LAKE ?= demo/lake
 AS_OF ?= 2022-05-15T01:00:00
 SF ?= 0.002
 
-.PHONY: help setup run test test-fast test-airflow lint format java clean bench cluster-test airflow engine engine-stop
+.PHONY: help setup run test test-fast test-airflow lint format java clean bench cluster-test airflow engine engine-stop test-engine-stop
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -41,11 +41,16 @@ engine: setup  ## start the warm engine (one Spark JVM); then `export SCREENING_
 engine-stop:  ## stop the engine that `make engine` started
 	$(BIN)/screening engine stop
 
-test: setup  ## the whole suite, as CI runs it: unit, scenarios, end-to-end (about 50 min here)
-	$(BIN)/python -m pytest -q
+test: setup  ## the whole suite, as CI runs it: unit and scenarios on a test engine, then end-to-end in-process (about 50 min here)
+	$(BIN)/python -m pytest -q --engine=once tests/unit tests/scenarios
+	$(BIN)/python -m pytest -q tests/e2e
 
-test-fast: setup  ## the inner loop: unit and scenario tests, without whole pipeline runs (marked slow); about 7 min here
-	$(BIN)/python -m pytest -q -m "not slow" tests/unit tests/scenarios
+test-fast: setup  ## the inner loop: unit and scenario tests on the test engine, left up for the next run (about 5 min here)
+	$(BIN)/python -m pytest -q -m "not slow" --engine=warm tests/unit tests/scenarios
+	@echo "the test engine stays up for the next run (.engine-test/); make test-engine-stop stops it"
+
+test-engine-stop:  ## stop the test engine that make test-fast leaves up
+	SCREENING_ENGINE_HOME=.engine-test $(BIN)/screening engine stop
 
 test-airflow: setup  ## only the Airflow end-to-end test (also in make test): a nightly and two hourly DAG runs (5 min)
 	$(BIN)/python -m pytest -q -m airflow_e2e tests/e2e/test_airflow_e2e.py

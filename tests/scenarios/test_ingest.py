@@ -10,6 +10,8 @@ ingested with a floor (late rows).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -482,7 +484,10 @@ def test_a_few_wanted_keys_are_broadcast_to_the_whole_feed_and_many_are_joined_b
     spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
     try:
         got = as_of_for(raw, "grid_dwells", t, wanted, "phone")
-        plan = got._jdf.queryExecution().executedPlan().toString()
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            got.explain()  # the physical plan, on a classic session or a thin client alike
+        plan = shown.getvalue()
         assert sorted((r["record_id"], r["phone"], r["_valid_to"]) for r in got.collect()) == [
             ("D1", a, dt("2022-05-01T12:00:00"))
         ]
