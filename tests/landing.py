@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 from jobs.schemas import feed_spec
@@ -27,6 +28,22 @@ def write_feed(
         for r in rows:
             w.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
     return path
+
+
+_dwell_ids = itertools.count(1)
+
+
+def dwell(phone: str, grid: str, start: str, end: str, reported: str, rid: str | None = None) -> dict:
+    """A grid_dwells row; record IDs gd-001, gd-002, ... unless given."""
+    rid = rid or f"gd-{next(_dwell_ids):03d}"
+    return {
+        "record_id": rid,
+        "phone": phone,
+        "grid_id": grid,
+        "start_at": start,
+        "end_at": end,
+        "reported_at": reported,
+    }
 
 
 def screened_stories(spark, root: Path, build, people: dict[str, str]):

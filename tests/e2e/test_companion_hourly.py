@@ -12,21 +12,9 @@ from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.policy import policy_at
 from jobs.run import run
-from tests.landing import resident_id, write_feed
+from tests.landing import dwell, resident_id, write_feed
 
 pytestmark = pytest.mark.slow  # two whole runs: deselect with -m "not slow"
-
-
-def dwell(phone: str, grid: str, start: str, end: str, reported: str) -> dict:
-    rid = f"gd-{phone[-4:]}-{grid}-{start[8:13]}"
-    return {
-        "record_id": rid,
-        "phone": phone,
-        "grid_id": grid,
-        "start_at": start,
-        "end_at": end,
-        "reported_at": reported,
-    }
 
 
 # -- who is screened (jobs.incremental.affected) --------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.run import run, run_stage
-from tests.landing import resident_id, write_feed
+from tests.landing import dwell, resident_id, write_feed
 
 NAMES = [
     "due",
@@ -35,17 +35,6 @@ PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
 CA, CP, CQ = "13800000101", "13800000102", "13800000103"
 F_RUN, T_RUN = datetime(2022, 5, 15, 11, 0), datetime(2022, 5, 15, 12, 0)
 FIX = "2022-05-15T11:30:00"  # when the corrections with a knowledge time of their own became known
-
-
-def dwell(rid: str, phone: str, grid: str, start: str, end: str, reported: str) -> dict:
-    return {
-        "record_id": rid,
-        "phone": phone,
-        "grid_id": grid,
-        "start_at": start,
-        "end_at": end,
-        "reported_at": reported,
-    }
 
 
 def scan(sid: str, who: str, venue: str, at: str) -> dict:
@@ -128,32 +117,32 @@ def build(landing) -> None:
         landing,
         "grid_dwells",
         [  # each case phone 31 h in a cell; each person 30 minutes beside it
-            dwell("gd-a10", CA, "G10", "2022-05-08T00:00:00", "2022-05-09T07:00:00", "2022-05-09T08:00:00"),
+            dwell(CA, "G10", "2022-05-08T00:00:00", "2022-05-09T07:00:00", "2022-05-09T08:00:00", rid="gd-a10"),
             dwell(
-                "gd-m10",
                 PH["moved_case_dwell"],
                 "G10",
                 "2022-05-08T10:00:00",
                 "2022-05-08T10:30:00",
                 "2022-05-08T11:00:00",
+                rid="gd-m10",
             ),
-            dwell("gd-p20", CP, "G20", "2022-05-08T00:00:00", "2022-05-09T07:00:00", "2022-05-09T08:00:00"),
+            dwell(CP, "G20", "2022-05-08T00:00:00", "2022-05-09T07:00:00", "2022-05-09T08:00:00", rid="gd-p20"),
             dwell(
-                "gd-c20",
                 PH["phone_corrected"],
                 "G20",
                 "2022-05-08T10:00:00",
                 "2022-05-08T10:30:00",
                 "2022-05-08T11:00:00",
+                rid="gd-c20",
             ),
-            dwell("gd-a30", CA, "G30", "2022-05-10T00:00:00", "2022-05-11T07:00:00", "2022-05-11T08:00:00"),
+            dwell(CA, "G30", "2022-05-10T00:00:00", "2022-05-11T07:00:00", "2022-05-11T08:00:00", rid="gd-a30"),
             dwell(
-                "gd-o30",
                 PH["own_dwell_moved"],
                 "G30",
                 "2022-05-10T10:00:00",
                 "2022-05-10T10:30:00",
                 "2022-05-10T11:00:00",
+                rid="gd-o30",
             ),
         ],
     )
@@ -191,9 +180,9 @@ def correct(landing) -> None:
         "grid_dwells",
         [
             dwell(
-                "gd-a10", CA, "G11", "2022-05-08T00:00:00", "2022-05-09T07:00:00", FIX
+                CA, "G11", "2022-05-08T00:00:00", "2022-05-09T07:00:00", FIX, rid="gd-a10"
             ),  # the case's dwell: another cell
-            dwell("gd-o30", PH["own_dwell_moved"], "G31", "2022-05-10T10:00:00", "2022-05-10T10:30:00", FIX),
+            dwell(PH["own_dwell_moved"], "G31", "2022-05-10T10:00:00", "2022-05-10T10:30:00", FIX, rid="gd-o30"),
         ],  # own dwell
         name="part-002.csv",
     )

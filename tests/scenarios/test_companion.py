@@ -17,7 +17,7 @@ from jobs.keys import person_key_py
 from jobs.lake import Lake
 from jobs.policy import policy_at
 from jobs.screen import inputs, screen
-from tests.landing import resident_id, write_feed
+from tests.landing import dwell, resident_id, write_feed
 
 NAMES = [
     "o9",
@@ -50,19 +50,6 @@ P = {n: resident_id(f"11010519850101{i:03d}") for i, n in enumerate(NAMES, 1)}
 PH = {n: f"1370000{i:04d}" for i, n in enumerate(NAMES, 1)}
 CA, CB, CR, CD, CF = "13800000001", "13800000002", "13800000003", "13800000004", "13800000006"
 T = "2022-05-20T00:00:00"
-
-_seq = iter(range(1, 1000))
-
-
-def dwell(phone: str, grid: str, start: str, end: str, reported: str, rid: str | None = None) -> dict:
-    return {
-        "record_id": rid or f"gd-{next(_seq):03d}",
-        "phone": phone,
-        "grid_id": grid,
-        "start_at": start,
-        "end_at": end,
-        "reported_at": reported,
-    }
 
 
 def build(landing) -> None:
