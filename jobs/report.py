@@ -179,7 +179,7 @@ def render(d: dict) -> str:
             [[POPUP_ZH.get(c, c), TYPE_ZH.get(t, t), t, n] for c, t, n in d["assigned"]],
         )
     )
-    out.append(f"<p>合计 {sum(r[2] for r in d['assigned'])} assigned.</p>")
+    out.append(f"<p>合计 {sum(r[2] for r in d['assigned'])} 条原因新增 (reasons assigned).</p>")
     out.append('<h2 id="released">本次运行解除 (released in this run)</h2>')
     out.append(
         _table(
@@ -187,7 +187,7 @@ def render(d: dict) -> str:
             [[POPUP_ZH.get(c, c), BASIS_ZH.get(b, b), b, n, g] for c, b, n, g in d["released"]],
         )
     )
-    out.append(f"<p>合计 {sum(r[2] for r in d['released'])} released.</p>")
+    out.append(f"<p>合计 {sum(r[2] for r in d['released'])} 条原因解除 (reasons released).</p>")
     out.append(
         f'<h2 id="districts">各区弹窗人数 (people with an active popup per district, last {len(d["runs"])} runs)</h2>'
     )

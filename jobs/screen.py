@@ -336,8 +336,9 @@ def publish(
         .collect()
     )
     log(
-        f"screened at {t:%Y-%m-%d %H:%M:%S} with policy {policy.id}: {counts['active']} active reasons, "
-        f"{counts['assigned']} assigned and {counts['released']} released in this run, {counts['green_again']} people green again"
+        f"screened at {t:%Y-%m-%d %H:%M:%S} with policy {policy.id}: {counts['active']} active reasons; "
+        f"in this run's lists {counts['assigned']} reasons assigned and {counts['released']} reasons released; "
+        f"{counts['green_again']} people green again"
     )
     for r in by_code:
         log(f"  popup {r['popup_code']:<2} {r['reason_type']:<24}{r['count']:>8}")

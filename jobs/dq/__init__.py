@@ -333,7 +333,8 @@ def print_summary(ctx, summary: dict) -> None:
         + (f", failed: {', '.join(summary['suites_failed'])}" if summary["suites_failed"] else "")
         + f"; {checked} gate checks, {len(tripped)} tripped"
         + (f" (overridden: {', '.join(sorted(ctx.overrides))})" if ctx.overrides else "")
-        + f"; {summary.get('people_assigned', 0)} people assigned, {summary.get('people_released', 0)} released"
+        + f"; {summary.get('people_assigned', 0)} people with a reason new to gold, "
+        + f"{summary.get('people_released', 0)} people with an active reason released"
         + f" ({sum(summary.get(p, {}).get('seconds', 0) for p in ('feeds', 'results', 'published')):.0f} s)"
     )
     ctx.log(f"data quality results: {ctx.lake.gold(RESULTS_TABLE)}")

@@ -51,7 +51,7 @@ def test_report_numbers_match_the_gold_tables(page, spark):
     got = {(r[2], int(r[3])) for r in cells(html, "active")[1:]}
     assert got == {(t, n) for (_, t), n in active.items()}
     released = lake.read_gold(spark, "release_list").where(f"run_id = '{RUN2}'").count()
-    assert f"<p>合计 {released} released.</p>" in html
+    assert f"<p>合计 {released} 条原因解除 (reasons released).</p>" in html
     from jobs.reasons_text import ACTION_ZH
 
     dispatch = {tuple(r[2:5]) for r in cells(html, "dispatch")[1:]}
