@@ -9,12 +9,44 @@ from datetime import date
 from jobs import engine, explain, sql
 from jobs.asof_time import parse_as_of
 from jobs.devtools import bench
+from jobs.settings import path_option
 from jobs.spark import end_session, engine_gone, remote
 
 # Modules that add a subcommand of their own via add_parser(subparsers). Like this module they import nothing
 # that loads pyspark at start-up; the pipeline (jobs.run, jobs.schemas, the generator) is imported by the command
 # that runs it, so that `screening --help` starts in a fraction of a second.
 COMMAND_MODULES = (engine, explain, sql, bench)
+
+
+EPILOG = """examples:
+  screening generate --landing demo/landing --sf 0.002 --days 14
+  screening run --landing demo/landing --lake demo/lake --as-of 2022-05-15T01:00:00
+  screening run ... --mode hourly --as-of 2022-05-15T13:00:00
+  screening sql "SELECT * FROM releases_by_basis" --lake demo/lake
+  screening explain ID_NUMBER --lake demo/lake
+  export SCREENING_LAKE=demo/lake SCREENING_LANDING=demo/landing   # then --lake/--landing may be left out
+
+exit codes of run and stage:
+  0  done
+  3  a data-quality gate halted the run: nothing was published (the gate and numbers are in run_log)
+  75 another run holds the lake: try again when it is done
+  1  any other failure, with a message naming it
+
+`screening COMMAND --help` gives each command's options; README.md and docs/operations.md the rest."""
+
+
+def version() -> str:
+    """This package's version and the engine's parts, without loading pyspark."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    def of(dist: str) -> str:
+        try:
+            return installed(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"screening {of('screening')} (pyspark {of('pyspark')}, delta-spark {of('delta-spark')})"
 
 
 def cmd_generate(args) -> int:
@@ -66,8 +98,8 @@ def cmd_stage(args) -> int:
 
 
 def run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--landing", required=True)
-    p.add_argument("--lake", required=True)
+    path_option(p, "landing", "the landing folder (one sub-folder of CSV files per feed)")
+    path_option(p, "lake", "the lake folder (bronze, gold, dq, exports, reports)")
     p.add_argument("--as-of", required=True, help="knowledge cut-off, ISO-8601 (local time if no offset)")
     p.add_argument("--mode", choices=["nightly", "hourly"], default="nightly")
     p.add_argument(
@@ -92,11 +124,17 @@ def cmd_schemas(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening", description="Health-code popup screening pipeline")
+    p = argparse.ArgumentParser(
+        prog="screening",
+        description="Health-code popup screening pipeline",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=version())
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write synthetic landing CSVs for every feed")
-    g.add_argument("--landing", required=True)
+    path_option(g, "landing", "write the landing files here")
     g.add_argument("--sf", type=float, default=0.01, help="scale factor: 1 = about 1 M persons")
     g.add_argument("--start", default="2022-05-01", help="first day (YYYY-MM-DD)")
     g.add_argument("--days", type=int, default=14)
@@ -111,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     i = sub.add_parser("ingest", help="load new landing files into bronze Delta tables (bad rows → rejects)")
-    i.add_argument("--landing", required=True)
-    i.add_argument("--lake", required=True)
+    path_option(i, "landing", "the landing folder")
+    path_option(i, "lake", "the lake folder")
     i.set_defaults(func=cmd_ingest)
 
     r = sub.add_parser("run", help="ingest what is new, screen at --as-of, write the gold tables")

@@ -28,6 +28,7 @@ from jobs.reasons_text import (
     time_en,
     time_zh,
 )
+from jobs.settings import path_option
 from jobs.spark import get_spark
 
 # The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark:
@@ -322,7 +323,7 @@ def cmd_explain(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("explain", help="why a person has (or had) a popup, in plain Chinese (or --lang en)")
     p.add_argument("person", help="18-character ID number or 64-hex person key")
-    p.add_argument("--lake", required=True)
+    path_option(p, "lake", "the lake folder")
     p.add_argument("--as-of", help="as published by the latest run at or before this time (default: latest run)")
     p.add_argument("--lang", choices=["zh", "en"], default="zh")
     p.set_defaults(func=cmd_explain)

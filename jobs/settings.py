@@ -137,6 +137,10 @@ class Settings:
         "when the engine frees the session of a client that died",
     )
     # -- the run ---------------------------------------------------------------------------------------------
+    lake: Path | None = _setting(None, _path, "the lake, when a command is given no --lake (unset: --lake is required)")
+    landing: Path | None = _setting(
+        None, _path, "the landing folder, when a command is given no --landing (unset: --landing is required)"
+    )
     ingest_threads: int = _setting(3, _whole(1), "feeds ingested at once")
     policy: Path = _setting(ROOT / "policy.toml", _path, "the policy file (its versions over time)")
     dq_gates: Path = _setting(ROOT / "data_quality" / "gates.toml", _path, "the data-quality gates' thresholds")
@@ -179,6 +183,17 @@ class Settings:
         if bad:
             raise SettingsError("bad setting: " + "; ".join(bad))
         return cls(**values)
+
+
+def path_option(parser, name: str, help: str) -> None:
+    """Add --lake or --landing to an argparse parser: SCREENING_LAKE / SCREENING_LANDING when set, else required."""
+    default = getattr(settings(), name)
+    parser.add_argument(
+        f"--{name}",
+        default=None if default is None else str(default),
+        required=default is None,
+        help=f"{help} (default: ${Settings.variable(name)}, which is {'set' if default else 'unset'})",
+    )
 
 
 def settings() -> Settings:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from jobs.asof_time import parse_as_of
+from jobs.settings import path_option
 from jobs.spark import get_spark
 
 # The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark:
@@ -119,7 +120,7 @@ def list_names(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("sql", help="Spark SQL over the lake's tables and analyst views (docs/analyst.md)")
     p.add_argument("query", help='a SELECT, e.g. "SELECT * FROM releases_by_basis"; "views" lists tables and views')
-    p.add_argument("--lake", required=True)
+    path_option(p, "lake", "the lake folder")
     p.add_argument("--format", choices=["table", "csv"], default="table")
     p.add_argument("--output", help="write to this file instead of stdout")
     p.add_argument("--limit", type=int, default=1000, help="rows shown (0 = all)")
