@@ -314,8 +314,9 @@ def cmd_explain(args) -> int:
     from jobs.lake import Lake
 
     resolve_key(args.person)  # fail fast, before Spark starts
+    at = parse_as_of(args.as_of) if args.as_of else None
     lake = Lake(args.lake)
-    data = gather(get_spark("screening-explain"), lake, args.person, parse_as_of(args.as_of) if args.as_of else None)
+    data = gather(get_spark("screening-explain"), lake, args.person, at)
     sys.stdout.write(render(data, args.lang) + "\n")
     return 0
 

@@ -10,6 +10,7 @@ Table lookup, time travel and that refusal are jobs/catalog.py's (shared with `e
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 import unicodedata
 from datetime import datetime
@@ -39,6 +40,14 @@ def run_sql(spark, lake, query: str, versions=None, at=None):
     catalog.check_pii(query)
     catalog.register(spark, lake, query, versions, at)
     return spark.sql(query)
+
+
+def one_line(e: Exception) -> str:
+    """Spark's message without the plan and stack it appends; a table not found also says where names are listed."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "TABLE_OR_VIEW_NOT_FOUND" in first:
+        first += " (`screening sql views` lists the tables and views)"
+    return first
 
 
 def _width(s: str) -> int:
@@ -80,11 +89,22 @@ def cmd_sql(args) -> int:
     except SqlRefused as e:
         print(e, file=sys.stderr)
         return 2
+    at = parse_as_of(args.as_of_time, "--as-of-time") if args.as_of_time else None  # before Spark starts
+    versions = parse_versions(args.as_of_version)
     spark = get_spark("screening-sql")
-    at = parse_as_of(args.as_of_time) if args.as_of_time else None
-    df = run_sql(spark, lake, args.query, parse_versions(args.as_of_version), at)
-    rows = df.limit(args.limit).collect() if args.limit else df.collect()
-    cols = df.columns
+    from pyspark.errors import AnalysisException  # classic and Spark Connect raise subclasses of it
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # they would print it again, as JSON
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+    try:
+        df = run_sql(spark, lake, args.query, versions, at)
+        rows = df.limit(args.limit).collect() if args.limit else df.collect()
+        cols = df.columns
+    except AnalysisException as e:  # an unknown table or column, bad SQL: one line, not a Java stack
+        print(f"screening sql: {one_line(e)}", file=sys.stderr)
+        return 2
     if args.format == "csv":
         f = open(args.output, "w", encoding="utf-8-sig", newline="") if args.output else sys.stdout
         w = csv.writer(f)

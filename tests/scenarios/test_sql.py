@@ -53,6 +53,39 @@ def test_table_output_aligns_chinese_text():
     ]
 
 
+# --- bad input: one line, checked before Spark starts where it can be -------------------------------------------
+def sql(*argv: str) -> int:
+    from jobs.cli import build_parser
+
+    args = build_parser().parse_args(["sql", *argv])
+    return args.func(args)
+
+
+def test_a_bad_as_of_time_stops_before_spark_starts_naming_its_flag(tmp_path, monkeypatch):
+    def no_spark(*_):
+        raise AssertionError("Spark started")
+
+    monkeypatch.setattr("jobs.sql.get_spark", no_spark)
+    with pytest.raises(SystemExit) as e:
+        sql("SELECT * FROM run_log", "--lake", str(tmp_path), "--as-of-time", "yesterday")
+    assert str(e.value) == "--as-of-time 'yesterday' is not an ISO-8601 timestamp (e.g. 2022-05-15T01:00:00)"
+
+
+def test_an_unknown_table_is_one_line_naming_it(spark, tmp_path, capsys):
+    assert sql("SELECT * FROM popup_reason", "--lake", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("screening sql: [TABLE_OR_VIEW_NOT_FOUND] The table or view `popup_reason` cannot be found")
+    assert err.endswith("(`screening sql views` lists the tables and views)")
+
+
+def test_bad_sql_is_one_line_naming_where(spark, tmp_path, capsys):
+    assert sql("SELEC * FROM run_log", "--lake", str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("screening sql: [PARSE_SYNTAX_ERROR] Syntax error at or near 'SELEC'")
+
+
 # --- on the scenario lake -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lake(spark):
