@@ -19,6 +19,8 @@ from pathlib import Path
 from jobs import ROOT
 from jobs.settings import settings
 
+LOG4J = Path(__file__).with_name("log4j2.properties")  # the JVM's logging: errors only (see the file)
+
 # pyspark (and concurrent.futures) are imported inside the functions that use them: the CLI at start-up and the
 # Airflow tasks (for the jar paths) import this module, and must not pay for them.
 
@@ -87,14 +89,14 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.default.parallelism": "2" if testing else "4",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
-        "spark.log.level": s.spark_log_level,
         "spark.databricks.delta.snapshotPartitions": "2",
         # A debugging check: in a session zone other than UTC, Delta lists every file of the table on each commit
         # to verify its checksum. Our zone is Asia/Shanghai, so every commit paid for a full listing.
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
+        # errors only until the session is up: no start-up banner on a command's stderr
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=Asia/Shanghai -Dlog4j2.configurationFile={LOG4J}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
         # With the UI off nobody reads the status store: keep little of it (defaults: 1000 stages, 100k tasks).
         "spark.ui.retainedJobs": "100",
@@ -114,6 +116,8 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         conf.update(NO_CODEGEN)
     if testing or not s.spark_ui:
         conf["spark.ui.enabled"] = "false"
+    if s.spark_log_level != "ERROR":  # ERROR is log4j2.properties' own; Spark prints a line when this is set
+        conf["spark.log.level"] = s.spark_log_level
     if testing:
         conf["spark.sql.adaptive.coalescePartitions.initialPartitionNum"] = "2"
         conf["spark.rdd.compress"] = "false"

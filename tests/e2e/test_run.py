@@ -194,6 +194,8 @@ def test_screening_run_end_to_end_on_generated_data(spark, gen):
     assert f"data docs: {lake.root / 'dq' / 'docs' / 'index.html'}" in res.stdout
     assert (lake.root / "dq" / "docs" / "index.html").is_file()
     assert "ERROR Executor" not in res.stderr, res.stderr[-3000:]  # no failed Spark task, even a tolerated one
+    for banner in ("Using Spark's default log4j profile", "Setting default log level", "NativeCodeLoader"):
+        assert banner not in res.stderr, res.stderr[-3000:]  # the JVM logs errors only (jobs/log4j2.properties)
 
     # first run: every reason was assigned by it, and the assignment list is exactly those reasons
     assert {r["first_run_id"] for r in reasons} == {NIGHTLY_RUN}

@@ -51,3 +51,15 @@ def test_interpreted_turns_generated_code_off_inside_and_gives_the_session_back_
     finally:
         for k, v in before.items():
             spark.conf.set(k, v) if v is not None else spark.conf.unset(k)
+
+
+def test_the_jvm_logs_errors_only_and_spark_log_level_is_set_only_to_raise_it(monkeypatch):
+    from jobs.spark import LOG4J
+
+    monkeypatch.delenv("SCREENING_SPARK_LOG_LEVEL", raising=False)
+    conf = builder_config()
+    assert f"-Dlog4j2.configurationFile={LOG4J}" in conf["spark.driver.extraJavaOptions"].split()
+    assert "rootLogger.level = error" in LOG4J.read_text(encoding="utf-8").splitlines()
+    assert "spark.log.level" not in conf  # setting it makes Spark print a line at start-up
+    monkeypatch.setenv("SCREENING_SPARK_LOG_LEVEL", "warn")
+    assert builder_config()["spark.log.level"] == "WARN"
