@@ -41,11 +41,11 @@ engine: setup  ## start the warm engine (one Spark JVM); then `export SCREENING_
 engine-stop:  ## stop the engine that `make engine` started
 	$(BIN)/screening engine stop
 
-test: setup  ## the whole suite, as CI runs it: unit and scenarios on a test engine, then end-to-end in-process (about 50 min here)
+test: setup  ## the whole suite, as CI runs it: unit and scenarios on a test engine, then end-to-end in-process (about 45 min here)
 	$(BIN)/python -m pytest -q --engine=once tests/unit tests/scenarios
 	$(BIN)/python -m pytest -q tests/e2e
 
-test-fast: setup  ## the inner loop: unit and scenario tests on the test engine, left up for the next run (about 5 min here)
+test-fast: setup  ## the inner loop: unit and scenario tests on the test engine, left up for the next run (about 5 min cold, 4 warm)
 	$(BIN)/python -m pytest -q -m "not slow" --engine=warm tests/unit tests/scenarios
 	@echo "the test engine stays up for the next run (.engine-test/); make test-engine-stop stops it"
 
