@@ -95,7 +95,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.databricks.delta.allFilesInCrc.verificationMode.forceOnNonUTC.enabled": "false",
         "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-        # errors only until the session is up: no start-up banner on a command's stderr
+        # the JVM logs errors only (LOG4J): no start-up banner on a command's stderr
         "spark.driver.extraJavaOptions": f"-Duser.timezone=Asia/Shanghai -Dlog4j2.configurationFile={LOG4J}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=Asia/Shanghai",
         # With the UI off nobody reads the status store: keep little of it (defaults: 1000 stages, 100k tasks).

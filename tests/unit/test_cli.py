@@ -18,6 +18,13 @@ def test_version_names_the_package_and_the_spark_and_delta_it_runs_on():
     )
 
 
+def test_version_prints_it_and_exits(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == version() + "\n"
+
+
 def test_help_lists_the_exit_codes_a_run_returns():
     text = build_parser().format_help()
     codes = dict(re.findall(r"^  (\d+) +(\S+)", text.split("exit codes")[1], re.M))
