@@ -169,6 +169,13 @@ class Lake:
             return spark.createDataFrame([], schemas.gold_schema(table))
         return spark.read.format("delta").load(path)
 
+    def partition_columns(self, spark: SparkSession, path: str) -> list[str]:
+        """The partition columns of the table at `path`, from its latest checksum file when Delta wrote one."""
+        crc = checksum(path)
+        if crc is not None:
+            return (crc.get("metadata") or {}).get("partitionColumns") or []
+        return list(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("partitionColumns").first()[0] or [])
+
     def version(self, spark: SparkSession, path: str) -> int | None:
         return delta_version(path) if self.exists(path) else None
 
@@ -189,19 +196,21 @@ class Lake:
         insert: bool = True,
         prune: str | None = None,
         properties: dict[str, str] | None = None,
+        partition_by: str | None = None,
     ) -> None:
         """Upsert `source` into the Delta table at `path` on `keys` (created with `schema` if missing). `prune`, a
         condition on the target alone (`t.`) that every matching row meets, lets Delta skip the files that cannot
         match (by their min/max statistics) instead of reading the whole table. `properties`: table properties
-        the table must have (set at creation, or before this write)."""
+        the table must have (set at creation, or before this write). `partition_by`: the table's partition column
+        when this write creates it."""
         source = source.select([c.name for c in schema.fields])
         if not self.exists(path):  # first load: a plain write is one commit instead of two
             if not insert:
                 return
-            committed(
-                lambda: source.write.format("delta").options(**(properties or {})).mode("append").save(path),
-                f"append to {path}",
-            )
+            writer = source.write.format("delta").options(**(properties or {})).mode("append")
+            if partition_by:
+                writer = writer.partitionBy(partition_by)
+            committed(lambda: writer.save(path), f"append to {path}")
             return
         if properties:
             set_properties(spark, path, properties)

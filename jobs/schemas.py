@@ -40,7 +40,16 @@ BRONZE_META = [
     },
     {"name": "_line", "type": "int", "nullable": False, "description": "1-based line in that file"},
     {"name": "_run_id", "type": "string", "nullable": False, "description": "Run that ingested the row"},
+    {
+        "name": "_known_date",
+        "type": "date",
+        "nullable": False,
+        "description": "Date of `_source_known_at` (Asia/Shanghai): the table's partition, so a delivery's merge "
+        "reads only the days it can collide with and compaction never mixes days",
+    },
 ]
+# Bronze is partitioned by the delivered knowledge date (a table made before this column keeps its layout).
+BRONZE_PARTITION = "_known_date"
 
 _TYPES = {
     "string": T.StringType(),
@@ -91,7 +100,21 @@ def data_dictionary() -> str:
         "Generated from `schemas/` by `screening schemas --dictionary`; do not edit by hand.",
         "",
     ]
-    out += ["## Bronze tables (`<lake>/bronze/<feed>`)", ""]
+    out += [
+        "## Bronze tables (`<lake>/bronze/<feed>`)",
+        "",
+        "Layout: every bronze table is a Delta table partitioned by `_known_date`, the date its rows became known as",
+        "delivered (Asia/Shanghai), with its change data feed on:",
+        "- ingest merges a delivery only into the days it can collide with (a version is keyed by record and",
+        "  knowledge time), so landing a day costs the same with 3 or 28 days in the lake;",
+        "- an hourly run reads what ingest wrote since the previous run from the change data feed (the files of",
+        "  those commits only), and the history of just the people, phones and cells that touches;",
+        "- `screening maintain` compacts small files (OPTIMIZE) within each day and never mixes days.",
+        "",
+        "A table made before `_known_date` existed keeps its unpartitioned layout and works as before; rebuild the",
+        "lake from its landing files to lay it out by day.",
+        "",
+    ]
     for feed in FEEDS:
         spec = feed_spec(feed)
         kt = spec["knowledge_time"] + (f" (end: {spec['end_knowledge_time']})" if "end_knowledge_time" in spec else "")

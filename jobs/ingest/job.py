@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import schemas
 from jobs.faults import point
@@ -84,7 +86,13 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
     slices = text.groupBy("_uri", "_pid").agg(F.min("_mid").alias("_min"), F.count("*").alias("_n"))
     w = Window.partitionBy("_uri").orderBy("_pid").rowsBetween(Window.unboundedPreceding, -1)
     slices = slices.withColumn("_offset", F.coalesce(F.sum("_n").over(w), F.lit(0)))
-    lines = text.join(F.broadcast(slices.select("_uri", "_pid", "_min", "_offset")), ["_uri", "_pid"])
+    # the file's path relative to the landing, once per slice instead of once per line
+    prefix = str(landing.resolve()) + "/"
+    path = F.url_decode(F.regexp_replace(F.col("_uri"), "^file:(//)?", ""))
+    slices = slices.withColumn(
+        "_file", F.when(path.startswith(prefix), F.substring(path, len(prefix) + 1, 100000)).otherwise(path)
+    )
+    lines = text.join(F.broadcast(slices.select("_uri", "_pid", "_min", "_offset", "_file")), ["_uri", "_pid"])
     lines = lines.withColumn("_line", (F.col("_offset") + F.col("_mid") - F.col("_min") + 1).cast("int"))
     lines = lines.where((F.col("_line") > 1) & (F.trim(F.col("value")) != ""))
     # RFC 4180 quoting (a quote inside a quoted field is doubled, as Excel and Python's csv write it).
@@ -92,17 +100,17 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
         "_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt", "escape": '"'})
     )
     # Spark pads a short row and drops extra fields silently: count the fields ourselves (commas outside
-    # quoted sections); a quote left outside them is broken quoting.
-    # (unrolled, possessive: a 200k-character field must not overflow Java's regex stack)
+    # quoted sections); a quote left outside them is broken quoting. Most lines hold no quote at all and skip
+    # the regex. (unrolled, possessive: a 200k-character field must not overflow Java's regex stack)
+    quoted = F.instr("value", '"') > 0
     unquoted = F.regexp_replace("value", r'"[^"]*+(?:""[^"]*+)*+"', "")
-    broken = (F.size(F.split(unquoted, ",")) != len(fields)) | (F.instr(unquoted, '"') > 0)
+    broken = F.when(quoted, (F.size(F.split(unquoted, ",")) != len(fields)) | (F.instr(unquoted, '"') > 0)).otherwise(
+        F.size(F.split("value", ",")) != len(fields)
+    )
     parsed = parsed.withColumn(
         "_p", F.col("_p").withField("_corrupt", F.coalesce(F.col("_p._corrupt"), F.when(broken, F.col("value"))))
     )
-    prefix = str(landing.resolve()) + "/"
-    path = F.url_decode(F.regexp_replace(F.col("_uri"), "^file:(//)?", ""))
-    rel = F.when(path.startswith(prefix), F.substring(path, len(prefix) + 1, 100000)).otherwise(path)
-    return parsed.select("_p.*", rel.alias("_file"), "_line", F.col("value").alias("_raw"))
+    return parsed.select("_p.*", "_file", "_line", F.col("value").alias("_raw"))
 
 
 class Ingestor:
@@ -115,7 +123,6 @@ class Ingestor:
             Path(landing).resolve(),
         )  # the engine may run elsewhere: no relative paths
         self.run_id, self.floor, self.log = run_id, floor, log
-        self._persisted: list[DataFrame] = []
 
     def known_hashes(self) -> dict[str, str]:
         df = self.lake.read_gold(self.spark, "ingested_files").select("sha256", "file")
@@ -175,8 +182,6 @@ class Ingestor:
                     ["sha256"],
                     update_when="never",
                 )
-        for df in self._persisted:
-            df.unpersist()
         return reports
 
     def ingest_feed(self, feed: str, todo: list[tuple[Path, str]], rep: FeedReport) -> None:
@@ -228,11 +233,11 @@ class Ingestor:
             validated = v if validated is None else validated.unionByName(v)
         counts: dict[str, tuple[int, int]] = {}
         if validated is not None:
-            # Only a rejected row keeps its raw line (the rejects table shows it): cached for every row, the lines
-            # took more memory than the parsed columns (well over twice as much for grid dwells).
+            # Parsed and checked once, kept on local disk for the passes below (a cache in memory cost three
+            # times the parsing and did not fit a day at scale). Only a rejected row keeps its raw line.
             validated = validated.withColumn(
                 "_raw", F.when(F.col("_reject_reason").isNotNull(), F.col("_raw"))
-            ).persist()
+            ).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
             good = validated.where(F.col("_reject_reason").isNull())
             bad = validated.where(F.col("_reject_reason").isNotNull()).select(
                 F.lit(feed).alias("feed"),
@@ -264,8 +269,6 @@ class Ingestor:
             rep.rejected += r
             rows.append((feed_, rel, digest, n, r, status, run_id, floor))
         rep.loaded = rep.rows - rep.rejected
-        if validated is not None:
-            self._persisted.append(validated)
 
     def merge_bronze(self, feed: str, good: DataFrame, rep: FeedReport, earliest: str | None) -> None:
         spec = schemas.feed_spec(feed)
@@ -275,7 +278,11 @@ class Ingestor:
         def effective(c):  # a late row counts from the previous run's as-of (rules.md, precise semantics)
             return F.greatest(c, floor) if floor is not None else c
 
-        df = good.withColumn("_source_known_at", kt).withColumn("_known_at", effective(kt))
+        df = (
+            good.withColumn("_source_known_at", kt)
+            .withColumn("_known_at", effective(kt))
+            .withColumn(schemas.BRONZE_PARTITION, F.to_date(kt))
+        )
         two_event = schemas.is_two_event(feed)
         if two_event:
             end = F.col(spec["end_knowledge_time"])
@@ -284,13 +291,20 @@ class Ingestor:
         else:
             keys = list(spec["key"]) + ["_source_known_at"]
         df = df.withColumn("_line", F.col("_line").cast("int")).withColumn("_run_id", F.lit(self.run_id))
-        # Within this batch: one row per merge key, the later file then the later line.
-        w = Window.partitionBy(*keys).orderBy(F.col("_file").desc(), F.col("_line").desc())
-        df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+        # Within this batch: one row per merge key, the later file then the later line. A key twice in one
+        # delivery is rare: a hash of the keys finds out cheaply whether the whole batch must be sorted by key.
+        if repeated_keys(df, keys):
+            w = Window.partitionBy(*keys).orderBy(F.col("_file").desc(), F.col("_line").desc())
+            df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
         # A row is late if known before the floor; when even the earliest is not, the count (a Spark job) is 0.
         if self.floor and earliest and datetime.fromisoformat(earliest) < self.floor:
             rep.late += df.where(F.col("_known_at") > F.col("_source_known_at")).count()
+        path = self.lake.bronze(feed)
         schema = schemas.bronze_schema(feed)
+        # A bronze table made before the knowledge-date partition keeps its layout (and lacks the column).
+        dated = not self.lake.exists(path) or schemas.BRONZE_PARTITION in self.lake.partition_columns(self.spark, path)
+        if not dated:
+            schema = T.StructType([f for f in schema.fields if f.name != schemas.BRONZE_PARTITION])
         later = "(s._file > t._file OR (s._file = t._file AND s._line > t._line))"
         update = {c.name: f"s.`{c.name}`" for c in schema.fields}
         update["_known_at"] = "least(t._known_at, s._known_at)"  # a re-delivery is not late news
@@ -301,11 +315,13 @@ class Ingestor:
                 "coalesce(least(t._end_known_at, s._end_known_at), t._end_known_at, s._end_known_at)"
             )
         prune = None
-        if not two_event and earliest:  # a version matches only its own knowledge time: older files need not be read
+        if not two_event and earliest:  # a version matches only its own knowledge time: older days need not be read
             prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
+            if dated:
+                prune = f"t.{schemas.BRONZE_PARTITION} >= DATE'{earliest[:10]}' AND {prune}"
         self.lake.merge(
             self.spark,
-            self.lake.bronze(feed),
+            path,
             schema,
             df,
             keys,
@@ -313,7 +329,14 @@ class Ingestor:
             update_set=update,
             prune=prune,
             properties=CHANGE_FEED,
+            partition_by=schemas.BRONZE_PARTITION,
         )
+
+
+def repeated_keys(df: DataFrame, keys: list[str]) -> bool:
+    """Whether two rows of `df` may share `keys`: their 64-bit hashes collide (a false alarm only costs the sort)."""
+    h = F.xxhash64(*[F.col(k) for k in keys]).alias("_h")
+    return bool(df.groupBy(h).count().where("count > 1").limit(1).collect())
 
 
 def ingest_counts(spark: SparkSession, lake: Lake, run_id: str) -> tuple[dict[str, int], dict[str, int]]:

@@ -625,8 +625,8 @@ def test_a_small_delivery_is_ingested_without_generated_code_and_a_large_one_wit
     assert (reports["venue_scans"].skipped, reports["persons"].loaded) == (1, 1)
 
 
-def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp_path):
-    """A version matches only its own knowledge time, so the merge leaves files of older rows unread (a file
+def test_redelivery_merge_reads_only_the_days_that_can_hold_its_versions(spark, tmp_path):
+    """A version matches only its own knowledge time, so the merge leaves the days of older rows unread (a file
     moved away does not fail it) and still applies a same-time redelivery, also one of an old row."""
     landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
     table = Path(lake.bronze("venue_scans"))
@@ -637,7 +637,7 @@ def test_redelivery_merge_reads_only_files_that_can_hold_its_versions(spark, tmp
 
     old, new = SCAN, dict(SCAN, scan_id="V2", scanned_at="2022-05-05T09:00:00")
     ingest("r1", "part-001.csv", [old])
-    [old_file] = table.glob("*.parquet")
+    [old_file] = table.glob("_known_date=2022-05-03/*.parquet")
     ingest("r2", "part-002.csv", [new])
     old_file.rename(tmp_path / "aside.parquet")
     ingest("r3", "part-003.csv", [dict(new, venue_id="VEN7")])  # would fail reading the missing file
@@ -688,4 +688,41 @@ def test_row_known_after_as_of_is_not_seen(spark, env):
     seen = as_of(bronze, "venue_scans", datetime(2022, 5, 3, 10, 0)).collect()
     assert [(r["scan_id"], r["person_id"], r["scanned_at"], r["_is_current"]) for r in seen] == [
         ("V1", P1, dt("2022-05-03T10:00:00"), True)
+    ]
+
+
+def test_bronze_is_laid_out_by_the_day_its_rows_became_known(spark, tmp_path):
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    write_feed(landing, "venue_scans", [SCAN, dict(SCAN, scan_id="V2", scanned_at="2022-05-05T23:30:00")])
+    Ingestor(spark, lake, landing, run_id="r1", floor=None, log=quiet).run()
+    table = Path(lake.bronze("venue_scans"))
+    assert lake.partition_columns(spark, str(table)) == ["_known_date"]
+    assert sorted(p.name for p in table.glob("_known_date=*")) == ["_known_date=2022-05-03", "_known_date=2022-05-05"]
+    rows = lake.read_bronze(spark, "venue_scans").select("scan_id", "_known_date").collect()
+    assert sorted((r["scan_id"], r["_known_date"].isoformat()) for r in rows) == [
+        ("V1", "2022-05-03"),
+        ("V2", "2022-05-05"),  # 23:30 in Beijing is still the 5th (the session's zone)
+    ]
+
+
+def test_a_bronze_table_from_before_the_day_layout_keeps_taking_deliveries(spark, tmp_path):
+    """A lake made before `_known_date` existed: ingest merges into it without the column, and a redelivery
+    still replaces its row instead of adding one."""
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    write_feed(landing, "venue_scans", [SCAN], name="part-001.csv")
+    Ingestor(spark, lake, landing, run_id="r1", floor=None, log=quiet).run()
+    path = lake.bronze("venue_scans")
+    old_layout = spark.read.format("delta").load(path).drop("_known_date")
+    old_layout.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path + "-old")
+    shutil.rmtree(path)
+    Path(path + "-old").rename(path)
+    write_feed(landing, "venue_scans", [dict(SCAN, venue_id="VEN8")], name="part-002.csv")
+    write_feed(landing, "venue_scans", [dict(SCAN, scan_id="V3")], name="part-003.csv")
+    Ingestor(spark, lake, landing, run_id="r2", floor=None, log=quiet).run()
+    assert lake.partition_columns(spark, path) == []
+    rows = lake.read_bronze(spark, "venue_scans").collect()
+    assert "_known_date" not in rows[0].asDict()
+    assert sorted((r["scan_id"], r["venue_id"], r["_file"]) for r in rows) == [
+        ("V1", "VEN8", "venue_scans/part-002.csv"),
+        ("V3", "VEN1", "venue_scans/part-003.csv"),
     ]
