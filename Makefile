@@ -73,7 +73,7 @@ bench: setup  ## time initial load, nightly, hourly (night and day hour), compan
 cluster-test: setup  ## run nightly + hourly on a local standalone cluster, compare gold with local mode
 	$(BIN)/python scripts/cluster_test.py
 
-airflow: setup  ## Airflow locally (UI, scheduler) with the screening DAGs on demo/landing, demo/lake
+airflow: setup  ## Airflow locally (UI, scheduler) with the screening DAGs on demo/landing, demo/lake; Ctrl-C or SIGTERM stops all of it
 	scripts/airflow.sh standalone
 
 clean:  ## remove the demo lake and landing

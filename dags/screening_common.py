@@ -14,6 +14,7 @@ metadata DB or Variables. Everything that depends on the deployment is resolved 
 | driver memory (`submit`; with `connect` the heap of an engine the `engine` task starts) | `screening_driver_memory` | `2g` (`submit`), the engine's own default (`connect`) |
 | more Spark settings (JSON object, e.g. executor memory and cores on a cluster; `submit`) | `screening_spark_conf` | `{}` |
 | Spark master (`submit`) | connection `screening_spark` (e.g. `AIRFLOW_CONN_SCREENING_SPARK`) | `local[*]` when it is not defined |
+| where failure and lateness notices are posted (JSON, `ScreeningWebhookNotifier`) | `screening_alert_webhook` | none: notices are only logged |
 
 `as_of` is the run's data interval end in Asia/Shanghai, never the wall clock, so a rerun or a backfill of a
 date screens exactly what the scheduled run screened (run id `{mode}-{as_of:%Y%m%dT%H%M%S}`).
@@ -30,13 +31,23 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections import deque
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import BaseHook, BaseOperator, Param, Variable
+from airflow.sdk import (
+    BaseHook,
+    BaseNotifier,
+    BaseOperator,
+    DeadlineAlert,
+    DeadlineReference,
+    Param,
+    SyncCallback,
+    Variable,
+)
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 TZ = pendulum.timezone("Asia/Shanghai")
@@ -56,6 +67,22 @@ DEFAULT_REMOTE = "sc://127.0.0.1:15002"  # the Variable screening_spark_remote (
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")  # jobs.run.STAGES
 GATE_STAGES = ("dq_feeds", "dq_results")  # jobs.run.GATE_STAGES
+
+# Lateness. docs/scaling.md sets the targets at Beijing scale: a nightly run under 1 hour, an hourly run under 10
+# minutes. Neither policy.toml nor the SCREENING_* settings hold run-time limits, so they are named here:
+# - NIGHTLY_DONE_WITHIN: the nightly's DeadlineAlert. Not done 5 hours after it was queued, that is by 06:00 Beijing
+#   time for the 01:00 run (five times the target: room for retries and a late feed, and still before the
+#   community workers' day starts with the lists), it posts a `deadline_missed` notice; the run goes on.
+# - NIGHTLY_RUN_TIMEOUT: the nightly's dagrun_timeout. Its stage timeouts add up to 6 h 40 min; at 8 hours (09:00
+#   for the 01:00 run) the run is failed, which posts a `run_failed` notice (reason timed_out), and the lake's
+#   pool slot goes back to the day's hourly runs. Stages are idempotent: clearing the run later finishes it.
+# - HOURLY_RUN_TIMEOUT: the hourly's dagrun_timeout. Its stage timeouts add up to 1 h 40 min; a run still going
+#   after 2 hours is stuck: it is failed (a `run_failed` notice) and the next hour's run takes in everything new.
+NIGHTLY_DONE_WITHIN = timedelta(hours=5)
+NIGHTLY_RUN_TIMEOUT = timedelta(hours=8)
+HOURLY_RUN_TIMEOUT = timedelta(hours=2)
+ALERT_WEBHOOK = "screening_alert_webhook"  # the Variable (env AIRFLOW_VAR_SCREENING_ALERT_WEBHOOK) notices go to
+ALERT_TIMEOUT_S = 10  # seconds to deliver a notice; an unreachable webhook is logged, never fails the task
 
 
 def variable(name: str, default: str) -> str:
@@ -130,14 +157,221 @@ def interval_end(context):
     return context.get("data_interval_end") or context["dag_run"].run_after
 
 
+def screening_run_id(dag_id: str, as_of) -> str:
+    """The pipeline's run id of a run of DAG `dag_id` screening as of `as_of`, as `jobs.run.RunContext.run_id`
+    makes it."""
+    return f"{dag_id.removeprefix('screening_')}-{in_shanghai(as_of):%Y%m%dT%H%M%S}"
+
+
 def run_id_of(context) -> str:
     """The pipeline's run id of this Airflow run, as `jobs.run.RunContext.run_id` makes it."""
-    mode = context["dag"].dag_id.removeprefix("screening_")
-    return f"{mode}-{in_shanghai(interval_end(context)):%Y%m%dT%H%M%S}"
+    return screening_run_id(context["dag"].dag_id, interval_end(context))
 
 
 def one_line(text: object) -> str:
     return " ".join(str(text).split())[:500]
+
+
+# -- notices: failure and lateness, posted as JSON to a webhook --------------------------------------------------
+NOTICES = {
+    "task_failed": "a task failed for good (its retries used up, or a data-quality gate halted the run)",
+    "run_failed": "a DAG run failed without a task failing: dagrun_timeout (reason timed_out) or a deadlock",
+    "deadline_missed": "the nightly was not done in time (DeadlineAlert); the run goes on",
+}
+
+
+def _field(obj, name: str):
+    """`obj.name`, or `obj[name]` when obj is a dict (a deadline's context holds the DAG run as a JSON dict)."""
+    if obj is None:
+        return None
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _time(value) -> pendulum.DateTime | None:
+    """An instant in Asia/Shanghai from a datetime, an ISO-8601 text (UTC when it has no offset) or a POSIX time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return pendulum.from_timestamp(value, tz=TZ)
+    if isinstance(value, str):
+        return pendulum.parse(value).in_timezone(TZ)
+    return in_shanghai(value)
+
+
+def _state(value, default: str) -> str:
+    value = getattr(value, "value", value)  # an Airflow state enum
+    return str(value) if value else default
+
+
+def _airflow_ui() -> str:
+    """The Airflow UI's address: `[api] base_url`, else this machine's API server port."""
+    from airflow.sdk.configuration import conf  # when a notice is made, not when the DAG files are parsed
+
+    base = conf.get("api", "base_url", fallback=None) or f"http://localhost:{conf.get('api', 'port', fallback='8080')}"
+    return base.rstrip("/")
+
+
+def _log_folder() -> str:
+    from airflow.sdk.configuration import conf
+
+    return conf.get("logging", "base_log_folder", fallback="logs")
+
+
+def notice(event: str, context) -> dict:
+    """The JSON a notice posts: what happened to which run (Airflow's and the pipeline's), when, why, where to look.
+
+    `context` is what Airflow hands the callback: a task's context (task_failed), a DAG run's (run_failed: the
+    run's last task instance, when there is one, and `reason`), or a DeadlineAlert's (deadline_missed: the DAG run
+    as a JSON dict and `deadline`). Times are ISO-8601 in Asia/Shanghai."""
+    if event not in NOTICES:
+        raise ValueError(f"unknown notice {event!r}: one of {', '.join(NOTICES)}")
+    ti = context.get("ti")
+    dag_run = context.get("dag_run")
+    dag_id = _field(ti, "dag_id") or _field(context.get("dag"), "dag_id") or _field(dag_run, "dag_id") or "?"
+    run_id = _field(ti, "run_id") or context.get("run_id") or _field(dag_run, "run_id") or _field(dag_run, "dag_run_id")
+    task_id = _field(ti, "task_id") if event != "deadline_missed" else None
+    try_number = _field(ti, "try_number") if task_id else None
+    logical_date = _time(context.get("logical_date") or _field(dag_run, "logical_date"))
+    # the as-of the tasks screen (AS_OF): the data interval end, or the run_after of a run without logical date
+    as_of = _time(
+        context.get("data_interval_end") or _field(dag_run, "data_interval_end") or _field(dag_run, "run_after")
+    )
+    ui = _airflow_ui()
+    run_url = f"{ui}/dags/{dag_id}/runs/{quote(str(run_id or ''), safe='')}"
+    if event == "task_failed":
+        state = _state(_field(ti, "state"), "failed")
+        reason = one_line(context.get("exception") or "see the task log")
+        url = f"{run_url}/tasks/{task_id}" + (f"?try_number={try_number}" if try_number else "")
+        log_hint = (
+            f"the task's log (try {try_number}): {url}; on the Airflow host "
+            f"{_log_folder()}/dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={try_number}.log"
+        )
+        what = f"task {task_id} failed" + (f" (try {try_number})" if try_number else "")
+    elif event == "run_failed":
+        state = _state(_field(dag_run, "state"), "failed")
+        reason = one_line(context.get("reason") or "the run failed")
+        url = run_url
+        log_hint = f"the run's tasks and their logs: {url}" + (f" (the last task: {task_id})" if task_id else "")
+        what = f"run failed ({reason})"
+    else:
+        state = _state(_field(dag_run, "state"), "running")
+        due = _time(_field(context.get("deadline"), "deadline_time"))
+        reason = f"not done by {due:%Y-%m-%d %H:%M} Beijing time" if due else "not done by its deadline"
+        url = run_url
+        log_hint = f"the run is {state}; its tasks and their logs: {url}"
+        what = f"run {reason} (it is {state})"
+    run = screening_run_id(dag_id, as_of) if as_of and dag_id.startswith("screening_") else None
+    return {
+        "event": event,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "try_number": try_number,
+        "logical_date": logical_date.isoformat() if logical_date else None,
+        "as_of": as_of.isoformat() if as_of else None,
+        "screening_run_id": run,
+        "state": state,
+        "reason": reason,
+        "url": url,
+        "log_hint": log_hint,
+        "text": f"{dag_id}: {what}"
+        + (f", screening run {run}" if run else "")
+        + (f": {reason}" if event == "task_failed" else "")
+        + f" {url}",
+    }
+
+
+def alert_webhook() -> str | None:
+    """The webhook notices are posted to: the Variable screening_alert_webhook (or env
+    AIRFLOW_VAR_SCREENING_ALERT_WEBHOOK), read when a notice is sent; None when unset, empty or unreadable."""
+    try:
+        return _variable(ALERT_WEBHOOK)
+    except Exception as e:  # no metadata DB / API to ask from here: as if unset, and say so
+        log.warning("cannot read the Variable %s (%s): notices are only logged", ALERT_WEBHOOK, one_line(e))
+        return None
+
+
+def post_json(url: str, payload: dict, timeout: float = ALERT_TIMEOUT_S) -> int:
+    """POST `payload` as JSON (UTF-8) to `url`; the HTTP status. Raises on a refused connection or an HTTP error."""
+    import urllib.request  # when a notice is sent, not when the DAG files are parsed
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "screening-airflow"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status
+
+
+class ScreeningWebhookNotifier(BaseNotifier):
+    """Posts a notice (`notice()`: DAG, Airflow run, task, logical date, as-of, state, reason, link and log hint)
+    as JSON to the webhook in the Variable screening_alert_webhook; with no webhook it only logs the notice (logger
+    `screening.airflow`). A notice that cannot be delivered is logged as an error and changes nothing else: the
+    task or run has failed (or is late) either way.
+
+    `event` is one of NOTICES: `task_failed` (every task's on_failure_callback: called once the task failed for
+    good, not on a retry), `run_failed` (each DAG's on_failure_callback; a run failed by a task is not posted again,
+    its task's notice says more) or `deadline_missed` (the nightly's DeadlineAlert, run by the executor through
+    SyncCallback: Airflow passes `context` to the constructor, then calls the notifier with it)."""
+
+    template_fields = ()
+
+    def __init__(self, event: str, context=None):
+        super().__init__(context)
+        if event not in NOTICES:
+            raise ValueError(f"unknown notice {event!r}: one of {', '.join(NOTICES)}")
+        self.event = event
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render (no template fields). Not BaseNotifier's: a DAG run's callback may be handed a
+        serialized DAG, which has no template environment (`airflow dags test` failed on it)."""
+
+    def notify(self, context) -> None:
+        payload = notice(self.event, context)
+        if self.event == "run_failed" and payload["reason"] == "task_failure":
+            log.info("run_failed not posted (a task failed: its own notice says which and why): %s", payload["text"])
+            return
+        url = alert_webhook()
+        if not url:
+            log.info("notice (no webhook: set the Variable %s to post it): %s", ALERT_WEBHOOK, payload["text"])
+            return
+        parts = urlsplit(url)  # only its host is logged: a webhook's path or user part often holds its token
+        where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        try:
+            status = post_json(url, payload)
+        except Exception as e:
+            log.error(
+                "notice %s NOT delivered to the webhook at %s (%s): %s", self.event, where, one_line(e), payload["text"]
+            )
+            return
+        log.info("notice %s posted to the webhook at %s (HTTP %s): %s", self.event, where, status, payload["text"])
+
+
+def under_dags_test() -> bool:
+    """Whether this process is `airflow dags test` (scripts/airflow.sh dags test ..., the Airflow end-to-end test)."""
+    return os.path.basename(sys.argv[0]) == "airflow" and sys.argv[1:3] == ["dags", "test"]
+
+
+def nightly_deadline() -> DeadlineAlert | None:
+    """The nightly's lateness notice: NIGHTLY_DONE_WITHIN after the run was queued (06:00 Beijing time for the 01:00
+    run), a run not done posts `deadline_missed`. The executor runs it (SyncCallback): the DAG folder, where this
+    module is, is then on its path; the triggerer's (AsyncCallback) is not. Airflow drops the deadline of a run
+    that succeeds; a run that failed before it still gets the notice (its night is still not published).
+
+    None under `airflow dags test`: there a run that succeeds crashes the command on a DAG with a deadline
+    (apache/airflow#73428, open in 3.3.2: `dag.test()` leaves the alerts serialized where their ids are expected),
+    and a test run is never queued, so Airflow would skip this deadline anyway. Drop the exception once a release
+    has the fix."""
+    if under_dags_test():
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=NIGHTLY_DONE_WITHIN,
+        callback=SyncCallback(ScreeningWebhookNotifier, kwargs={"event": "deadline_missed"}),
+        name="screening_nightly not done by 06:00 Beijing time",
+    )
 
 
 def log_task_failure(context) -> None:
@@ -159,10 +393,15 @@ def log_run_failure(context) -> None:
     dag_run = context.get("dag_run")
     log.error(
         "screening DAG run %s of %s failed: %s",
-        getattr(dag_run, "run_id", "?"),
-        getattr(dag_run, "dag_id", "?"),
+        getattr(dag_run, "run_id", None) or context.get("run_id") or "?",
+        getattr(dag_run, "dag_id", None) or _field(context.get("dag"), "dag_id") or "?",
         one_line(context.get("reason") or "a task failed"),
     )
+
+
+def run_failure_callbacks() -> list:
+    """on_failure_callback of each DAG: the log line, then the `run_failed` notice."""
+    return [log_run_failure, ScreeningWebhookNotifier("run_failed")]
 
 
 def default_args(retries: int, retry_delay: timedelta, max_retry_delay: timedelta) -> dict:
@@ -178,7 +417,8 @@ def default_args(retries: int, retry_delay: timedelta, max_retry_delay: timedelt
         # Later stages outrank earlier ones for the pool's slot: a run that has started finishes before the
         # other DAG's next run starts ingesting.
         "weight_rule": "upstream",
-        "on_failure_callback": log_task_failure,
+        # once a task has failed for good: the log line, then the `task_failed` notice (not on a retry)
+        "on_failure_callback": [log_task_failure, ScreeningWebhookNotifier("task_failed")],
     }
 
 
@@ -511,7 +751,7 @@ def stage_tasks(mode: str, timeouts: dict[str, timedelta]) -> list[BaseOperator]
     return tasks
 
 
-def doc(title: str, schedule_text: str, extra: str = "") -> str:
+def doc(title: str, schedule_text: str, extra: str = "", lateness: str = "") -> str:
     return f"""
 # {title}
 
@@ -547,4 +787,11 @@ screening run, the project's `screening stage NAME` command (`jobs/cli.py`) run 
 * **Anything else** (Spark error, timeout): the task retries with exponential backoff; when retries are used up
   read the command's output in the task log, fix, and clear the failed task (its downstream tasks follow). Stages
   are idempotent for a run id, so clearing any task is safe.
+
+## Notices
+A task that fails for good (retries used up, or a gate halt) posts a `task_failed` notice; a run that fails
+without a failed task (its `dagrun_timeout`) posts `run_failed`.{lateness} Each is one JSON object (DAG, Airflow
+run, task, logical date, as-of, screening run id, state, reason, a link to the task's log or the run) posted to
+the webhook in the Variable `screening_alert_webhook` (env `AIRFLOW_VAR_SCREENING_ALERT_WEBHOOK`); with no webhook
+set the notice is only logged (logger `screening.airflow`).
 """

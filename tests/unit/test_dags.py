@@ -140,6 +140,58 @@ def test_nightly_catches_up_missed_nights_one_run_at_a_time(nightly, hourly):
     assert (nightly.dagrun_timeout, hourly.dagrun_timeout) == (timedelta(hours=8), timedelta(hours=2))
 
 
+def test_the_dags_list_names_each_dag_with_its_beijing_time(nightly, hourly):
+    # the Dags list shows the cron in the UI's time zone (UTC by default): the name and the description say the
+    # local time, the same as the (Asia/Shanghai) cron
+    assert nightly.timetable.expression == "0 1 * * *"
+    assert nightly.dag_display_name == "Screening nightly — 01:00 Beijing time"
+    assert hourly.timetable.expression == "10 * * * *"
+    assert hourly.dag_display_name == "Screening hourly — :10 past every hour, Beijing time"
+    for dag in (nightly, hourly):
+        assert dag.dag_display_name != dag.dag_id and "Beijing time" in dag.dag_display_name
+        assert dag.description and "Beijing time (Asia/Shanghai" in dag.description
+    assert "01:00" in nightly.description and "17:00 UTC the day before" in nightly.description
+    assert "10 past every hour" in hourly.description
+
+
+def test_a_run_that_overruns_is_failed_and_a_late_nightly_posts_a_notice(nightly, hourly, common):
+    assert (nightly.dagrun_timeout, hourly.dagrun_timeout) == (common.NIGHTLY_RUN_TIMEOUT, common.HOURLY_RUN_TIMEOUT)
+    # both limits leave room for every stage's own timeout (one try each): past them a run is stuck, not slow
+    for dag in (nightly, hourly):
+        assert sum((t.execution_timeout for t in dag.tasks), timedelta()) < dag.dagrun_timeout
+    # the nightly: a lateness notice 5 hours after it was queued (06:00 Beijing for the 01:00 run), before it fails
+    [alert] = nightly.deadline
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval == common.NIGHTLY_DONE_WITHIN == timedelta(hours=5) < nightly.dagrun_timeout
+    assert type(alert.callback).__name__ == "SyncCallback"  # the executor's, with the DAG folder on its path
+    assert (alert.callback.path, alert.callback.kwargs) == (
+        "screening_common.ScreeningWebhookNotifier",
+        {"event": "deadline_missed"},
+    )
+    assert hourly.deadline is None
+
+
+def test_airflow_dags_test_gets_the_nightly_without_its_deadline(common, monkeypatch):
+    # apache/airflow#73428 (3.3.2): `airflow dags test` crashes once a run of a DAG with a deadline succeeds; the
+    # end-to-end test and the runbook run it (scripts/airflow.sh dags test screening_nightly ...)
+    monkeypatch.setattr(sys, "argv", ["/opt/venv/bin/airflow", "dags", "test", "screening_nightly", "2022-05-16"])
+    assert common.nightly_deadline() is None
+    for argv in (["/opt/venv/bin/airflow", "dag-processor"], ["/opt/venv/bin/airflow", "dags", "list"], ["pytest"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        assert common.nightly_deadline() is not None, argv
+
+
+def test_the_nightly_deadline_survives_serialization(nightly):
+    """What the scheduler reads (the serialized DAG) still has the deadline and its callback."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    [alert] = DagSerialization.to_dict(nightly)["dag"]["deadline"]
+    assert alert["reference"] == {"reference_type": "DagRunQueuedAtDeadline"}
+    assert alert["interval"]["__data__"] == 5 * 3600
+    assert alert["callback"]["__data__"]["path"] == "screening_common.ScreeningWebhookNotifier"
+    assert alert["callback"]["__data__"]["kwargs"] == {"event": "deadline_missed"}
+
+
 # -- task graph ----------------------------------------------------------------------------------------------
 def chained(tasks: list[str]) -> list[tuple[str, list[str]]]:
     return sorted((s, [n] if n else []) for s, n in zip(tasks, [*tasks[1:], None], strict=True))
@@ -221,9 +273,15 @@ def test_tags_docs_and_failure_callbacks(nightly, hourly, common):
         assert "## When it fails" in dag.doc_md and "override_gates" in dag.doc_md and "--override-gate" in dag.doc_md
         assert "**engine**" in dag.doc_md and "thin client" in dag.doc_md
         assert "`screening_engine`" in dag.doc_md and "`screening_spark_remote`" in dag.doc_md
-        assert dag.on_failure_callback in (common.log_run_failure, [common.log_run_failure])
-        for t in dag.tasks:
-            assert t.on_failure_callback in (common.log_task_failure, [common.log_task_failure])
+        assert "## Notices" in dag.doc_md and "`screening_alert_webhook`" in dag.doc_md
+        log_line, notifier = dag.on_failure_callback
+        assert log_line is common.log_run_failure
+        assert (type(notifier), notifier.event) == (common.ScreeningWebhookNotifier, "run_failed")
+        for t in dag.tasks:  # every task, the engine task too: the log line, then the notice
+            log_line, notifier = t.on_failure_callback
+            assert log_line is common.log_task_failure, t.task_id
+            assert (type(notifier), notifier.event) == (common.ScreeningWebhookNotifier, "task_failed"), t.task_id
+    assert "not done 5 hours after it was queued (06:00 Beijing time" in nightly.doc_md
 
 
 # -- what a task runs ----------------------------------------------------------------------------------------
