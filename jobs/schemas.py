@@ -48,7 +48,8 @@ BRONZE_META = [
         "reads only the days it can collide with and compaction never mixes days",
     },
 ]
-# Bronze is partitioned by the delivered knowledge date (a table made before this column keeps its layout).
+# An event feed's bronze (`"bronze_layout": "by_known_date"`) is partitioned by the delivered knowledge date. Not a
+# reference feed's: its knowledge times span years (a person's registration, a phone's binding), a partition per day.
 BRONZE_PARTITION = "_known_date"
 
 _TYPES = {
@@ -79,8 +80,18 @@ def _struct(columns: list[dict]) -> T.StructType:
     return T.StructType([T.StructField(c["name"], _TYPES[c["type"]], c["nullable"]) for c in columns])
 
 
+def bronze_partition(feed: str) -> str | None:
+    """The partition column of the feed's bronze table, or None (one unpartitioned table)."""
+    return BRONZE_PARTITION if feed_spec(feed).get("bronze_layout") == "by_known_date" else None
+
+
 def bronze_columns(feed: str) -> list[dict]:
-    meta = [m for m in BRONZE_META if m["name"] != "_end_known_at" or is_two_event(feed)]
+    meta = [
+        m
+        for m in BRONZE_META
+        if (m["name"] != "_end_known_at" or is_two_event(feed))
+        and (m["name"] != BRONZE_PARTITION or bronze_partition(feed))
+    ]
     return feed_spec(feed)["columns"] + meta
 
 
@@ -103,12 +114,15 @@ def data_dictionary() -> str:
     out += [
         "## Bronze tables (`<lake>/bronze/<feed>`)",
         "",
-        "Layout: every bronze table is a Delta table partitioned by `_known_date`, the date its rows became known as",
-        "delivered (Asia/Shanghai), with its change data feed on:",
+        "Layout: every bronze table is a Delta table with its change data feed on. An event feed's (\"Layout: by",
+        'knowledge date" below) is partitioned by `_known_date`, the date its rows became known as delivered',
+        "(Asia/Shanghai); a reference feed's is one unpartitioned table (its knowledge times span years: a partition",
+        "per day would be thousands of tiny files):",
         "- ingest merges a delivery only into the days it can collide with (a version is keyed by record and",
         "  knowledge time), so landing a day costs the same with 3 or 28 days in the lake;",
         "- an hourly run reads what ingest wrote since the previous run from the change data feed (the files of",
-        "  those commits only), and the history of just the people, phones and cells that touches;",
+        "  those commits only), then keeps of the history only the people, phones and cells that touches (a",
+        "  filtered scan of the columns it needs);",
         "- `screening maintain` compacts small files (OPTIMIZE) within each day and never mixes days.",
         "",
         "A table made before `_known_date` existed keeps its unpartitioned layout and works as before; rebuild the",
@@ -118,7 +132,15 @@ def data_dictionary() -> str:
     for feed in FEEDS:
         spec = feed_spec(feed)
         kt = spec["knowledge_time"] + (f" (end: {spec['end_knowledge_time']})" if "end_knowledge_time" in spec else "")
-        out += [f"### {feed}", "", spec["description"], "", f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}.", ""]
+        layout = "by knowledge date (`_known_date`)" if bronze_partition(feed) else "one unpartitioned table"
+        out += [
+            f"### {feed}",
+            "",
+            spec["description"],
+            "",
+            f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}. Layout: {layout}.",
+            "",
+        ]
         out += _column_table(bronze_columns(feed))
     out += ["## Gold and lake tables (`<lake>/gold/<table>`, `<lake>/rejects`, `<lake>/ingested_files`)", ""]
     for table in GOLD:

@@ -278,11 +278,10 @@ class Ingestor:
         def effective(c):  # a late row counts from the previous run's as-of (rules.md, precise semantics)
             return F.greatest(c, floor) if floor is not None else c
 
-        df = (
-            good.withColumn("_source_known_at", kt)
-            .withColumn("_known_at", effective(kt))
-            .withColumn(schemas.BRONZE_PARTITION, F.to_date(kt))
-        )
+        df = good.withColumn("_source_known_at", kt).withColumn("_known_at", effective(kt))
+        part = schemas.bronze_partition(feed)
+        if part:
+            df = df.withColumn(part, F.to_date(kt))
         two_event = schemas.is_two_event(feed)
         if two_event:
             end = F.col(spec["end_knowledge_time"])
@@ -302,9 +301,9 @@ class Ingestor:
         path = self.lake.bronze(feed)
         schema = schemas.bronze_schema(feed)
         # A bronze table made before the knowledge-date partition keeps its layout (and lacks the column).
-        dated = not self.lake.exists(path) or schemas.BRONZE_PARTITION in self.lake.partition_columns(self.spark, path)
-        if not dated:
-            schema = T.StructType([f for f in schema.fields if f.name != schemas.BRONZE_PARTITION])
+        dated = bool(part) and (not self.lake.exists(path) or part in self.lake.partition_columns(self.spark, path))
+        if part and not dated:
+            schema = T.StructType([f for f in schema.fields if f.name != part])
         later = "(s._file > t._file OR (s._file = t._file AND s._line > t._line))"
         update = {c.name: f"s.`{c.name}`" for c in schema.fields}
         update["_known_at"] = "least(t._known_at, s._known_at)"  # a re-delivery is not late news
@@ -318,7 +317,7 @@ class Ingestor:
         if not two_event and earliest:  # a version matches only its own knowledge time: older days need not be read
             prune = f"t._source_known_at >= TIMESTAMP'{earliest}'"
             if dated:
-                prune = f"t.{schemas.BRONZE_PARTITION} >= DATE'{earliest[:10]}' AND {prune}"
+                prune = f"t.{part} >= DATE'{earliest[:10]}' AND {prune}"
         self.lake.merge(
             self.spark,
             path,
@@ -329,7 +328,7 @@ class Ingestor:
             update_set=update,
             prune=prune,
             properties=CHANGE_FEED,
-            partition_by=schemas.BRONZE_PARTITION,
+            partition_by=part if dated else None,
         )
 
 

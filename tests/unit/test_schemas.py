@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobs import ROOT
-from jobs.schemas import FEEDS, GOLD, bronze_schema, data_dictionary, feed_spec, gold_schema
+from jobs.schemas import FEEDS, GOLD, bronze_partition, bronze_schema, data_dictionary, feed_spec, gold_schema
 
 
 def test_data_dictionary_is_current():
@@ -43,3 +43,24 @@ def test_gold_tables_of_outputs_md_have_schemas_without_raw_ids():
     for table in ("popup_reasons", "popup_status", "assignment_list", "release_list", "dispatch_list"):
         names = gold_schema(table).fieldNames()
         assert "person_key" in names and "person_id" not in names
+
+
+def test_event_feeds_are_laid_out_by_knowledge_date_and_reference_feeds_are_not():
+    """A reference feed's knowledge times span years (a partition per day would be thousands of tiny files)."""
+    by_day = {f for f in FEEDS if bronze_partition(f)}
+    assert by_day == {
+        "case_reports",
+        "clinic_visits",
+        "drug_purchases",
+        "grid_dwells",
+        "inbound_entries",
+        "nat_results",
+        "nat_samples",
+        "telecom_stays",
+        "tickets",
+        "trip_declarations",
+        "venue_scans",
+        "verifications",
+    }
+    for feed in FEEDS:
+        assert ("_known_date" in bronze_schema(feed).fieldNames()) == (feed in by_day), feed
