@@ -119,7 +119,7 @@ def data_dictionary() -> str:
         "(Asia/Shanghai); a reference feed's is one unpartitioned table (its knowledge times span years: a partition",
         "per day would be thousands of tiny files):",
         "- ingest merges a delivery only into the days it can collide with (a version is keyed by record and",
-        "  knowledge time), so landing a day costs the same with 3 or 28 days in the lake;",
+        "  knowledge time), so the older days already in the lake are not read;",
         "- an hourly run reads what ingest wrote since the previous run from the change data feed (the files of",
         "  those commits only), then keeps of the history only the people, phones and cells that touches (a",
         "  filtered scan of the columns it needs);",

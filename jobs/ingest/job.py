@@ -278,9 +278,15 @@ class Ingestor:
         def effective(c):  # a late row counts from the previous run's as-of (rules.md, precise semantics)
             return F.greatest(c, floor) if floor is not None else c
 
-        df = good.withColumn("_source_known_at", kt).withColumn("_known_at", effective(kt))
+        path = self.lake.bronze(feed)
+        schema = schemas.bronze_schema(feed)
         part = schemas.bronze_partition(feed)
-        if part:
+        # A bronze table made before the knowledge-date partition keeps its layout (and lacks the column).
+        dated = bool(part) and (not self.lake.exists(path) or part in self.lake.partition_columns(self.spark, path))
+        if part and not dated:
+            schema = T.StructType([f for f in schema.fields if f.name != part])
+        df = good.withColumn("_source_known_at", kt).withColumn("_known_at", effective(kt))
+        if dated:
             df = df.withColumn(part, F.to_date(kt))
         two_event = schemas.is_two_event(feed)
         if two_event:
@@ -298,12 +304,6 @@ class Ingestor:
         # A row is late if known before the floor; when even the earliest is not, the count (a Spark job) is 0.
         if self.floor and earliest and datetime.fromisoformat(earliest) < self.floor:
             rep.late += df.where(F.col("_known_at") > F.col("_source_known_at")).count()
-        path = self.lake.bronze(feed)
-        schema = schemas.bronze_schema(feed)
-        # A bronze table made before the knowledge-date partition keeps its layout (and lacks the column).
-        dated = bool(part) and (not self.lake.exists(path) or part in self.lake.partition_columns(self.spark, path))
-        if part and not dated:
-            schema = T.StructType([f for f in schema.fields if f.name != part])
         later = "(s._file > t._file OR (s._file = t._file AND s._line > t._line))"
         update = {c.name: f"s.`{c.name}`" for c in schema.fields}
         update["_known_at"] = "least(t._known_at, s._known_at)"  # a re-delivery is not late news
