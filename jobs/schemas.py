@@ -71,6 +71,12 @@ def gold_spec(table: str) -> dict:
     return json.loads((SCHEMA_DIR / "gold" / f"{table}.json").read_text(encoding="utf-8"))
 
 
+def optional_feeds() -> tuple[str, ...]:
+    """Feeds marked `"optional": true`: reference lists that only name things for people. No rule reads them and
+    their absence never halts a run."""
+    return tuple(f for f in FEEDS if feed_spec(f).get("optional"))
+
+
 def is_two_event(feed: str) -> bool:
     return "end_knowledge_time" in feed_spec(feed)
 
@@ -118,7 +124,15 @@ def data_dictionary() -> str:
     for feed in FEEDS:
         spec = feed_spec(feed)
         kt = spec["knowledge_time"] + (f" (end: {spec['end_knowledge_time']})" if "end_knowledge_time" in spec else "")
-        out += [f"### {feed}", "", spec["description"], "", f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}.", ""]
+        opt = " Optional: a landing without it is complete." if spec.get("optional") else ""
+        out += [
+            f"### {feed}",
+            "",
+            spec["description"],
+            "",
+            f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}.{opt}",
+            "",
+        ]
         out += _column_table(bronze_columns(feed))
     out += ["## Gold and lake tables (`<lake>/gold/<table>`, `<lake>/rejects`, `<lake>/ingested_files`)", ""]
     for table in GOLD:
