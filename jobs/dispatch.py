@@ -314,7 +314,7 @@ def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
     rows = export_rows(spark, lake, run_lines, as_of)
     files = workorders.write(folder, rows, reference_names(spark, lake, run_lines, as_of), run_id, as_of)
     run_lines.unpersist()
-    overdue = sum(r["due_by"] < as_of for r in rows)
+    overdue = sum(r["due_by"] <= as_of for r in rows)
     log(
         f"dispatch: {counts['dispatch_lines']} lines ("
         + ", ".join(f"{k[9:]} {v}" for k, v in sorted(counts.items()) if k != "dispatch_lines")

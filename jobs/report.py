@@ -145,7 +145,7 @@ def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
                           FROM release_list WHERE run_id = '{run_id}' GROUP BY 1, 2 ORDER BY 1, 2"""),
         "median": q("SELECT popup_code, released, median_hours, p90_hours FROM popup_to_release_by_code ORDER BY 1"),
         "backlog": q(f"""SELECT route_type, coalesce(street_code, route_code), action, count(*), min(since),
-                                count_if(due_by < as_of)
+                                count_if(due_by <= as_of)
                          FROM dispatch_list WHERE run_id = '{run_id}' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""),
     }
 

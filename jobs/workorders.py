@@ -93,7 +93,7 @@ INDEX_COLUMNS = [
     Column("route", "派发类型", 10),
     Column("district", "区", 10),
     Column("street", "街道", 14),
-    Column("recipient", "接收单位", 30),
+    Column("recipient", "接收单位", 36),
     Column("code", "代码", 14),
     Column("phone", "联系电话", 12),
     Column("lines", "条数", 7, "int"),
@@ -186,7 +186,7 @@ def recipient(route_type: str, route_code: str, names: Names) -> Recipient:
 
 def cells(line: dict, n: int, names: Names, as_of: datetime) -> dict:
     """One line of a work order, by column key. `line`: a dispatch_list row with name, id_masked, phone."""
-    overdue = line["due_by"] < as_of
+    overdue = line["due_by"] <= as_of  # not done by its due time, as far as the run knows
     code = line.get("display_code")
     return {
         "n": n,
@@ -329,7 +329,7 @@ def write_xlsx(
             c.alignment = wrap
             c.font = red if late and col.key in ("due_by", "overdue") else body
         # a row as high as its longest wrapped text: LibreOffice does not fit row heights on opening a file
-        ws.row_dimensions[i].height = 14 * max(_lines(c.value, col.width) for c, col in zip(row, cols, strict=True))
+        ws.row_dimensions[i].height = 15 * max(_lines(c.value, col.width) for c, col in zip(row, cols, strict=True))
     for i, col in enumerate(cols, start=1):
         ws.column_dimensions[get_column_letter(i)].width = col.width
     end = max(3, ws.max_row)

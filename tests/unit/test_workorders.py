@@ -5,11 +5,11 @@ lines, how the XLSX prints (page setup, title and header rows, autofilter, date 
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
-from jobs.workorders import Names, columns, safe_cell, write
+from jobs.workorders import Names, cells, columns, safe_cell, write
 
 RUN, T = "nightly-20220512T010000", datetime(2022, 5, 12, 1)
 FIRST, T1 = "nightly-20220510T010000", datetime(2022, 5, 10, 1)
@@ -276,3 +276,10 @@ def test_names_that_a_file_system_cannot_take_become_safe_file_names(tmp_path):
         "hotel/unknown_文旅局(酒店所在区未登记).xlsx",
         "index.xlsx",
     ]
+
+
+def test_a_line_not_done_by_the_runs_as_of_is_overdue_and_one_due_later_is_not():
+    due_now = line("0001", "community", "110105001001", first=(FIRST, T - timedelta(days=1)))
+    assert due_now["due_by"] == T
+    assert cells(due_now, 1, NAMES, T)["overdue"] == "已超期"
+    assert cells(due_now, 1, NAMES, T - timedelta(seconds=1))["overdue"] == ""
