@@ -49,8 +49,10 @@ def current(df: DataFrame) -> DataFrame:
 
 
 def load(spark: SparkSession, lake: Lake, t: datetime, skip: tuple[str, ...] = ()) -> dict[str, DataFrame]:
-    """Every feed as known at T (but `skip`), cached: each is read by several rules. The tables' snapshots are
-    read side by side (driver work, each table on its own)."""
+    """Every feed the rules read as known at T (but `skip`; the optional reference feeds only name things),
+    cached: each is read by several rules. The tables' snapshots are read side by side (driver work, each table on
+    its own)."""
+    skip = (*skip, *schemas.optional_feeds())
     return each_of(
         lambda f: as_of(lake.read_bronze(spark, f), f, t).persist(), [f for f in schemas.FEEDS if f not in skip]
     )

@@ -2,38 +2,40 @@
 
 Routes: a Beijing resident → their community (12-digit code, grouped by street); a hotel guest → the district
 culture and tourism bureau (文旅局) of the hotel's county, with the hotel; anyone else (outside Beijing, or not in
-`persons`) → the 12345 hotline list; a NAT sample with no result on the platform 24 h after sampling → its lab.
+`persons`) → the 12345 hotline list; a NAT sample with no result on the platform some hours after sampling → its lab.
 Actions: `verify_report` (an active ③ reason with no community verification since its evidence),
-`remind_test` (④ active for over 24 h), `remind_declare` (trip verification pending for over 24 h),
-`chase_upload` (lab). One line per (route, person, action) per run, with every reason behind it.
+`remind_test` (④ active for some hours), `remind_declare` (trip verification pending for some hours),
+`chase_upload` (lab); the hours are policy.toml's `dispatch_pending_hours`. One line per (route, person, action)
+per run, with every reason behind it.
+
+A line keeps when it was first dispatched: one the previous completed run (by as-of) also had, for the same route,
+person and action, carries over its first dispatch and due time, so an action not done in time shows as overdue;
+a new one is due its action's `dispatch_due_hours` after the run's as-of. Only the runs' as-ofs decide this.
 
 `lines(...)` is the pure part; `publish(...)` writes gold `dispatch_list` (replacing this run's lines, so a
-re-run never duplicates) and the per-route CSV (UTF-8 BOM) and XLSX files under
-`<lake>/exports/dispatch/<run_id>/`. Only the export files carry name, masked ID and contact phone.
+re-run never duplicates) and the work orders (jobs/workorders.py) under `<lake>/exports/dispatch/<run_id>/`.
+Only the work orders carry name, masked ID and contact phone.
 """
 
 from __future__ import annotations
 
-import csv
-import shutil
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs import asof, schemas
+from jobs import asof, schemas, workorders
 from jobs.asof import ts
 from jobs.keys import mask_id, person_key
 from jobs.lake import Lake
 from jobs.policy import Policy
-from jobs.reasons_text import ACTION_ZH, POPUP_ZH, ROUTE_ZH, district_name, street_name, time_zh, why_line
+from jobs.reasons_text import ACTION_ZH, why_line
 
 POPUP3_TYPES = ("risk_area_visit", "county_risk_area", "case_colocation", "companion", "declared_risk_county")
-DUE_HOURS = {"verify_report": 24, "remind_test": 24, "remind_declare": 24, "chase_upload": 12}  # policy can override
-PENDING_HOURS = 24  # ④ / trip verification active this long before a reminder; lab results due after sampling
 HOTLINE = "12345"
+# A line is the same action as the previous run's when these agree.
+LINE_KEY = ["route_type", "route_code", "person_key", "action"]
 # Feeds carrying person_id: people absent from `persons` still get a masked ID on the 12345 list.
 ID_FEEDS = (
     "persons",
@@ -48,26 +50,6 @@ ID_FEEDS = (
     "inbound_entries",
     "verifications",
 )
-EXPORT_COLUMNS = [
-    ("route", "派发对象"),
-    ("street", "街道"),
-    ("community", "社区"),
-    ("hotel", "酒店"),
-    ("lab", "检测机构"),
-    ("name", "姓名"),
-    ("id_masked", "身份证号"),
-    ("phone", "联系电话"),
-    ("popup", "健康宝弹窗"),
-    ("action", "处置要求"),
-    ("why", "原因"),
-    ("since", "弹窗时间"),
-    ("due_by", "完成时限"),
-]
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def due_hours(policy: Policy) -> dict[str, float]:
-    return {**DUE_HOURS, **(policy.extra.get("dispatch_due_hours") or {})}
 
 
 def places(persons: DataFrame) -> DataFrame:
@@ -95,10 +77,10 @@ def _why(rs):
     return line + (f";另有{len(rs) - 1}项原因" if len(rs) > 1 else "")
 
 
-def person_actions(reasons: DataFrame, verifications: DataFrame, t: datetime) -> DataFrame:
+def person_actions(reasons: DataFrame, verifications: DataFrame, t: datetime, policy: Policy) -> DataFrame:
     """person_key, action, reason_key, reason_type, raised_at, evidence of every active reason needing an action."""
     active = reasons.where(F.col("status") == "active")
-    pending = ts(t - timedelta(hours=PENDING_HOURS))
+    pending = ts(t - timedelta(hours=policy.dispatch_pending_hours))
     v = asof.current(verifications).select(
         person_key(F.col("person_id")).alias("person_key"), F.col("verified_at"), "outcome", "commitment_signed"
     )
@@ -131,9 +113,11 @@ def person_actions(reasons: DataFrame, verifications: DataFrame, t: datetime) ->
 def lab_actions(
     nat_samples: DataFrame, nat_results: DataFrame, reasons: DataFrame, t: datetime, policy: Policy
 ) -> DataFrame:
-    """Samples taken in the window, at least 24 h before T, with no result known at T: one line per lab and person."""
+    """Samples taken in the window, at least the pending hours before T, with no result known at T: one line per lab
+    and person."""
+    hours = policy.dispatch_pending_hours
     s = asof.current(nat_samples).where(
-        (F.col("sampled_at") <= ts(t - timedelta(hours=PENDING_HOURS)))
+        (F.col("sampled_at") <= ts(t - timedelta(hours=hours)))
         & (F.col("sampled_at") >= ts(t - timedelta(days=policy.window_days)))
     )
     missing = s.join(nat_results.select("sample_id"), "sample_id", "left_anti").withColumn(
@@ -152,7 +136,7 @@ def lab_actions(
         F.array_join("samples", "、"),
         F.lit(" 于 "),
         F.date_format("first_sampled", "M'月'd'日' HH:mm"),
-        F.lit(" 采样,超过24小时仍未上传核酸平台"),
+        F.lit(f" 采样,超过{hours}小时仍未上传核酸平台"),
         F.when(F.col("reason_keys").isNotNull(), F.lit(",本人弹窗④因此未能解除")).otherwise(F.lit("")),
     )
     return g.join(p4, "person_key", "left").select(
@@ -169,10 +153,22 @@ def lab_actions(
 
 
 def lines(
-    reasons: DataFrame, status: DataFrame, b: dict[str, DataFrame], t: datetime, policy: Policy, run_id: str
+    reasons: DataFrame,
+    status: DataFrame,
+    b: dict[str, DataFrame],
+    t: datetime,
+    policy: Policy,
+    run_id: str,
+    previous: DataFrame,
 ) -> DataFrame:
-    """The run's dispatch_list rows (gold schema). `b`: persons, verifications, nat_samples, nat_results as of T."""
-    acts = person_actions(reasons, b["verifications"], t)
+    """The run's dispatch_list rows (gold schema). `b`: persons, verifications, nat_samples, nat_results as of T;
+    `previous`: the previous completed run's dispatch_list rows (empty when there is none)."""
+    due_hours = dict(policy.dispatch_due_hours)
+    if set(ACTION_ZH) - set(due_hours):
+        raise SystemExit(
+            f"policy {policy.id}: dispatch_due_hours lacks {', '.join(sorted(set(ACTION_ZH) - set(due_hours)))}"
+        )
+    acts = person_actions(reasons, b["verifications"], t, policy)
     routed = acts.join(places(b["persons"]), "person_key", "left").select(
         F.coalesce("route_type", F.lit("outside_beijing")).alias("route_type"),
         F.coalesce("route_code", F.lit(HOTLINE)).alias("route_code"),
@@ -196,44 +192,49 @@ def lines(
         .drop("_rs")
     )
     out = people.unionByName(lab_actions(b["nat_samples"], b["nat_results"], reasons, t, policy))
-    hours = due_hours(policy)
-    due = F.coalesce(*[F.when(F.col("action") == a, ts(t + timedelta(hours=h))) for a, h in hours.items()])
-    return out.join(status.select("person_key", "display_code"), "person_key", "left").select(
-        F.lit(run_id).alias("run_id"),
-        ts(t).alias("as_of"),
-        "route_type",
-        "route_code",
-        "street_code",
-        "hotel_id",
-        "person_key",
-        "action",
-        "display_code",
-        "reason_keys",
-        "since",
-        "why",
-        due.alias("due_by"),
+    # carried over from the previous run: its first dispatch and due time (a line from before the first-dispatch
+    # columns counts from that run's as-of, as its due time did)
+    prev = previous.select(
+        *LINE_KEY,
+        F.coalesce("first_dispatched_at", "as_of").alias("_first_at"),
+        F.coalesce("first_run_id", "run_id").alias("_first_run"),
+        F.col("due_by").alias("_due_by"),
+    )
+    due = F.coalesce(*[F.when(F.col("action") == a, ts(t + timedelta(hours=h))) for a, h in due_hours.items()])
+    return (
+        out.join(status.select("person_key", "display_code"), "person_key", "left")
+        .join(prev, LINE_KEY, "left")
+        .select(
+            F.lit(run_id).alias("run_id"),
+            ts(t).alias("as_of"),
+            "route_type",
+            "route_code",
+            "street_code",
+            "hotel_id",
+            "person_key",
+            "action",
+            "display_code",
+            "reason_keys",
+            "since",
+            "why",
+            F.coalesce("_due_by", due).alias("due_by"),
+            F.coalesce("_first_at", ts(t)).alias("first_dispatched_at"),
+            F.coalesce("_first_run", F.lit(run_id)).alias("first_run_id"),
+        )
     )
 
 
+def previous_run(spark: SparkSession, lake: Lake, t: datetime, run_id: str) -> str | None:
+    """The completed run before this one by as-of (on a tie, the greater run id): the lines this run carries over.
+    Decided by the as-ofs alone, so a rerun or a backfill of the same as-of carries over the same lines."""
+    runs = lake.read_gold(spark, "run_log").where(
+        (F.col("status") == "completed") & (F.col("as_of") < ts(t)) & (F.col("run_id") != run_id)
+    )
+    row = runs.orderBy(F.col("as_of").desc(), F.col("run_id").desc()).select("run_id").first()
+    return row["run_id"] if row else None
+
+
 # -- exports ---------------------------------------------------------------------------------------------------
-def safe_cell(value) -> str:
-    """Text for a spreadsheet cell: formulas are neutralised with a leading quote (CSV/XLSX injection)."""
-    if value is None:
-        return ""
-    s = value if isinstance(value, str) else str(value)
-    return "'" + s if s.startswith(FORMULA_START) else s
-
-
-def route_label(route_type: str, route_code: str) -> str:
-    if route_type == "hotel":
-        return f"{district_name(route_code)}文旅局"
-    if route_type == "outside_beijing":
-        return "12345市民服务热线"
-    if route_type == "lab":
-        return f"检测机构 {route_code}"
-    return f"{street_name(route_code)} 社区 {route_code}"
-
-
 def export_rows(spark: SparkSession, lake: Lake, run_lines: DataFrame, t: datetime) -> list[dict]:
     """This run's lines with name, masked ID and contact phone (persons, else an ID from another feed)."""
     ids = None
@@ -254,97 +255,54 @@ def export_rows(spark: SparkSession, lake: Lake, run_lines: DataFrame, t: dateti
         .agg(
             F.first(mask_id(F.col("person_id"))).alias("id_masked"),
             F.first("name", ignorenulls=True).alias("name"),
-            F.first("contact", ignorenulls=True).alias("contact"),
+            F.first("contact", ignorenulls=True).alias("phone"),
         )
     )
-    rows = run_lines.join(who, "person_key", "left").collect()
-    out = []
-    for r in rows:
-        rt = r["route_type"]
-        community = r["route_code"] if rt == "community" else ""
-        out.append(
-            {
-                "route_type": rt,
-                "route_code": r["route_code"],
-                "street_code": r["street_code"] or "",
-                "route": route_label(rt, r["route_code"]),
-                "street": f"{street_name(r['street_code'])}({r['street_code']})" if r["street_code"] else "",
-                "community": community,
-                "hotel": r["hotel_id"] or "",
-                "lab": r["route_code"] if rt == "lab" else "",
-                "name": r["name"] or "",
-                "id_masked": r["id_masked"] or "",
-                "phone": r["contact"] or "",
-                "popup": POPUP_ZH.get(r["display_code"], "绿码") if r["display_code"] else "绿码",
-                "action": ACTION_ZH[r["action"]],
-                "why": r["why"],
-                "since": time_zh(r["since"]) if r["since"] else "",
-                "due_by": f"{r['due_by']:%Y-%m-%d %H:%M}",
-            }
-        )
-    out.sort(
-        key=lambda x: (
-            x["street_code"],
-            x["community"],
-            x["route_code"],
-            x["hotel"],
-            x["action"],
-            x["id_masked"],
-            x["why"],
-        )
+    return [r.asDict() for r in run_lines.join(who, "person_key", "left").collect()]
+
+
+def reference_names(spark: SparkSession, lake: Lake, run_lines: DataFrame, t: datetime) -> workorders.Names:
+    """The names (and phones) of the run's communities, hotels and labs in the reference feeds as of T; none for a
+    code they lack or when they were never delivered (the work orders then show the code)."""
+    codes = (
+        run_lines.select(F.col("route_code").alias("code"))
+        .unionByName(run_lines.select(F.col("hotel_id").alias("code")))
+        .where(F.col("code").isNotNull())
+        .distinct()
     )
-    return out
 
+    def named(feed: str, key: str, cols: tuple[str, ...]) -> dict[str, dict]:
+        known = asof.current(asof.as_of(lake.read_bronze(spark, feed), feed, t))
+        rows = known.join(codes.withColumnRenamed("code", key), key, "left_semi").select(key, *cols).collect()
+        return {r[key]: {c: r[c] for c in cols} for r in rows}
 
-def write_files(folder: Path, rows: list[dict]) -> list[Path]:
-    """One CSV (UTF-8 with BOM) and one XLSX per route type, Chinese headers, rows already sorted."""
-    from openpyxl import Workbook  # here, not at the top: about a second to import, and only this writes XLSX
-    from openpyxl.styles import Font
-
-    if folder.exists():
-        shutil.rmtree(folder)  # a re-run of the run id rewrites its files
-    folder.mkdir(parents=True)
-    written = []
-    headers = [h for _, h in EXPORT_COLUMNS]
-    for route_type in ROUTE_ZH:
-        part = [r for r in rows if r["route_type"] == route_type]
-        if not part:
-            continue
-        cells = [[safe_cell(r[k]) for k, _ in EXPORT_COLUMNS] for r in part]
-        csv_path = folder / f"{route_type}.csv"
-        with open(csv_path, "w", encoding="utf-8-sig", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(headers)
-            w.writerows(cells)
-        wb = Workbook()
-        ws = wb.active
-        ws.title = ROUTE_ZH[route_type]
-        ws.append(headers)
-        for c in ws[1]:
-            c.font = Font(bold=True)
-        for row in cells:
-            ws.append(row)
-        for row in ws.iter_rows(min_row=2):  # once at the end: ws[ws.max_row] scans the whole sheet on every call
-            for c in row:
-                c.data_type = "s"  # IDs and phones stay text
-        for col, width in zip("ABCDEFGHIJKLM", (26, 22, 16, 10, 10, 8, 20, 13, 10, 16, 70, 14, 17), strict=True):
-            ws.column_dimensions[col].width = width
-        ws.freeze_panes = "A2"
-        xlsx_path = folder / f"{route_type}.xlsx"
-        wb.save(xlsx_path)
-        written += [csv_path, xlsx_path]
-    return written
+    return workorders.Names(
+        named("communities", "community_code", ("name", "office_phone")),
+        named("facilities", "facility_id", ("kind", "name", "county_code", "contact_phone")),
+    )
 
 
 def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
-    """Write this run's dispatch_list rows and export files; returns counts for run_log.rows_out."""
+    """Write this run's dispatch_list rows and work orders; returns counts for run_log.rows_out."""
     b = {
         f: asof.as_of(lake.read_bronze(spark, f), f, as_of)
         for f in ("persons", "verifications", "nat_samples", "nat_results")
     }
-    df = lines(lake.read_gold(spark, "popup_reasons"), lake.read_gold(spark, "popup_status"), b, as_of, policy, run_id)
     schema = schemas.gold_schema("dispatch_list")
     path = lake.gold("dispatch_list")
+    lake.add_columns(spark, path, schema)  # a lake from before the first-dispatch columns
+    before = previous_run(spark, lake, as_of, run_id)
+    gold = lake.read_gold(spark, "dispatch_list")
+    previous = gold.where(F.col("run_id") == before) if before else gold.limit(0)
+    df = lines(
+        lake.read_gold(spark, "popup_reasons"),
+        lake.read_gold(spark, "popup_status"),
+        b,
+        as_of,
+        policy,
+        run_id,
+        previous,
+    )
     lake.replace_where(spark, path, schema, df, f"run_id = '{run_id}'")
     run_lines = lake.read_gold(spark, "dispatch_list").where(F.col("run_id") == run_id).persist()
     counts = {
@@ -353,11 +311,13 @@ def publish(spark, lake, as_of, run_id, policy, log=print) -> dict:
     }
     counts["dispatch_lines"] = sum(counts.values())
     folder = lake.root / "exports" / "dispatch" / run_id
-    files = write_files(folder, export_rows(spark, lake, run_lines, as_of))
+    rows = export_rows(spark, lake, run_lines, as_of)
+    files = workorders.write(folder, rows, reference_names(spark, lake, run_lines, as_of), run_id, as_of)
     run_lines.unpersist()
+    overdue = sum(r["due_by"] <= as_of for r in rows)
     log(
         f"dispatch: {counts['dispatch_lines']} lines ("
         + ", ".join(f"{k[9:]} {v}" for k, v in sorted(counts.items()) if k != "dispatch_lines")
-        + f"); {len(files)} files in {folder}"
+        + f"; {overdue} overdue); {(len(files) - 2) // 2} work orders and their index in {folder}"
     )
     return counts

@@ -301,11 +301,13 @@ def render(data: dict, lang: str = "zh") -> str:
     for d in data["dispatch"]:
         if d["action"] == "chase_upload":
             continue
+        late = d["due_by"] <= data["as_of"]  # due when first dispatched: not done by then, it is overdue
         lines.append(
             f"派单:{ROUTE_ZH.get(d['route_type'])} {d['route_code']} —— {ACTION_ZH.get(d['action'])},"
-            f"时限 {time_zh(d['due_by'])}"
+            f"时限 {time_zh(d['due_by'])}" + (",已超期" if late else "")
             if zh
             else f"Dispatched: {d['route_type']} {d['route_code']} must {d['action']} by {time_en(d['due_by'])}"
+            + (" (overdue)" if late else "")
         )
     return "\n".join(lines)
 

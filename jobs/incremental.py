@@ -105,7 +105,7 @@ def bronze_writes(spark: SparkSession, lake: Lake, since: dict[str, int | None])
                 raise
             return None
 
-    out = each_of(one, schemas.FEEDS)
+    out = each_of(one, [f for f in schemas.FEEDS if f not in schemas.optional_feeds()])  # those name, never screen
     return None if any(df is None for df in out.values()) else out
 
 

@@ -225,6 +225,18 @@ class Lake:
             sql += " WHEN NOT MATCHED THEN INSERT *"
         committed(lambda: spark.sql(sql, source=source).collect(), f"merge into {path}")
 
+    def add_columns(self, spark: SparkSession, path: str, schema) -> None:
+        """Add the columns of `schema` that the table at `path`, made before them, lacks (nullable: its older rows
+        read as null). Nothing when the table is missing or complete."""
+        if not self.exists(path):
+            return
+        have = set(spark.read.format("delta").load(path).columns)
+        missing = [f for f in schema.fields if f.name not in have]
+        if missing:
+            cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+            sql = f"ALTER TABLE delta.`{path}` ADD COLUMNS ({cols})"
+            committed(lambda: spark.sql(sql).collect(), f"add columns to {path}")
+
     def append(self, spark: SparkSession, path: str, schema, df: DataFrame) -> None:
         self.ensure(spark, path, schema)
         df = df.select([c.name for c in schema.fields])

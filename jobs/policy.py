@@ -32,6 +32,8 @@ class Policy:
     audit_window_days: int
     drug_categories: tuple[str, ...]
     symptom_categories: tuple[str, ...]
+    dispatch_pending_hours: int
+    dispatch_due_hours: tuple[tuple[str, float], ...]  # (action, hours), from the TOML table
     extra: dict = field(default_factory=dict, compare=False)
 
     def enabled(self, code: str) -> bool:
@@ -50,9 +52,18 @@ def load_versions(path: Path | None = None) -> list[Policy]:
         missing = names - set(v)
         if missing:
             raise SystemExit(f"policy version {v.get('id')!r} lacks {', '.join(sorted(missing))}")
-        kw = {k: (tuple(v[k]) if isinstance(v[k], list) else v[k]) for k in names}
+        kw = {k: _frozen(v[k]) for k in names}
         out.append(Policy(**kw, extra={k: v[k] for k in set(v) - names}))
     return sorted(out, key=lambda p: p.effective_from)
+
+
+def _frozen(value):
+    """A TOML list as a tuple, a table as sorted (key, value) pairs: a version is immutable and comparable."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    return value
 
 
 def policy_at(as_of: datetime, path: Path | None = None) -> Policy:

@@ -72,6 +72,12 @@ def gold_spec(table: str) -> dict:
     return json.loads((SCHEMA_DIR / "gold" / f"{table}.json").read_text(encoding="utf-8"))
 
 
+def optional_feeds() -> tuple[str, ...]:
+    """Feeds marked `"optional": true`: reference lists that only name things for people. No rule reads them and
+    their absence never halts a run."""
+    return tuple(f for f in FEEDS if feed_spec(f).get("optional"))
+
+
 def is_two_event(feed: str) -> bool:
     return "end_knowledge_time" in feed_spec(feed)
 
@@ -133,12 +139,13 @@ def data_dictionary() -> str:
         spec = feed_spec(feed)
         kt = spec["knowledge_time"] + (f" (end: {spec['end_knowledge_time']})" if "end_knowledge_time" in spec else "")
         layout = "by knowledge date (`_known_date`)" if bronze_partition(feed) else "one unpartitioned table"
+        opt = " Optional: a landing without it is complete." if spec.get("optional") else ""
         out += [
             f"### {feed}",
             "",
             spec["description"],
             "",
-            f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}. Layout: {layout}.",
+            f"Key: {', '.join(spec['key'])}. Knowledge time: {kt}. Layout: {layout}.{opt}",
             "",
         ]
         out += _column_table(bronze_columns(feed))

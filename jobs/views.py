@@ -55,10 +55,12 @@ VIEWS: dict[str, tuple[str, str]] = {
         """,
     ),
     "dispatch_backlog_by_street": (
-        "Open dispatch lines of the latest run by route, street and action, with the oldest popup behind them",
+        "Open dispatch lines of the latest run by route, street and action: new, carried over, overdue, and the oldest "
+        "popup behind them",
         """
         SELECT run_id, route_type, coalesce(street_code, route_code) AS street_or_route, action,
-               count(*) AS lines, min(since) AS oldest_since
+               count(*) AS lines, count_if(first_run_id = run_id) AS new, count_if(due_by <= as_of) AS overdue,
+               min(since) AS oldest_since
         FROM dispatch_list
         WHERE run_id = (SELECT run_id FROM dispatch_list ORDER BY as_of DESC, run_id DESC LIMIT 1)
         GROUP BY run_id, route_type, coalesce(street_code, route_code), action

@@ -1,7 +1,10 @@
 """One small lake for the issue-6 tests (dispatch, explain, sql, report), built once per test session.
 
 The rule stories of tests/scenarios.py (all residents of community 110105001001) plus people for the other
-dispatch routes: a hotel guest (with a formula-like name), someone outside Beijing, someone not in `persons`.
+dispatch routes: a hotel guest in 东城区 (with a formula-like name, and a NAT sample lab2 never uploads), one in
+朝阳区 (no contact phone, a clinic visit between the runs), someone outside Beijing, someone not in `persons`, a
+resident of another community and street (110105002001). The reference feeds name community 110105001001
+(renamed between the runs), hotel HTL-7 and lab1; the other community, hotel and lab go by their codes.
 Two nightly runs: RUN1 at 2022-05-10 01:00 and RUN2 at 2022-05-12 01:00.
 """
 
@@ -22,6 +25,43 @@ EXTRA = {
     "outside": resident_id("13010219850101002"),
     "unlisted": resident_id("13010219850101003"),
     "undeclared": resident_id("11010519850101004"),
+    "hotel_guest2": resident_id("11010519850101005"),
+}
+NAMES = {  # the reference feeds' rows (communities, facilities)
+    "communities": [
+        {
+            "community_code": "110105001001",
+            "name": "光华里社区",
+            "street_code": "110105001",
+            "office_phone": "15100000001",
+            "updated_at": "2022-04-01T00:00:00",
+        },
+        {
+            "community_code": "110105001001",
+            "name": "光华里北社区",
+            "street_code": "110105001",
+            "office_phone": "15100000001",
+            "updated_at": "2022-05-11T09:00:00",
+        },
+    ],
+    "facilities": [
+        {
+            "facility_id": "HTL-7",
+            "kind": "hotel",
+            "name": "长青大酒店(交道口店)",
+            "county_code": "110101",
+            "contact_phone": "15100000002",
+            "updated_at": "2022-04-01T00:00:00",
+        },
+        {
+            "facility_id": "lab1",
+            "kind": "lab",
+            "name": "北京市朝阳区疾病预防控制中心实验室",
+            "county_code": "110105",
+            "contact_phone": "15100000003",
+            "updated_at": "2022-04-01T00:00:00",
+        },
+    ],
 }
 EVIL_NAME = '=HYPERLINK("http://x","点我")'
 _built: dict[str, Lake] = {}
@@ -40,6 +80,14 @@ def build_landing(landing: Path) -> None:
                 "phone": "13800001234",
                 "hotel_id": "HTL-7",
                 "hotel_county_code": "110101",
+                "updated_at": "2022-04-01T00:00:00",
+            },
+            {
+                "person_id": EXTRA["hotel_guest2"],
+                "name": "酒店乙",
+                "birth_date": "1985-01-01",
+                "hotel_id": "HTL-9",
+                "hotel_county_code": "110105",
                 "updated_at": "2022-04-01T00:00:00",
             },
             {
@@ -121,9 +169,32 @@ def build_landing(landing: Path) -> None:
                 "visited_at": "2022-05-08T09:00:00",
                 "symptoms": "dry_cough",
             },
+            {
+                "visit_id": "cv-h2",
+                "person_id": EXTRA["hotel_guest2"],
+                "clinic_id": "cl9",
+                "visited_at": "2022-05-10T20:00:00",
+                "symptoms": "fever",
+            },
         ],
         name="part-900.csv",
     )
+    write_feed(
+        landing,
+        "nat_samples",
+        [
+            {
+                "sample_id": "n-lab2",
+                "person_id": EXTRA["hotel_guest"],
+                "site_id": "SITE1",
+                "lab_id": "lab2",
+                "sampled_at": "2022-05-08T09:00:00",
+            }
+        ],
+        name="part-900.csv",
+    )
+    for feed, rows in NAMES.items():
+        write_feed(landing, feed, rows, name="part-900.csv")
 
 
 def nightly(spark, lake: Lake, landing: Path, t: datetime, skip_ingest: bool = False) -> None:

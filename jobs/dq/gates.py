@@ -12,6 +12,7 @@ import statistics
 import tomllib
 from functools import cache
 
+from jobs.schemas import optional_feeds
 from jobs.settings import settings
 
 GATE_NAMES = (
@@ -80,6 +81,9 @@ def feed_checks(
     out = []
     rs, fe, fv = cfg["reject_share"], cfg["feed_empty"], cfg["feed_volume"]
     min_runs = cfg["history"]["min_runs"]
+    # an optional feed (feeds.md: reference lists that only name things) never "should have arrived": neither its
+    # silence nor its volume halts a run; its rejected share does, as any feed's
+    optional = set(optional_feeds())
     for feed in sorted(loaded):
         n_ok, n_bad, n_files = loaded[feed], rejected.get(feed, 0), rejected_files.get(feed, 0)
         total = n_ok + n_bad
@@ -114,7 +118,7 @@ def feed_checks(
         # feed_empty: expected only after k substantial deliveries in a row (each at least min_recent_rows), so a
         # feed of 1, 1, 1 rows a run going silent is a quiet day, not a broken feed (nothing recorded, like
         # feed_volume under min_median)
-        if feed not in fe.get("never_expected", []):
+        if feed not in fe.get("never_expected", []) and feed not in optional:
             k, floor = fe["expected_after"], max(1, fe.get("feeds", {}).get(feed, fe["min_recent_rows"]))
             last = [h["rows_in"].get(feed, 0) for h in history[:k]]
             expected = len(last) == k and all(x >= floor for x in last)
@@ -136,7 +140,7 @@ def feed_checks(
         past = [h["rows_in"].get(feed, 0) for h in history]
         past = [x for x in past if x > 0]
         low, high = fv.get("feeds", {}).get(feed, (fv["low"], fv["high"]))
-        if n_ok == 0:
+        if n_ok == 0 or feed in optional:
             continue  # absence is feed_empty's business
         if len(past) < min_runs:
             out.append(

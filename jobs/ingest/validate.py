@@ -25,11 +25,13 @@ REASONS = (
     "bad_phone",  # not 11 digits starting with 1
     "unknown_county_code",  # not a real GB/T 2260 county code
     "unknown_community_code",  # not 12 digits over a real county code
+    "unknown_street_code",  # not 9 digits over a real county code
     "unknown_enum",  # value outside the feed's allowed set
     "end_before_start",  # an end earlier than its start
     "observed_after_knowledge",  # an observed time later than the row's own knowledge time
 )
 FILE_REASONS = ("missing_column",)  # the whole file is rejected
+CODE_DIGITS = {"community_code": 12, "street_code": 9}  # a check's code length; its first 6 digits are a county
 
 _TS_RE = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
 _DATE_RE = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
@@ -131,12 +133,13 @@ def checks(feed: str, raw: dict[str, Column], typed: dict[str, Column]) -> list[
                     detail(n, "contains a code that is not a real county"),
                 )
             )
-        elif check == "community_code":
+        elif check in CODE_DIGITS:
+            digits = CODE_DIGITS[check]
             out.append(
                 (
-                    "unknown_community_code",
-                    present & ~(v.rlike(r"^\d{12}$") & _county_ok(F.substring(v, 1, 6))),
-                    detail(n, "not 12 digits over a real county code"),
+                    f"unknown_{check}",
+                    present & ~(v.rlike(rf"^\d{{{digits}}}$") & _county_ok(F.substring(v, 1, 6))),
+                    detail(n, f"not {digits} digits over a real county code"),
                 )
             )
         elif check == "area_code":

@@ -42,6 +42,7 @@ INJECTED_REASONS = {
     "end_before_start",
     "observed_after_knowledge",
     "missing_key",
+    "unknown_street_code",
 }
 
 

@@ -1,18 +1,18 @@
-"""Dispatch lists: routing per route and action, masking, one line per person/route/action, the Chinese reason
-lines for every reason_type, export files (BOM CSV, XLSX, formula neutralising)."""
+"""Dispatch lists: routing per route and action, one line per person/route/action, the Chinese reason lines for every
+reason_type; on the scenario lake's two runs, the first dispatch and due time a line keeps while it stays open, and
+the work orders each recipient gets (only its own people, names from the reference feeds as of the run). The file
+format itself (headers, print setup, drop-downs, index) is tests/unit/test_workorders.py's."""
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 
 import pytest
 
-from jobs.dispatch import EXPORT_COLUMNS, safe_cell, write_files
 from jobs.keys import person_key_py
 from jobs.reasons_text import why_line
-from tests.dispatch_lake import EVIL_NAME, EXTRA, RUN1, RUN2, scenario_lake
+from tests.dispatch_lake import AS_OF1, AS_OF2, EVIL_NAME, EXTRA, RUN1, RUN2, scenario_lake
 from tests.scenarios import P
 
 
@@ -214,62 +214,35 @@ def test_every_reason_type_of_outputs_md_has_a_why_line():
     assert set(WHY) == types
 
 
-def test_spreadsheet_cells_starting_with_a_formula_character_get_a_leading_quote():
-    assert [safe_cell(v) for v in ("=1+1", "+86", "-2", "@SUM(A1)", "\tx", "\rx", "张三", None, "a=b")] == [
-        "'=1+1",
-        "'+86",
-        "'-2",
-        "'@SUM(A1)",
-        "'\tx",
-        "'\rx",
-        "张三",
-        "",
-        "a=b",
-    ]
-
-
-def test_export_files_are_bom_csv_and_xlsx_with_chinese_headers_and_neutralised_cells(tmp_path):
-    from openpyxl import load_workbook
-
-    row = {k: "" for k, _ in EXPORT_COLUMNS} | {
-        "route_type": "hotel",
-        "route_code": "110101",
-        "street_code": "",
-        "name": "=cmd()",
-        "phone": "13800001234",
-        "id_masked": "110101********0011",
-    }
-    files = write_files(tmp_path / "run", [row])
-    assert sorted(f.name for f in files) == ["hotel.csv", "hotel.xlsx"]
-    raw = (tmp_path / "run" / "hotel.csv").read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    assert rows[0] == [h for _, h in EXPORT_COLUMNS]
-    assert rows[1][5:8] == ["'=cmd()", "110101********0011", "13800001234"]
-    ws = load_workbook(tmp_path / "run" / "hotel.xlsx").active
-    assert [c.value for c in ws[2]][5:8] == ["'=cmd()", "110101********0011", "13800001234"]
-    assert ws["H2"].data_type == "s"
-
-
 # --- on the scenario lake -----------------------------------------------------------------------------------
+PEOPLE = {**P, **EXTRA}
+NAME_OF = {person_key_py(p): n for n, p in PEOPLE.items()}
+
+
+def masked(name: str) -> str:
+    return PEOPLE[name][:6] + "********" + PEOPLE[name][-4:]
+
+
 @pytest.fixture(scope="module")
 def lake(spark):
     return scenario_lake(spark)
 
 
 @pytest.fixture(scope="module")
-def run1(spark, lake):
-    names = {person_key_py(p): n for n, p in {**P, **EXTRA}.items()}
+def gold(spark, lake):
+    """Each run's lines: (person, route_type, route_code, action, reasons, due_by, first_dispatched_at, first run)."""
     rows = lake.read_gold(spark, "dispatch_list").collect()
     return {
         rid: sorted(
             (
-                names[r["person_key"]],
+                NAME_OF[r["person_key"]],
                 r["route_type"],
                 r["route_code"],
                 r["action"],
                 len(r["reason_keys"]),
                 r["due_by"].isoformat(),
+                r["first_dispatched_at"].isoformat(),
+                r["first_run_id"],
             )
             for r in rows
             if r["run_id"] == rid
@@ -278,13 +251,29 @@ def run1(spark, lake):
     }
 
 
+def read_csv(path):
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
+def orders(lake, run_id) -> dict[str, list[dict]]:
+    """A run's work orders (CSV) by the path the index gives, without the suffix."""
+    folder = lake.root / "exports" / "dispatch" / run_id
+    return {
+        r["工作单文件"][:-5]: read_csv(folder / (r["工作单文件"][:-5] + ".csv")) for r in read_csv(folder / "index.csv")
+    }
+
+
 @pytest.mark.slow
-def test_dispatch_routes_each_person_once_per_route_and_action(run1):
+def test_dispatch_routes_each_person_once_per_route_and_action(gold):
     c, d = "110105001001", "2022-05-11T01:00:00"
-    assert run1[RUN1] == [
+    assert [x[:6] for x in gold[RUN1]] == [
         ("clinic", "community", c, "remind_test", 1, d),
         ("colocated", "community", c, "verify_report", 1, d),
         ("hotel_guest", "hotel", "110101", "remind_test", 1, d),
+        ("hotel_guest", "lab", "lab2", "chase_upload", 1, "2022-05-10T13:00:00"),
         ("nat_late", "community", c, "remind_test", 1, d),
         ("nat_late", "lab", "lab1", "chase_upload", 1, "2022-05-10T13:00:00"),
         ("no_nat", "community", c, "remind_test", 1, d),
@@ -297,52 +286,106 @@ def test_dispatch_routes_each_person_once_per_route_and_action(run1):
         ("upgraded_after", "community", c, "verify_report", 2, d),  # two areas upgraded after the visits: one line
         ("verified_between", "community", c, "verify_report", 1, d),  # the area upgraded after the verification
     ]
-
-
-def read_csv(path):
-    raw = path.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert {x[6:] for x in gold[RUN1]} == {(AS_OF1.isoformat(), RUN1)}  # the first run: everything is new
 
 
 @pytest.mark.slow
-def test_exports_carry_masked_ids_contact_phones_and_neutralised_names(lake):
+def test_a_line_still_open_in_the_next_run_keeps_its_first_dispatch_and_due_time(gold):
+    """RUN2 comes two days after RUN1: what RUN1 dispatched and is still open keeps RUN1's due time, now past."""
+    first = {x[0:4]: x[5:] for x in gold[RUN1]}
+    new = [x for x in gold[RUN2] if x[0:4] not in first]
+    assert new == [
+        ("hotel_guest2", "hotel", "110105", "remind_test", 1, "2022-05-13T01:00:00", AS_OF2.isoformat(), RUN2)
+    ]  # the clinic visit of 05-10 20:00: due 24 h after RUN2
+    carried = [(x[0:4], x[5:]) for x in gold[RUN2] if x[0:4] in first]
+    assert carried == [(k, first[k]) for k, _ in carried]
+    assert {k[0] for k, _ in carried} == {x[0] for x in gold[RUN1]} - {"nat_late"}  # its result arrived
+    assert [k for k, (due, _, _) in carried if due > AS_OF2.isoformat()] == []  # so all of them are overdue
+
+
+@pytest.mark.slow
+def test_work_orders_say_new_or_carried_over_and_which_are_overdue(lake):
+    run2 = orders(lake, RUN2)
+    state = {
+        (f.split("/")[0], r["姓名"]): (r["首次派单"], r["新增/持续"], r["完成时限"], r["超期"])
+        for f, rows in run2.items()
+        for r in rows
+    }
+    assert state[("hotel", "酒店乙")] == ("2022-05-12 01:00", "新增", "2022-05-13 01:00", "")
+    assert state[("community", "测试starred")] == ("2022-05-10 01:00", "持续", "2022-05-11 01:00", "已超期")
+    assert state[("lab", "'" + EVIL_NAME)] == ("2022-05-10 01:00", "持续", "2022-05-10 13:00", "已超期")
+    assert [(r["新增/持续"], r["超期"]) for r in orders(lake, RUN1)["lab/lab2"]] == [("新增", "")]
+
+
+@pytest.mark.slow
+def test_each_recipient_gets_only_its_own_people(lake, gold):
+    """A community sees its residents, a 文旅局 its district's hotel guests, a lab its samples, 12345 the rest."""
+    for run_id in (RUN1, RUN2):
+        got = {f: sorted(r["身份证号"] for r in rows) for f, rows in orders(lake, run_id).items()}
+        want: dict[str, list[str]] = {}
+        for x in gold[run_id]:
+            want.setdefault((x[1], x[2]), []).append(masked(x[0]))
+        index = {
+            (r["代码"], r["工作单文件"][:-5]) for r in read_csv(lake.root / "exports/dispatch" / run_id / "index.csv")
+        }
+        assert {f: sorted(want[(f.split("/")[0], code)]) for code, f in index} == got, run_id
+    run2 = {f: [r["姓名"] for r in rows] for f, rows in orders(lake, RUN2).items()}
+    assert run2["hotel/110101_东城区文旅局"] == ["'" + EVIL_NAME]
+    assert run2["hotel/110105_朝阳区文旅局"] == ["酒店乙"]
+    assert run2["lab/lab2"] == ["'" + EVIL_NAME]
+    assert run2["community/110105002_朝外街道/110105002001"] == ["未申报"]
+    assert sorted(run2["outside_beijing/12345_12345市民服务热线"]) == ["京外甲", "未登记"]
+    assert [r["姓名"] for r in orders(lake, RUN1)["lab/lab1_北京市朝阳区疾病预防控制中心实验室"]] == ["测试nat_late"]
+    community = run2["community/110105001_建外街道/110105001001_光华里北社区"]
+    assert sorted(set(community)) == sorted(f"测试{n}" for n, *_ in gold[RUN2] if n in P)
+
+
+@pytest.mark.slow
+def test_recipients_and_hotels_are_named_from_the_reference_feeds_as_of_the_run_else_by_code(lake):
+    run1, run2 = orders(lake, RUN1), orders(lake, RUN2)
+    # community 110105001001 was renamed between the runs; 110105002001, HTL-9 and lab2 are not in the feeds
+    assert sorted(f for f in run1 if f.startswith("community/")) == [
+        "community/110105001_建外街道/110105001001_光华里社区",
+        "community/110105002_朝外街道/110105002001",
+    ]
+    assert "community/110105001_建外街道/110105001001_光华里北社区" in run2
+    hotels = {r["姓名"]: (r["酒店"], r["酒店电话"]) for f in run2 if f.startswith("hotel/") for r in run2[f]}
+    assert hotels == {"'" + EVIL_NAME: ("长青大酒店(交道口店)", "15100000002"), "酒店乙": ("HTL-9", "")}
+    index = {
+        r["代码"]: (r["接收单位"], r["联系电话"]) for r in read_csv(lake.root / "exports/dispatch" / RUN1 / "index.csv")
+    }
+    assert index == {
+        "110105001001": ("朝阳区建外街道 光华里社区(110105001001)", "15100000001"),
+        "110105002001": ("朝阳区朝外街道 社区(110105002001)", ""),
+        "110101": ("东城区文旅局", ""),
+        "12345": ("12345市民服务热线", ""),
+        "lab1": ("北京市朝阳区疾病预防控制中心实验室(lab1)", "15100000003"),
+        "lab2": ("检测机构(lab2)", ""),
+    }
+
+
+@pytest.mark.slow
+def test_work_orders_carry_masked_ids_contact_phones_plain_reasons_and_neutralised_names(lake):
     from openpyxl import load_workbook
 
-    folder = lake.root / "exports" / "dispatch" / RUN1
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        f"{r}.{x}" for r in ("community", "hotel", "outside_beijing", "lab") for x in ("csv", "xlsx")
+    run1 = orders(lake, RUN1)
+    (hotel,) = run1["hotel/110101_东城区文旅局"]
+    assert (hotel["序号"], hotel["姓名"], hotel["身份证号"], hotel["联系电话"], hotel["处置要求"]) == (
+        "1",
+        "'" + EVIL_NAME,
+        masked("hotel_guest"),
+        "13800001234",
+        "提醒核酸检测",
     )
-    hotel = read_csv(folder / "hotel.csv")
-    assert [
-        (h["派发对象"], h["酒店"], h["姓名"], h["身份证号"], h["联系电话"], h["处置要求"], h["完成时限"]) for h in hotel
-    ] == [
-        (
-            "东城区文旅局",
-            "HTL-7",
-            "'" + EVIL_NAME,
-            "110101********" + EXTRA["hotel_guest"][-4:],
-            "13800001234",
-            "提醒核酸检测",
-            "2022-05-11 01:00",
-        )
+    assert hotel["原因"] == "您于 5月8日 09:00 在诊所 cl9 就诊,症状:干咳"
+    out = run1["outside_beijing/12345_12345市民服务热线"]
+    assert sorted((o["姓名"], o["身份证号"], o["联系电话"]) for o in out) == [
+        ("京外甲", masked("outside"), "13800005678"),
+        ("未登记", masked("unlisted"), "无登记电话"),  # not in persons: the ID from the drug purchase
     ]
-    assert hotel[0]["原因"] == "您于 5月8日 09:00 在诊所 cl9 就诊,症状:干咳"
-    out = read_csv(folder / "outside_beijing.csv")
-    assert [(o["姓名"], o["身份证号"], o["联系电话"]) for o in out] == [
-        ("京外甲", "130102********" + EXTRA["outside"][-4:], "13800005678"),
-        ("", "130102********" + EXTRA["unlisted"][-4:], ""),
-    ]  # not in persons: ID from the drug purchase
-    community = read_csv(folder / "community.csv")
-    # sorted by street then community: the scenario residents of 110105001001, then the undeclared traveller
-    order = [(re.search(r"\((\d{9})\)$", c["街道"]).group(1), c["社区"]) for c in community]
-    assert order == sorted(order)
-    assert {c["街道"] for c in community} == {"建外街道(110105001)", "朝外街道(110105002)"}
-    assert [(c["社区"], c["身份证号"], c["处置要求"]) for c in community if c["街道"].endswith("(110105002)")] == [
-        ("110105002001", "110105********" + EXTRA["undeclared"][-4:], "提醒行程申报")
-    ]
-    rel = [c for c in community if c["身份证号"].endswith(P["relative_unsigned"][-4:])]
+    community = run1["community/110105001_建外街道/110105001001_光华里社区"]
+    assert [r["序号"] for r in community] == [str(i) for i in range(1, len(community) + 1)]
+    rel = [c for c in community if c["身份证号"] == masked("relative_unsigned")]
     assert [(c["处置要求"], c["原因"]) for c in rel] == [
         (
             "核实并上报",
@@ -350,30 +393,57 @@ def test_exports_carry_masked_ids_contact_phones_and_neutralised_names(lake):
             "公告 a-130203 于 5月1日 00:00 公布为中风险(自 5月1日 00:00 起)",
         )
     ]
-    lab = read_csv(folder / "lab.csv")
-    assert [(x["检测机构"], x["原因"]) for x in lab] == [
-        ("lab1", "核酸样本 n-late 于 5月8日 12:00 采样,超过24小时仍未上传核酸平台,本人弹窗④因此未能解除")
+    assert [(x["采样时间"], x["原因"]) for x in run1["lab/lab1_北京市朝阳区疾病预防控制中心实验室"]] == [
+        ("2022-05-08 12:00", "核酸样本 n-late 于 5月8日 12:00 采样,超过24小时仍未上传核酸平台,本人弹窗④因此未能解除")
     ]
-    ws = load_workbook(folder / "community.xlsx").active
-    assert [c.value for c in ws[1]] == [h for _, h in EXPORT_COLUMNS]
-    assert ws.max_row == len(community) + 1
-    text = "".join(
-        (folder / f).read_text(encoding="utf-8-sig") for f in ("community.csv", "hotel.csv", "outside_beijing.csv")
+    folder = lake.root / "exports" / "dispatch" / RUN1
+    ws = load_workbook(folder / "community/110105001_建外街道/110105001001_光华里社区.xlsx").active
+    assert ws["A1"].value.startswith(
+        f"朝阳区建外街道 光华里社区(110105001001) 派单工作单 · 运行 {RUN1} · 数据截至 2022-05-10 01:00"
     )
-    assert not any(p in text for p in (*P.values(), *EXTRA.values()))  # no raw ID number anywhere
+    assert ws.max_row == len(community) + 2
+    text = "".join(p.read_text(encoding="utf-8-sig") for p in folder.rglob("*.csv"))
+    assert not any(p in text for p in PEOPLE.values())  # no raw ID number anywhere
 
 
 @pytest.mark.slow
-def test_republishing_a_run_rewrites_its_lines_without_duplicates(spark, lake, run1):
+def test_the_index_counts_each_work_orders_lines_new_carried_and_overdue(lake, gold):
+    rows = read_csv(lake.root / "exports" / "dispatch" / RUN2 / "index.csv")
+    assert [(r["派发类型"], r["代码"], r["条数"], r["新增"], r["持续"], r["超期"]) for r in rows] == [
+        ("社区", "110105001001", "8", "0", "8", "8"),
+        ("社区", "110105002001", "1", "0", "1", "1"),
+        ("区文旅局", "110101", "1", "0", "1", "1"),
+        ("区文旅局", "110105", "1", "1", "0", "0"),
+        ("12345热线", "12345", "2", "0", "2", "2"),
+        ("检测机构", "lab2", "1", "0", "1", "1"),
+    ]
+    assert sum(int(r["条数"]) for r in rows) == len(gold[RUN2])
+
+
+@pytest.mark.slow
+def test_republishing_a_run_rewrites_its_lines_and_work_orders_the_same(spark, lake, gold):
     from jobs.dispatch import publish
     from jobs.policy import policy_at
-    from tests.dispatch_lake import AS_OF2
 
+    before = orders(lake, RUN2)
     counts = publish(spark, lake, AS_OF2, RUN2, policy_at(AS_OF2), log=lambda *_: None)
     rows = lake.read_gold(spark, "dispatch_list")
-    assert counts["dispatch_lines"] == len(run1[RUN2])
+    assert counts["dispatch_lines"] == len(gold[RUN2])
     assert (
         rows.count()
         == rows.select("run_id", "route_type", "route_code", "person_key", "action").distinct().count()
-        == len(run1[RUN1]) + len(run1[RUN2])
+        == len(gold[RUN1]) + len(gold[RUN2])
     )
+    assert orders(lake, RUN2) == before  # the same first dispatch and due times: it carries over from RUN1 again
+
+
+def test_a_lake_without_the_reference_feeds_names_nothing_so_the_codes_show(spark, tmp_path):
+    from jobs.dispatch import reference_names
+    from jobs.lake import Lake
+    from jobs.workorders import Names
+
+    lines = spark.createDataFrame(
+        [("community", "110105001001", None), ("hotel", "110101", "HTL-7"), ("lab", "lab1", None)],
+        "route_type string, route_code string, hotel_id string",
+    )
+    assert reference_names(spark, Lake(tmp_path / "lake"), lines, AS_OF1) == Names({}, {})

@@ -123,6 +123,17 @@ SCANS = [
     dict(SCAN, scan_id="V2", scan_type="walkin"),
 ]  # venue_scans/part-001.csv: 2 good, 3 unknown_enum
 SCANS_NO_TYPE = [dict(SCAN, scan_id="V9")]  # venue_scans/part-002.csv lacks the required `scan_type` column
+COMMUNITY = dict(
+    community_code="110101001001",
+    name="东华门社区",
+    street_code="110101001",
+    office_phone=None,
+    updated_at="2022-04-01T08:00:00",
+)
+COMMUNITIES = [
+    COMMUNITY,
+    dict(COMMUNITY, community_code="110101001002", street_code="11010100"),
+]  # 2 good, 3 bad street
 
 # reason -> (file, line, raw row, detail) of the one row rejected for it
 BAD_ROWS = {
@@ -176,6 +187,12 @@ BAD_ROWS = {
         line("persons", PERSONS[9]),
         "community_code: not 12 digits over a real county code (119999001001)",
     ),
+    "unknown_street_code": (
+        "communities/part-001.csv",
+        3,
+        line("communities", COMMUNITIES[1]),
+        "street_code: not 9 digits over a real county code (11010100)",
+    ),
     "unknown_enum": (
         "venue_scans/part-001.csv",
         3,
@@ -195,8 +212,8 @@ BAD_ROWS = {
         "last_seen later than reported_at (2022-05-01T12:00:00 > 2022-05-01T11:00:00)",
     ),
 }
-FEEDS = ("persons", "telecom_stays", "venue_scans", "kit_bindings")
-N_FILES = {"persons": 1, "telecom_stays": 2, "venue_scans": 2, "kit_bindings": 1}
+FEEDS = ("persons", "telecom_stays", "venue_scans", "kit_bindings", "communities")
+N_FILES = {"persons": 1, "telecom_stays": 2, "venue_scans": 2, "kit_bindings": 1, "communities": 1}
 
 
 def quiet(*_):
@@ -217,6 +234,7 @@ def build_landing(landing: Path) -> None:
     cols = [c["name"] for c in feed_spec("venue_scans")["columns"] if c["name"] != "scan_type"]
     write_feed(landing, "venue_scans", SCANS_NO_TYPE, name="part-002.csv", columns=cols)
     write_feed(landing, "kit_bindings", [BINDING])
+    write_feed(landing, "communities", COMMUNITIES)
 
 
 def snapshot(spark, lake: Lake) -> dict:
@@ -309,6 +327,7 @@ def test_file_missing_required_column_is_rejected_whole_and_others_load(env):
         ("V1", "venue_scans/part-001.csv", 2)
     ]
     assert sorted(f) == [
+        "communities/part-001.csv",
         "kit_bindings/part-001.csv",
         "persons/part-001.csv",
         "telecom_stays/part-001.csv",

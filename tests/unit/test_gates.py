@@ -224,3 +224,16 @@ def test_recent_runs_are_completed_runs_of_the_same_mode_newest_first():
     got = gates.recent_runs(rows, "nightly", "n5", CFG)
     assert [r["run_id"] for r in got] == ["n4", "n1"]
     assert got[0]["rows_in"] == {"telecom_stays": 4} and got[0]["dq_summary"] == {}
+
+
+def test_an_optional_reference_feed_absent_or_far_off_its_volume_never_halts():
+    """communities and facilities only name things (feeds.md): silence or a jump is no broken delivery."""
+    full = {"communities": 7000, "facilities": 900}
+    h = [dict(x, rows_in=dict(full)) for x in hist(5)]
+    for loaded in ({"communities": 0, "facilities": 0}, {"communities": 3, "facilities": 9000}):
+        checks = gates.feed_checks(loaded, {}, {}, h, CFG)
+        assert tripped(checks) == [], loaded
+        assert [c for c in checks if c["gate"] in ("feed_empty", "feed_volume")] == [], loaded
+    # their rejected share is judged like any feed's
+    checks = gates.feed_checks({"communities": 300}, {"communities": 100}, {}, h, CFG)
+    assert tripped(checks) == [("reject_share", "communities")]

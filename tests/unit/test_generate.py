@@ -32,6 +32,7 @@ REASONS = {
     "end_before_start",
     "observed_after_knowledge",
     "missing_key",
+    "unknown_street_code",
 }
 
 # feed -> (columns in order, key columns, {column: type}); a trailing "?" marks a nullable column
@@ -191,6 +192,23 @@ SPEC = {
             note="str?",
         ),
     ),
+    "communities": (
+        "community_code name street_code office_phone updated_at",
+        "community_code",
+        dict(community_code="community", name="str", street_code="street", office_phone="phone?", updated_at="ts"),
+    ),
+    "facilities": (
+        "facility_id kind name county_code contact_phone updated_at",
+        "facility_id",
+        dict(
+            facility_id="str",
+            kind="enum:hotel,lab,test_site",
+            name="str",
+            county_code="county",
+            contact_phone="phone?",
+            updated_at="ts",
+        ),
+    ),
 }
 PAIRS = {
     "phone_registrations": ("registered_at", "deregistered_at"),
@@ -286,6 +304,9 @@ def defects(feed: str, row: dict[str, str]) -> set[str]:
         elif t == "community":
             if not re.fullmatch(r"\d{12}", v) or v[:6] not in COUNTIES:
                 out.add("unknown_community_code")
+        elif t == "street":
+            if not re.fullmatch(r"\d{9}", v) or v[:6] not in COUNTIES:
+                out.add("unknown_street_code")
         elif t == "area":
             if len(v) == 12:
                 if v[:6] not in COUNTIES:
@@ -430,7 +451,8 @@ def test_spot_check_each_reason(landing, manifest):
         if reason == "missing_key":
             assert row[SPEC[m["feed"]][1].split()[0]] == ""
         elif reason == "bad_phone":
-            assert any(row[c] and not re.fullmatch(r"1\d{10}", row[c]) for c in ("phone",) if c in row)
+            phones = ("phone", "office_phone", "contact_phone")
+            assert any(row[c] and not re.fullmatch(r"1\d{10}", row[c]) for c in phones if c in row)
         elif reason.startswith("bad_id_"):
             assert id_defect(row["person_id"]) == reason
         elif reason == "unknown_county_code":
@@ -503,6 +525,27 @@ def rows_of_dicts(landing: Path, feed: str) -> list[dict[str, str]]:
         rows = rows_of(path)
         out += [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
     return out
+
+
+def test_reference_feeds_name_the_codes_the_other_feeds_use_and_leave_a_few_out(landing):
+    def good(feed):
+        return [r for r in rows_of_dicts(landing, feed) if not defects(feed, r)]
+
+    comms = {r["community_code"]: r for r in good("communities")}
+    facs = {r["facility_id"]: r for r in good("facilities")}
+    assert all(r["street_code"] == c[:9] and r["name"].endswith(("社区", "村")) for c, r in comms.items())
+    kinds = {"HTL": "hotel", "LAB": "lab", "SITE": "test_site"}
+    assert all(r["kind"] == kinds[re.match(r"[A-Z]+", f).group()] for f, r in facs.items())
+    residents = {p["community_code"] for p in good("persons") if p["community_code"]}
+    listed = residents & comms.keys()
+    assert 0.9 < len(listed) / len(residents) < 1  # a few communities unlisted: the work orders show the code
+    hotels = {p["hotel_id"] for p in good("persons") if p["hotel_id"]}
+    assert len(hotels & facs.keys()) / len(hotels) > 0.9
+    assert {s["lab_id"] for s in good("nat_samples")} <= facs.keys()  # every lab is named
+    assert {s["site_id"] for s in good("nat_samples") if s["site_id"][4:6] == "11"} & facs.keys()
+    # names change during the period: later days carry new versions of listed codes
+    later = [r for r in good("communities") + good("facilities") if r["updated_at"] >= "2022-05-02"]
+    assert later and all((r.get("community_code") or r.get("facility_id")) for r in later)
 
 
 def test_zero_scale_and_bad_arguments(tmp_path):

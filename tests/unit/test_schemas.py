@@ -20,7 +20,7 @@ def test_every_feed_of_feeds_md_has_a_schema_with_its_columns():
             row = next(line for line in text.splitlines() if line.startswith(f"| `{feed}`"))
             for col in feed_spec(feed)["columns"]:
                 assert col["name"] in row, (feed, col["name"])
-    assert len(FEEDS) == 18
+    assert len(FEEDS) == 20
 
 
 def test_bronze_tables_carry_knowledge_time_and_provenance():

@@ -18,6 +18,7 @@ are shared by several methods, so the methods must keep their call order:
 - `health.py`: cases, NAT samples and results, drug purchases, clinic visits, verifications, trip declarations,
   risk announcements;
 - `scenario.py`: the case counties and the planted persons every run should see;
+- `reference.py`: the optional reference feeds (names of communities, hotels, labs and test sites);
 - `defects.py`: the injected bad rows and the manifest;
 - `files.py`: the CSV writer (`_File`), a day's files and the baseline;
 - here: the generator's state, the day loop and `generate(...)`.
@@ -37,6 +38,7 @@ from jobs.devtools.generate.files import Files, _File
 from jobs.devtools.generate.health import Health
 from jobs.devtools.generate.movement import Movement
 from jobs.devtools.generate.people import People, _geo
+from jobs.devtools.generate.reference import Reference
 from jobs.devtools.generate.scenario import Scenario
 
 _PORTS = (
@@ -51,7 +53,7 @@ _PORTS = (
 )
 
 
-class _Generator(Core, People, Movement, Health, Scenario, Defects, Files):
+class _Generator(Core, People, Movement, Health, Scenario, Reference, Defects, Files):
     grid_split = 1  # grid dwell records per stretch in one cell (generate(grid_split=...))
 
     def __init__(self, landing: Path, sf: float, start: date, days: int, seed: int, bad_share: float, log) -> None:
@@ -142,12 +144,14 @@ class _Generator(Core, People, Movement, Health, Scenario, Defects, Files):
         for v in new_venues:
             self.venues.append(v)
             self.index_venue(v)
+        self.reference_changes(d)
 
     def run(self) -> dict:
         self.landing.mkdir(parents=True, exist_ok=True)
         self.choose_counties()
         self.build_population()
         self.build_venues()
+        self.build_reference()
         self.plan()
         for d in range(self.days):
             self.open_day(d)

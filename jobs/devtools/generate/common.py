@@ -37,6 +37,8 @@ FEED_ORDER = (
     "nat_results",
     "trip_declarations",
     "verifications",
+    "communities",
+    "facilities",
 )
 if set(FEED_ORDER) != set(schemas.FEEDS):
     raise RuntimeError(f"schemas/feeds/ has {sorted(schemas.FEEDS)}, the generator writes {sorted(FEED_ORDER)}")

@@ -69,6 +69,13 @@ _T = {
         "outcome": "enum",
         "commitment_signed": "bool",
     },
+    "communities": {
+        "community_code": "community",
+        "street_code": "street",
+        "office_phone": "phone",
+        "updated_at": "ts",
+    },
+    "facilities": {"kind": "enum", "county_code": "county", "contact_phone": "phone", "updated_at": "ts"},
 }
 # (start, end) columns; (observed, knowledge) columns. Scheduled/declared times are exempt (feeds.md).
 PAIRS = {
@@ -98,6 +105,7 @@ REASONS = (
     "end_before_start",
     "observed_after_knowledge",
     "missing_key",
+    "unknown_street_code",
 )
 ID_REASONS = ("bad_id_checksum", "bad_id_birth_date", "bad_id_format")
 # Where the guaranteed one-per-reason bad rows go: feeds that always have rows on the first day.
@@ -113,6 +121,7 @@ _FORCED_FEEDS = {
     "end_before_start": ("telecom_stays", "phone_registrations"),
     "observed_after_knowledge": ("telecom_stays", "case_reports"),
     "missing_key": ("persons", "telecom_stays", "venues", "risk_announcements"),
+    "unknown_street_code": ("communities",),
 }
 _BAD_TS = ("2022-02-30T10:00:00", "yesterday", "2022-13-01T08:00:00", "2022-05-01T25:10:00", "unknown")
 _BAD_DATE = ("2022-02-30", "2021-02-29", "2022-13-01", "yesterday")
@@ -128,6 +137,7 @@ _BAD_ENUM = {
     "result": "pending",
     "platform": "hubei",
     "outcome": "unknown",
+    "kind": "clinic",
 }
 
 
@@ -166,6 +176,8 @@ class Defects:
             out.append("unknown_county_code")
         if types & {"community", "area"}:
             out.append("unknown_community_code")
+        if "street" in types:
+            out.append("unknown_street_code")
         if "phone" in types:
             out.append("bad_phone")
         if "enum" in types:
@@ -206,6 +218,11 @@ class Defects:
             row[0] = self.fresh_bad_pid(row[0], rng)
         elif feed in ("phone_registrations", "kit_bindings"):
             row[ix["phone"]] = self.fresh_bad_phone(rng)
+        elif feed == "communities":  # sequence 900-999: never a generated community's
+            while row[0] in self.bad_keys or not row[0][9:].startswith("9"):
+                row[0] = f"{rng.choice(self.geo.bj_streets)}{rng.randrange(900, 1000)}"
+            self.bad_keys.add(row[0])
+            row[ix["street_code"]] = row[0][:9]
         elif feed == "border_port_counties":
             row[2] = (date.fromisoformat(row[2]) - timedelta(days=1000 + rng.randrange(1000))).isoformat()
         else:
@@ -248,6 +265,9 @@ class Defects:
             row[ix[c]] = f"{rng.choice(self.geo.unknown_counties)}{rng.randint(1, 20):03d}{rng.randint(1, 20):03d}"
             if feed == "persons":  # a community resident, not a hotel guest
                 row[ix["hotel_id"]] = row[ix["hotel_county_code"]] = ""
+        elif kind == "unknown_street_code":
+            c = next(c for c, t in types.items() if t == "street")
+            row[ix[c]] = f"{rng.choice(self.geo.unknown_counties)}{rng.randint(1, 20):03d}"
         elif kind == "bad_phone":
             c = next(c for c, t in types.items() if t == "phone")
             p = row[ix[c]] if len(row[ix[c]]) == 11 else f"139{rng.randrange(10**8):08d}"

@@ -144,3 +144,4 @@ class Files:
         for row in self.venue_rows:
             fv.write(row)
         self.venue_rows = []
+        self.write_reference_baseline()

@@ -69,6 +69,7 @@ class _Geo:
         self.streets = {c: sorted(v) for c, v in sorted(streets.items())}
         self.bj_streets = [s for c in self.bj_counties for s in self.streets.get(c, ())]
         self.street_name = {d.code: d.name for d in l4 if d.code.startswith(HOME_PREFIX)}
+        self.county_name = {d.code: d.name for d in l3 if d.code.startswith(HOME_PREFIX)}
         self.street_index = {s: i for i, s in enumerate(self.bj_streets)}
         all_codes = {d.code for d in load_divisions()}
         self.unknown_counties = [c for c in ("119999", "110199", "990101", "450699", "339998") if c not in all_codes]
