@@ -15,7 +15,7 @@ from pathlib import Path
 from jobs import schemas
 from jobs.asof_time import LOCAL
 from jobs.settings import settings
-from jobs.views import VIEWS, dependencies, person_area
+from jobs.views import BUILT, VIEWS, build, dependencies
 
 ALLOW_PII_ENV = "SCREENING_SQL_ALLOW_PII"
 PII_COLUMNS = {"person_id", "phone"}  # and persons (names); venues.name is a place
@@ -63,24 +63,54 @@ def check_pii(query: str) -> None:
 
 
 # -- time travel -----------------------------------------------------------------------------------------------
-def version_at(path: str, at: datetime) -> int | None:
-    """The table's last commit at or before `at` (naive local time), from the Delta log's commit timestamps."""
-    log = Path(path) / "_delta_log"
-    best = None
-    for f in sorted(log.glob("*.json")):
-        ms = None
+def commits(path: str):
+    """(version, commit time as naive local time, commitInfo) of each commit still in the table's Delta log, oldest
+    first; read from the log files, no Spark."""
+    for f in sorted((Path(path) / "_delta_log").glob("*.json")):
+        if not f.stem.isdigit():
+            continue
+        info = {}
         with open(f, encoding="utf-8") as fh:
             for line in fh:
-                info = json.loads(line).get("commitInfo")
-                if info is not None:
-                    ms = info.get("inCommitTimestamp") or info.get("timestamp")
+                if (found := json.loads(line).get("commitInfo")) is not None:
+                    info = found
                     break
-        if ms is None:
-            ms = f.stat().st_mtime * 1000
-        when = datetime.fromtimestamp(ms / 1000, LOCAL).replace(tzinfo=None)
+        ms = info.get("inCommitTimestamp") or info.get("timestamp") or f.stat().st_mtime * 1000
+        yield int(f.stem), datetime.fromtimestamp(ms / 1000, LOCAL).replace(tzinfo=None), info
+
+
+def version_at(path: str, at: datetime) -> int | None:
+    """The table's last commit at or before `at` (naive local time), from the Delta log's commit timestamps."""
+    best = None
+    for version, when, _ in commits(path):
         if when <= at:
-            best = int(f.stem)
+            best = version
     return best
+
+
+# Operations that change rows (OPTIMIZE rewrites files, VACUUM deletes them: no row counts for those).
+ROW_OPERATIONS = {"WRITE", "MERGE", "DELETE", "UPDATE", "CREATE TABLE AS SELECT", "REPLACE TABLE AS SELECT"}
+# What a commit did, from Delta's operationMetrics: (column, metric names whose sum it shows).
+HISTORY_METRICS = (
+    ("inserted", ("numTargetRowsInserted", "numOutputRows")),
+    ("updated", ("numTargetRowsUpdated", "numUpdatedRows")),
+    ("deleted", ("numTargetRowsDeleted", "numDeletedRows")),
+)
+
+
+def history(path: str) -> tuple[list[str], list[tuple]]:
+    """The table's commits, newest first: version, when, the run and stage that made it (commitInfo.userMetadata,
+    stamped by jobs.run), the operation and the rows it inserted, updated and deleted."""
+    rows = []
+    for version, when, info in commits(path):
+        m = (info.get("operationMetrics") or {}) if info.get("operation") in ROW_OPERATIONS else {}
+        counts = []
+        for _, names in HISTORY_METRICS:
+            hit = next((m[n] for n in names if n in m), None)  # a MERGE's counts, else a write's or a delete's
+            counts.append(int(hit) if hit is not None else None)
+        rows.append((version, when, info.get("userMetadata"), info.get("operation"), *counts))
+    columns = ["version", "committed_at", "run", "operation"] + [c for c, _ in HISTORY_METRICS]
+    return columns, rows[::-1]
 
 
 # -- tables and views as temporary views -----------------------------------------------------------------------
@@ -89,14 +119,14 @@ def register(spark, lake, query: str, versions: dict[str, int] | None = None, at
     a Delta version per table name ("*": every table); `at`: each table as its last commit at or before it."""
     paths = table_paths(lake)
     versions = versions or {}
-    wanted = referenced(query, set(paths) | set(VIEWS) | {"person_area"})
+    wanted = referenced(query, set(paths) | set(VIEWS) | set(BUILT))
     todo, done = list(wanted), []
     while todo:  # views first pull in their dependencies
         n = todo.pop()
         if n in done:
             continue
         done.append(n)
-        if n in VIEWS or n == "person_area":
+        if n in VIEWS or n in BUILT:
             todo += [d for d in dependencies(n) if d not in done]
     for n in [d for d in done if d in paths]:
         schema = schemas.bronze_schema(n) if n in schemas.FEEDS else schemas.gold_schema(n)
@@ -114,8 +144,9 @@ def register(spark, lake, query: str, versions: dict[str, int] | None = None, at
             else:
                 df = spark.read.format("delta").load(paths[n])
         df.createOrReplaceTempView(n)
-    if "person_area" in done:
-        person_area(spark.table("persons")).createOrReplaceTempView("person_area")
+    for n in BUILT:  # in order: person_area reads area_names
+        if n in done:
+            build(spark, n).createOrReplaceTempView(n)
     for n in sorted(VIEWS, key=_view_order):
         if n in done:
             spark.sql(VIEWS[n][1]).createOrReplaceTempView(n)

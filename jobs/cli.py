@@ -23,6 +23,7 @@ EPILOG = """examples:
   screening run --landing demo/landing --lake demo/lake --as-of 2022-05-15T01:00:00
   screening run ... --mode hourly --as-of 2022-05-15T13:00:00
   screening sql "SELECT * FROM releases_by_basis" --lake demo/lake
+  screening sql describe popup_status --lake demo/lake       # columns; `history TABLE`: its commits
   screening explain ID_NUMBER --lake demo/lake
   export SCREENING_LAKE=demo/lake SCREENING_LANDING=demo/landing   # then --lake/--landing may be left out
 

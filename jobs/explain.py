@@ -17,11 +17,13 @@ from jobs.asof_time import parse_as_of
 from jobs.reasons_text import (
     ACTION_ZH,
     BASIS_ZH,
+    FEED_ZH,
     LEVEL_ZH,
     POPUP_ZH,
     ROUTE_ZH,
     TYPE_EN,
     TYPE_ZH,
+    detail_zh,
     item_en,
     item_zh,
     items,
@@ -114,6 +116,7 @@ def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
     from jobs import asof
     from jobs.asof import ts
     from jobs.keys import mask_id, person_key
+    from jobs.views import area_names
 
     key = resolve_key(who)
     runs = lake.read_gold(spark, "run_log").where(F.col("status") == "completed")
@@ -160,8 +163,11 @@ def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
         .where((F.col("run_id") == run["run_id"]) & (F.col("person_key") == key))
         .collect()
     ]
+    codes = {d["route_code"] for d in dispatch} | {m["lab_id"] for m in missing}
+    names = area_names(spark, lake.read_bronze(spark, "communities"), lake.read_bronze(spark, "facilities"), t)
     return {
         "key": key,
+        "names": {r["code"]: r["name"] for r in names.where(F.col("code").isin(*codes)).collect()} if codes else {},
         "id_masked": pers["id_masked"] if pers else None,
         "run_id": run["run_id"],
         "as_of": t,
@@ -174,7 +180,7 @@ def gather(spark, lake, who: str, at: datetime | None = None) -> dict:
 def _release_zh(r: dict) -> str:
     if r["status"] == "released":
         return f"已于 {time_zh(r['released_at'])} 解除,依据:{BASIS_ZH.get(r['release_basis'], r['release_basis'])}" + (
-            f"({r['release_detail']})" if r.get("release_detail") else ""
+            f"({detail_zh(r['release_detail'])})" if r.get("release_detail") else ""
         )
     rule = r.get("release_rule") or ""
     code = r["popup_code"]
@@ -220,7 +226,7 @@ def _links_zh(its: list[dict]) -> str:
         elif e.get("feed") == "venue_scans":
             out.append("本人扫码记录")
         else:
-            out.append(f"{e.get('feed')} 记录 {e.get('record_id')}")
+            out.append(f"{FEED_ZH.get(e.get('feed'), e.get('feed'))}记录 {e.get('record_id')}")
     return "、".join(dict.fromkeys(out))
 
 
@@ -239,12 +245,19 @@ def _announcements_zh(its: list[dict]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def named(data: dict, code: str) -> str:
+    """光华里社区(110105001001): a community, district or lab by the name the reference feeds gave it at the run."""
+    name = data.get("names", {}).get(code)
+    return f"{name}({code})" if name else code
+
+
 def render(data: dict, lang: str = "zh") -> str:
     zh = lang == "zh"
-    who = data["id_masked"] or f"person_key {data['key'][:12]}…"
+    who = data["id_masked"] or f"{'人员编号' if zh else 'person_key'} {data['key'][:12]}…"
     lines = [
-        f"{'人员' if zh else 'Person'} {who}  ({'截至运行' if zh else 'as published by run'} {data['run_id']}, "
-        f"as-of {data['as_of']:%Y-%m-%d %H:%M})"
+        f"人员 {who}(运行 {data['run_id']} 发布,数据截至 {data['as_of']:%Y-%m-%d %H:%M})"
+        if zh
+        else f"Person {who}  (as published by run {data['run_id']}, as-of {data['as_of']:%Y-%m-%d %H:%M})"
     ]
     active = [r for r in data["reasons"] if r["status"] == "active"]
     if not data["reasons"]:
@@ -293,7 +306,7 @@ def render(data: dict, lang: str = "zh") -> str:
     for m in data["missing_nat"]:
         lines.append(
             f"核酸样本 {m['sample_id']} 于 {time_zh(m['sampled_at'])} 采样,超过24小时平台仍无结果:"
-            f"请联系检测机构 {m['lab_id']} 上传结果(已派单督促)。"
+            f"请联系检测机构 {named(data, m['lab_id'])} 上传结果(已派单督促)。"
             if zh
             else f"NAT sample {m['sample_id']} taken {time_en(m['sampled_at'])} has no result on the platform after "
             f"24 h: ask lab {m['lab_id']} to upload it."
@@ -303,7 +316,7 @@ def render(data: dict, lang: str = "zh") -> str:
             continue
         late = d["due_by"] <= data["as_of"]  # due when first dispatched: not done by then, it is overdue
         lines.append(
-            f"派单:{ROUTE_ZH.get(d['route_type'])} {d['route_code']} —— {ACTION_ZH.get(d['action'])},"
+            f"派单:{ROUTE_ZH.get(d['route_type'])} {named(data, d['route_code'])} —— {ACTION_ZH.get(d['action'])},"
             f"时限 {time_zh(d['due_by'])}" + (",已超期" if late else "")
             if zh
             else f"Dispatched: {d['route_type']} {d['route_code']} must {d['action']} by {time_en(d['due_by'])}"

@@ -7,6 +7,7 @@ evidence never holds a raw ID or a full phone (phones are masked by the rules), 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 
@@ -74,6 +75,43 @@ ACTION_ZH = {
     "chase_upload": "督促上传核酸结果",
 }
 ROUTE_ZH = {"community": "社区", "hotel": "区文旅局", "outside_beijing": "12345热线", "lab": "检测机构"}
+FEED_ZH = {
+    "telecom_stays": "基站停留",
+    "grid_dwells": "网格停留",
+    "venue_scans": "场所扫码",
+    "tickets": "车票/机票",
+    "nat_results": "核酸结果",
+    "nat_samples": "核酸采样",
+    "case_reports": "病例报告",
+    "inbound_entries": "入境记录",
+    "clinic_visits": "就诊记录",
+    "drug_purchases": "购药记录",
+    "trip_declarations": "行程申报",
+    "verifications": "社区核实",
+}
+# jobs.rules.episodes writes release_detail in English (gold is read by analysts in both languages); explain's
+# Chinese text says the same in Chinese.
+_DETAIL_ZH = (
+    (re.compile(r"^verification (\S+)$"), "社区核实记录 {0}"),
+    (re.compile(r"^NAT sample (\S+) sampled (\d{4}-\d{2}-\d{2} \d{2}:\d{2})$"), "核酸样本 {0},{1} 采样"),
+    (re.compile(r"^a record behind the reason changed: (.*)$", re.S), "所依据的记录已更正或撤回:{0}"),
+    (
+        re.compile(r"^no longer produced under policy (\S+), in force from (\d{4}-\d{2}-\d{2} \d{2}:\d{2})$"),
+        "按 {1} 起施行的政策版本 {0} 不再产生",
+    ),
+    (re.compile(r"^no longer produced under policy (\S+)$"), "按政策版本 {0} 不再产生"),
+)
+
+
+def detail_zh(detail: str | None) -> str | None:
+    """A release_detail in Chinese (times as 5月15日 01:00); an unknown form is returned as it is."""
+    if not detail:
+        return detail
+    for pattern, text in _DETAIL_ZH:
+        if m := pattern.match(detail):
+            parts = [time_zh(g) if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", g) else g for g in m.groups()]
+            return text.format(*parts)
+    return detail
 
 
 @cache
@@ -111,6 +149,11 @@ def area_name(code: str | None) -> str:
     if len(code) == 12:
         name += f"(社区 {code})"
     return name
+
+
+def beijing_divisions() -> list[tuple[str, str]]:
+    """(code, name) of Beijing's districts (6 digits) and streets (9 digits)."""
+    return sorted((c, n) for c, n in _divisions().items() if c.startswith("11") and len(c) in (6, 9) and c != "110000")
 
 
 def district_name(code: str | None) -> str:

@@ -39,7 +39,7 @@ from jobs.runlog import (
     write_run_log,
 )
 from jobs.settings import settings
-from jobs.spark import cut, each_of, get_spark, release, remote
+from jobs.spark import cut, each_of, engine_gone, get_spark, release, remote
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 GATE_STAGES = ("dq_feeds", "dq_results")  # the stages whose gates can halt a run (and take --override-gate)
@@ -213,6 +213,8 @@ STAGE_FUNCS = {
     "publish": stage_publish,
     "maintain": stage_maintain,
 }
+# Delta writes this conf's value into every commit's commitInfo.userMetadata: each version names its run and stage.
+COMMIT_STAMP = "spark.databricks.delta.commitInfo.userMetadata"
 RUN_STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish")  # `screening run`; maintain is the DAG's
 
 
@@ -221,6 +223,7 @@ def execute(ctx: RunContext, stages) -> int:
         with lake_lock(ctx.lake, ctx.run_id):
             for name in stages:
                 ctx.meter = StageMeter(ctx, name)
+                ctx.spark.conf.set(COMMIT_STAMP, f"{ctx.run_id} {name}")  # `screening sql history` shows it
                 STAGE_FUNCS[name](ctx)
                 cost = ctx.meter.cost()
                 ctx.meter = None
@@ -243,8 +246,18 @@ def execute(ctx: RunContext, stages) -> int:
         return EXIT_HALTED
     finally:
         ctx.meter = None
+        unstamp(ctx.spark)
         release(ctx.spark)
     return 0
+
+
+def unstamp(spark) -> None:
+    """A shared session's later commits are not this run's."""
+    try:
+        spark.conf.unset(COMMIT_STAMP)
+    except Exception as e:
+        if not engine_gone(e):  # a dead engine commits nothing more
+            raise
 
 
 def context(landing: str, lake_dir: str, as_of: datetime, mode: str, overrides=None, log=print, app=None) -> RunContext:
@@ -285,7 +298,11 @@ def ingest_only(landing: str, lake_dir: str, log=print) -> dict:
     lake = Lake(lake_dir)
     floor = last_completed_as_of(spark, lake)
     run_id = "ingest-" + time.strftime("%Y%m%dT%H%M%S")  # operational id only; results never depend on it
-    reports = Ingestor(spark, lake, landing, run_id, floor, log=log).run()
+    spark.conf.set(COMMIT_STAMP, run_id)
+    try:
+        reports = Ingestor(spark, lake, landing, run_id, floor, log=log).run()
+    finally:
+        unstamp(spark)
     lake.restrict_personal()
     print_ingest(reports, log)
     log(f"rejects: {lake.gold('rejects')}  bronze: {lake.root / 'bronze'}")

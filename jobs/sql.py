@@ -5,6 +5,10 @@ plus the analyst views of jobs/views.py. Time travel: `--as-of-version N` (every
 `TABLE=N`) or `--as-of-time TS` (each table as its last commit at or before TS). Bronze tables holding raw ID
 numbers, names or phones (and `rejects`, whose raw rows do too) are refused unless SCREENING_SQL_ALLOW_PII=1.
 Table lookup, time travel and that refusal are jobs/catalog.py's (shared with `explain` and the run report).
+
+Several queries in one call run in turn on one session. `screening sql describe NAME...` prints a table's columns
+from its schema (a view's from Spark's analysis), `history NAME...` a table's commits from its Delta log: when, the
+run and stage that made each (jobs.run stamps commitInfo.userMetadata), the operation and its row counts.
 """
 
 from __future__ import annotations
@@ -79,71 +83,179 @@ def cmd_sql(args) -> int:
     from jobs.catalog import SqlRefused, check_pii
     from jobs.lake import Lake
 
-    if args.query.strip().lower() in ("views", "tables"):
+    words = " ".join(args.query).split()
+    head = words[0].lower() if words else ""
+    if head in ("views", "tables") and len(words) == 1:
         return list_names(args)
+    if head in ("describe", "desc", "history"):  # "describe a b" or "describe" "a" "b": names, not SQL
+        return show_history(args, words[1:]) if head == "history" else describe(args, words[1:])
+    queries = args.query
+    if len(queries) > 1 and (args.format == "csv" or args.output):
+        raise SystemExit("screening sql: --format csv and --output take one query (one table per file)")
     lake = Lake(args.lake)
     if not lake.root.is_dir():
         raise SystemExit(f"screening sql: no lake at {lake.root}")
     try:
-        check_pii(args.query)
+        for q in queries:
+            check_pii(q)
     except SqlRefused as e:
         print(e, file=sys.stderr)
         return 2
     at = parse_as_of(args.as_of_time, "--as-of-time") if args.as_of_time else None  # before Spark starts
     versions = parse_versions(args.as_of_version)
-    spark = get_spark("screening-sql")
+    spark = quiet(get_spark("screening-sql"))
     from pyspark.errors import AnalysisException  # classic and Spark Connect raise subclasses of it
-    from pyspark.logger import PySparkLogger
 
-    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):  # they would print it again, as JSON
-        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
-
-    try:
-        df = run_sql(spark, lake, args.query, versions, at)
-        rows = df.limit(args.limit).collect() if args.limit else df.collect()
-        cols = df.columns
-    except AnalysisException as e:  # an unknown table or column, bad SQL: one line, not a Java stack
-        print(f"screening sql: {one_line(e)}", file=sys.stderr)
-        return 2
-    if args.format == "csv":
-        f = open(args.output, "w", encoding="utf-8-sig", newline="") if args.output else sys.stdout
-        w = csv.writer(f)
-        w.writerow(cols)
-        w.writerows([[_fmt(v) if v is not None else "" for v in r] for r in rows])
-        if args.output:
-            f.close()
-    else:
+    code = 0
+    for i, q in enumerate(queries):
+        try:
+            df = run_sql(spark, lake, q, versions, at)
+            rows = df.limit(args.limit).collect() if args.limit else df.collect()
+            cols = df.columns
+        except AnalysisException as e:  # an unknown table or column, bad SQL: one line, not a Java stack
+            which = f" (query {i + 1})" if len(queries) > 1 else ""
+            print(f"screening sql{which}: {one_line(e)}", file=sys.stderr)
+            code = 2
+            continue
+        if args.format == "csv":
+            write_csv(cols, rows, args.output)
+            continue
         text = format_table(cols, [tuple(r) for r in rows])
         if args.output:
             Path(args.output).write_text(text + "\n", encoding="utf-8")
         else:
-            print(text)
+            print((f"-- {q.strip()}\n" if len(queries) > 1 else "") + text + ("\n" if i + 1 < len(queries) else ""))
+    return code
+
+
+def quiet(spark):
+    """pyspark's query-context loggers would print an analysis error again, as JSON."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    return spark
+
+
+def write_csv(cols: list[str], rows, output: str | None) -> None:
+    f = open(output, "w", encoding="utf-8-sig", newline="") if output else sys.stdout
+    w = csv.writer(f)
+    w.writerow(cols)
+    w.writerows([[_fmt(v) if v is not None else "" for v in r] for r in rows])
+    if output:
+        f.close()
+
+
+def _known(command: str, names: list[str], allowed: set[str]) -> list[str]:
+    """The names, lower-cased, or one line naming those that are no table (or view) and where names are listed."""
+    if not names:
+        raise SystemExit(f"screening sql {command}: name a table, e.g. screening sql {command} popup_reasons")
+    names = [n.strip().lower() for n in names]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise SystemExit(
+            f"screening sql {command}: no {'table or view' if command == 'describe' else 'table'} named "
+            f"{', '.join(unknown)} (`screening sql views` lists them)"
+        )
+    return names
+
+
+def describe(args, names: list[str]) -> int:
+    """Each table's columns from its schema (no Spark); a view's from Spark's analysis of its SQL."""
+    from jobs import schemas
+    from jobs.views import BUILT, VIEWS
+
+    views = set(VIEWS) | set(BUILT)
+    names = _known("describe", names, set(schemas.FEEDS) | set(schemas.GOLD) | views)
+    spark = None
+    for i, n in enumerate(names):
+        if n in views:
+            if spark is None:
+                spark = quiet(get_spark("screening-sql"))
+            doc = (BUILT.get(n) or VIEWS[n])[0]
+            fields = view_schema(spark, args.lake, n).fields
+            head = f"{n} (view): {doc}"
+            table = format_table(["column", "type"], [(f.name, f.dataType.simpleString()) for f in fields])
+        else:
+            feed = n in schemas.FEEDS
+            spec = schemas.feed_spec(n) if feed else schemas.gold_spec(n)
+            cols = schemas.bronze_columns(n) if feed else spec["columns"]
+            layout = f"; partitioned by {schemas.bronze_partition(n)}" if feed and schemas.bronze_partition(n) else ""
+            head = f"{n} ({'bronze' if feed else 'gold'}): {spec['description']}\nkey: {', '.join(spec.get('key', []))}{layout}"
+            table = format_table(
+                ["column", "type", "nullable", "description"],
+                [(c["name"], c["type"], "yes" if c["nullable"] else "no", c["description"]) for c in cols],
+            )
+        print(head + "\n" + table + ("\n" if i + 1 < len(names) else ""))
+    return 0
+
+
+def view_schema(spark, lake_dir: str, name: str):
+    """A view's columns: its SQL analysed over the lake's tables (empty ones where the lake has none)."""
+    from jobs import catalog
+    from jobs.lake import Lake
+
+    catalog.register(spark, Lake(lake_dir), name)
+    return spark.table(name).schema
+
+
+def show_history(args, names: list[str]) -> int:
+    """Each table's Delta commits, newest first, from its log files (no Spark)."""
+    from jobs import catalog, schemas
+    from jobs.lake import Lake
+
+    names = _known("history", names, set(schemas.FEEDS) | set(schemas.GOLD))
+    lake = Lake(args.lake)
+    paths = catalog.table_paths(lake)
+    for i, n in enumerate(names):
+        if not lake.exists(paths[n]):
+            print(f"{n}: no table yet in {lake.root} (no run has written it)")
+            continue
+        cols, rows = catalog.history(paths[n])
+        shown = rows[: args.limit] if args.limit else rows
+        print(
+            f"{n}: {len(rows)} commit{'s' if len(rows) != 1 else ''} in its log, newest first\n"
+            + format_table(cols, shown)
+        )
+        if i + 1 < len(names):
+            print()
     return 0
 
 
 def list_names(args) -> int:
     from jobs import schemas
     from jobs.catalog import personal_tables
-    from jobs.views import PERSON_AREA_DOC, VIEWS
+    from jobs.views import BUILT, VIEWS
 
     pii = personal_tables()
-    print("tables:")
+    print("tables (screening sql describe NAME: columns, types, meaning):")
     for n in list(schemas.FEEDS) + list(schemas.GOLD):
-        print(f"  {n}" + ("  (personal data: needs SCREENING_SQL_ALLOW_PII=1)" if n in pii else ""))
+        cols = [
+            c["name"] for c in (schemas.bronze_columns(n) if n in schemas.FEEDS else schemas.gold_spec(n)["columns"])
+        ]
+        mark = "  (personal data: needs SCREENING_SQL_ALLOW_PII=1)" if n in pii else ""
+        print(f"  {n}{mark}\n      {', '.join(cols)}")
     print("views:")
-    print(f"  person_area: {PERSON_AREA_DOC}")
-    for n, (doc, _) in VIEWS.items():
-        print(f"  {n}: {doc}")
+    docs = {n: doc for n, (doc, _) in BUILT.items()} | {n: doc for n, (doc, _) in VIEWS.items()}
+    spark = quiet(get_spark("screening-sql")) if args.lake else None
+    for n, doc in docs.items():
+        cols = [f.name for f in view_schema(spark, args.lake, n).fields] if spark else []
+        print(f"  {n}: {doc}" + (f"\n      {', '.join(cols)}" if cols else ""))
     return 0
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sql", help="Spark SQL over the lake's tables and analyst views (docs/analyst.md)")
-    p.add_argument("query", help='a SELECT, e.g. "SELECT * FROM releases_by_basis"; "views" lists tables and views')
+    p.add_argument(
+        "query",
+        nargs="+",
+        help='one or more SELECTs, e.g. "SELECT * FROM releases_by_basis"; "views" lists tables and views with '
+        'their columns; "describe NAME..." a table\'s or view\'s columns; "history NAME..." a table\'s commits',
+    )
     path_option(p, "lake", "the lake folder")
     p.add_argument("--format", choices=["table", "csv"], default="table")
     p.add_argument("--output", help="write to this file instead of stdout")
-    p.add_argument("--limit", type=int, default=1000, help="rows shown (0 = all)")
+    p.add_argument("--limit", type=int, default=1000, help="rows (or history commits) shown (0 = all)")
     p.add_argument(
         "--as-of-version",
         action="append",
