@@ -1,10 +1,12 @@
 """The nightly run report: one self-contained HTML page, `<lake>/reports/<run_id>.html` (no network needed:
 charts are inline SVG made with matplotlib, text kept as text so the browser draws the Chinese names).
 
-Sections: active reasons by popup code and reason type; this run's assignments and releases; people with an
-active popup per home district over the last 14 runs (chart); median hours from popup to release per code
-(chart); data-quality status (run_log.dq_summary, as recorded); rows loaded and rejected per feed; dispatch
-backlog per street. Only gold tables and counts: no ID number, name or phone.
+First a summary strip (people, reasons and dispatch lines, each labelled, and the data-quality status) and
+relative links to the run's work orders and Data Docs. Sections: active reasons by popup code and reason type;
+this run's assignments and releases; people with an active popup per home district over the last 14 runs (chart);
+median hours from popup to release per code (chart); data quality as tables (run_log.dq_summary, as recorded);
+rows loaded and rejected per feed; dispatch backlog per street. Only gold tables and counts: no ID number, name
+or phone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ RUNS_SHOWN = 14
 CSS = """body{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:28px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f0f0f0}td.n{text-align:right}.muted{color:#777;font-size:12px}.bad{color:#b00;font-weight:bold}"""
+th{background:#f0f0f0}td.n{text-align:right}.muted{color:#777;font-size:12px}.bad{color:#b00;font-weight:bold}
+.strip{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}.card{border:1px solid #ccc;border-radius:6px;
+padding:8px 12px;min-width:130px}.card .v{font-size:24px;font-weight:bold}.card .l{font-size:12px}
+.card.bad .v{color:#b00}.card.warn .v,.warn{color:#b60}.card.ok .v,.ok{color:#070}h3{font-size:14px}"""
 
 
 def _table(headers: list[str], rows: list[list], numeric: set[int] | None = None) -> str:
@@ -69,7 +74,15 @@ def _plt():
 
 
 def district_chart(series: dict[str, list[tuple[str, int]]], runs: list[str]) -> str:
+    """A line per district over the runs; with one run a line has one point, so bars by district instead."""
     plt = _plt()
+    if len(runs) == 1 and series:
+        bars = sorted(((dict(p).get(runs[0], 0), k) for k, p in series.items()), reverse=True)
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(bars) + 1))
+        labels = [district_name(None if k == "outside" else k) for _, k in bars]
+        ax.barh(labels[::-1], [n for n, _ in bars][::-1], color="#4c72b0")
+        ax.set_xlabel(f"people with an active popup ({runs[0]})")
+        return _svg(fig)
     fig, ax = plt.subplots(figsize=(10, 4.2))
     for district, pts in sorted(series.items()):
         by_run = dict(pts)
@@ -133,8 +146,21 @@ def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
         FROM run_log l JOIN r ON r.first_as_of <= l.as_of AND (r.release_as_of IS NULL OR r.release_as_of > l.as_of)
         LEFT JOIN person_area a ON a.person_key = r.person_key
         WHERE l.run_id IN ({in_runs}) GROUP BY 1, 2""")
+    summary = (
+        spark.sql(f"""SELECT
+        (SELECT count(DISTINCT person_key) FROM popup_reasons WHERE status = 'active') AS people_active,
+        (SELECT count(*) FROM assignment_list WHERE run_id = '{run_id}') AS reasons_assigned,
+        (SELECT count(DISTINCT person_key) FROM assignment_list WHERE run_id = '{run_id}') AS people_assigned,
+        (SELECT count(*) FROM release_list WHERE run_id = '{run_id}') AS reasons_released,
+        (SELECT count(DISTINCT person_key) FROM release_list WHERE run_id = '{run_id}') AS people_released,
+        (SELECT count(DISTINCT person_key) FROM release_list WHERE run_id = '{run_id}' AND person_green)
+          AS people_green""")
+        .first()
+        .asDict()
+    )
     return {
         "run": run.asDict(),
+        "summary": summary,
         "runs": runs,
         "per_district": per_district,
         "active": q("""SELECT popup_code, reason_type, count(*), count(DISTINCT person_key) FROM popup_reasons
@@ -145,7 +171,7 @@ def gather(spark, lake, run_id: str, run_row: dict | None = None) -> dict:
                           FROM release_list WHERE run_id = '{run_id}' GROUP BY 1, 2 ORDER BY 1, 2"""),
         "median": q("SELECT popup_code, released, median_hours, p90_hours FROM popup_to_release_by_code ORDER BY 1"),
         "backlog": q(f"""SELECT route_type, coalesce(street_code, route_code), action, count(*), min(since),
-                                count_if(due_by <= as_of)
+                                count_if(due_by <= as_of), count_if(first_run_id = run_id)
                          FROM dispatch_list WHERE run_id = '{run_id}' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""),
     }
 
@@ -157,14 +183,127 @@ def _json(text: str | None) -> dict:
         return {"(unreadable)": text}
 
 
+MODE_ZH = {"nightly": "夜间全量", "hourly": "每小时增量"}
+
+
+def _card(label: str, value, note: str = "", cls: str = "") -> str:
+    return (
+        f'<div class="card {cls}"><div class="v">{html.escape(str(value))}</div>'
+        f'<div class="l">{html.escape(label)}</div><div class="muted">{html.escape(note)}</div></div>'
+    )
+
+
+def dq_status(dq: dict) -> tuple[str, str]:
+    """(text, css class): halted by a gate, warnings (failed expectations or tripped checks that did not halt), or
+    passed."""
+    if "halted_by" in dq:
+        return f"熔断 halted: {dq['halted_by'].get('gate')}", "bad"
+    failed = sum(v.get("failed", 0) for st in DQ_STAGES for v in (dq.get(st) or {}).get("suites", {}).values())
+    tripped = sum(len(g.get("tripped", [])) for st in DQ_STAGES for g in (dq.get(st) or {}).get("gates", {}).values())
+    if failed or tripped or dq.get("suites_failed"):
+        return f"有告警 warnings: {failed} expectations, {tripped} gate checks", "warn"
+    if not any((dq.get(st) or {}).get("suites") for st in DQ_STAGES):
+        return "未运行 no suites ran", "warn"
+    return "通过 passed", "ok"
+
+
+def summary_strip(d: dict) -> str:
+    """The answer first: people, this run's changes, dispatch lines and data quality, each labelled people,
+    reasons or lines."""
+    s, backlog = d["summary"], d["backlog"]
+    by_route: dict[str, int] = {}
+    for rt, _, _, n, _, _, _ in backlog:
+        by_route[rt] = by_route.get(rt, 0) + n
+    overdue = sum(r[5] for r in backlog)
+    text, cls = dq_status(_json(d["run"].get("dq_summary")))
+    routes = " · ".join(f"{ROUTE_ZH.get(r, r)} {n}" for r, n in sorted(by_route.items()))
+    return (
+        '<div class="strip">'
+        + _card("人 有生效弹窗 (people with an active popup)", s["people_active"])
+        + _card("人 本次新增原因 (people assigned)", s["people_assigned"], f"{s['reasons_assigned']} 条原因 reasons")
+        + _card("人 本次解除原因 (people released)", s["people_released"], f"{s['reasons_released']} 条原因 reasons")
+        + _card("人 转为绿码 (people green again)", s["people_green"])
+        + _card("条 派单 (dispatch lines)", sum(by_route.values()), routes)
+        + _card("条 超期 (overdue lines)", overdue, "", "bad" if overdue else "")
+        + _card("数据质量 (data quality)", text.split(" ", 1)[0], text.split(" ", 1)[-1], cls)
+        + "</div>"
+    )
+
+
+def links(run_id: str) -> str:
+    """Relative links (the report sits in <lake>/reports/): the run's work orders and Data Docs."""
+    return (
+        f'<p>派单工作单 (work orders): <a href="../exports/dispatch/{html.escape(run_id)}/index.xlsx">index.xlsx</a> · '
+        f'<a href="../exports/dispatch/{html.escape(run_id)}/">folder</a> · 数据质量详情 (Data Docs): '
+        '<a href="../dq/docs/index.html">dq/docs/index.html</a></p>'
+    )
+
+
+DQ_STAGES = ("feeds", "results", "published")
+# What the gates counted, said plainly: a first run's release list also holds reasons raised and released before it,
+# which no gate counts (they were never active in gold).
+DQ_COUNT_ZH = {
+    "people_assigned": "people_assigned: 人 本次新增原因 (people assigned; assign_volume gate)",
+    "people_released": "people_released: 人 此前生效、本次解除 (people whose active reasons this run releases; "
+    "release_volume gate)",
+    "late_rows": "late_rows: 条 迟到记录 (rows known before the previous run's as-of, delivered late)",
+}
+DQ_STAGE_ZH = {"feeds": "载入数据 feeds", "results": "筛查结果 results", "published": "发布 published"}
+
+
+def dq_tables(dq: dict) -> list[str]:
+    """The data-quality record as tables: its status, each suite, each gate, and the other counts."""
+    text, cls = dq_status(dq)
+    out = [f'<p class="{cls}">{html.escape(text)}</p>']
+    if "halted_by" in dq:
+        out.append(f"<p>{html.escape(str(dq['halted_by'].get('message', '')))}</p>")
+    suites = [
+        [
+            DQ_STAGE_ZH[st],
+            name,
+            "通过" if v.get("success") else "未通过",
+            v.get("expectations"),
+            v.get("failed"),
+            v.get("failed_gating"),
+        ]
+        for st in DQ_STAGES
+        for name, v in sorted((dq.get(st) or {}).get("suites", {}).items())
+    ]
+    out.append("<h3>检查套件 (expectation suites)</h3>")
+    out.append(_table(["阶段 stage", "suite", "结果", "expectations", "failed", "failed, gating"], suites))
+    gates = [
+        [DQ_STAGE_ZH[st], gate, g.get("checked", 0), g.get("no_history", 0), "; ".join(g.get("tripped", [])) or "—"]
+        for st in DQ_STAGES
+        for gate, g in sorted((dq.get(st) or {}).get("gates", {}).items())
+    ]
+    out.append("<h3>熔断闸门 (gates: a tripped gate halts the run)</h3>")
+    out.append(_table(["阶段 stage", "gate", "checked", "no history", "tripped"], gates, numeric={2, 3}))
+    counts = [
+        [DQ_COUNT_ZH.get(k, k), v]
+        for k, v in sorted(dq.items())
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    counts += [
+        [f"{st}.{k}", v]
+        for st in DQ_STAGES
+        for k, v in sorted((dq.get(st) or {}).items())
+        if isinstance(v, int | float) and not isinstance(v, bool) and k != "seconds"
+    ]
+    out.append("<h3>计数 (counts)</h3>")
+    out.append(_table(["item", "value"], counts, numeric={1}))
+    return out
+
+
 def render(d: dict) -> str:
     run = d["run"]
     out = [
         f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>运行报告 {html.escape(run['run_id'])}</title>"
         f"<style>{CSS}</style></head><body>",
         f"<h1>健康宝弹窗筛查 运行报告 · {html.escape(run['run_id'])}</h1>",
-        f"<p>as-of {run['as_of']:%Y-%m-%d %H:%M} · mode {html.escape(run['mode'] or '')} · policy "
-        f"{html.escape(run.get('policy_version') or '')}</p>",
+        f"<p>数据截至 (as-of) {run['as_of']:%Y-%m-%d %H:%M} · {MODE_ZH.get(run['mode'], run['mode'] or '')} "
+        f"({html.escape(run['mode'] or '')}) · 政策版本 (policy) {html.escape(run.get('policy_version') or '')}</p>",
+        summary_strip(d),
+        links(run["run_id"]),
     ]
     out.append('<h2 id="active">生效中的弹窗原因 (active reasons by popup code and reason type)</h2>')
     out.append(
@@ -213,20 +352,8 @@ def render(d: dict) -> str:
             numeric={1, 2, 3},
         )
     )
-    out.append('<h2 id="dq">数据质量 (data-quality status, run_log.dq_summary)</h2>')
-    dq = _json(run.get("dq_summary"))
-    if "halted_by" in dq:
-        out.append(f'<p class="bad">halted by gate {html.escape(str(dq["halted_by"].get("gate")))}</p>')
-    out.append(
-        _table(
-            ["item", "value"],
-            [
-                [k, v if isinstance(v, int | float) else json.dumps(v, ensure_ascii=False)]
-                for k, v in sorted(dq.items())
-            ],
-            numeric=set(),
-        )
-    )
+    out.append('<h2 id="dq">数据质量 (data quality, run_log.dq_summary)</h2>')
+    out += dq_tables(_json(run.get("dq_summary")))
     if run.get("overrides"):
         out.append(f"<p>Overrides: {html.escape(run['overrides'])}</p>")
     out.append('<h2 id="rejects">各数据源载入与拒收 (rows loaded and rejected per feed, this run)</h2>')
@@ -240,7 +367,7 @@ def render(d: dict) -> str:
     out.append('<h2 id="dispatch">派单待办 (dispatch backlog per street, this run)</h2>')
     out.append(
         _table(
-            ["派发类型", "街道/对象", "代码", "处置要求", "条数", "最早弹窗", "超期"],
+            ["派发类型", "街道/对象", "代码", "处置要求", "条数 (lines)", "新增 (new)", "最早弹窗", "超期 (overdue)"],
             [
                 [
                     ROUTE_ZH.get(rt, rt),
@@ -248,12 +375,13 @@ def render(d: dict) -> str:
                     code,
                     ACTION_ZH.get(a, a),
                     n,
+                    new,
                     f"{s:%Y-%m-%d %H:%M}" if s else "",
                     late,
                 ]
-                for rt, code, a, n, s, late in d["backlog"]
+                for rt, code, a, n, s, late, new in d["backlog"]
             ],
-            numeric={4, 6},
+            numeric={4, 5, 7},
         )
     )
     out.append("<p class=muted>Generated by jobs/report.py from the gold tables; no personal data.</p></body></html>")
