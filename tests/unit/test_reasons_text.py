@@ -8,7 +8,10 @@ from jobs.reasons_text import beijing_divisions, detail_zh
 def test_every_release_detail_the_rules_write_reads_in_chinese():
     assert detail_zh("verification v-9") == "社区核实记录 v-9"
     assert detail_zh("NAT sample n-late sampled 2022-05-08 12:00") == "核酸样本 n-late,5月8日 12:00 采样"
-    assert detail_zh("a record behind the reason changed: telecom_stays|s-1") == "所依据的记录已更正或撤回:telecom_stays|s-1"
+    assert (
+        detail_zh("a record behind the reason changed: telecom_stays|s-1")
+        == "所依据的记录已更正或撤回:telecom_stays|s-1"
+    )
     assert (
         detail_zh("no longer produced under policy 2022-05b, in force from 2022-05-12 00:00")
         == "按 5月12日 00:00 起施行的政策版本 2022-05b 不再产生"
