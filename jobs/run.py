@@ -18,7 +18,7 @@ from datetime import datetime
 from pyspark.sql import DataFrame
 from pyspark.sql.types import BooleanType, StructField, StructType
 
-from jobs import asof, dispatch, incremental, maintenance, report, schemas
+from jobs import asof, dispatch, dq, incremental, maintenance, report, schemas
 from jobs import screen as screen_mod
 from jobs.dq import feed_gates, result_gates, validate_published
 from jobs.faults import point
@@ -203,6 +203,7 @@ def stage_publish(ctx: RunContext) -> None:
 
 def stage_maintain(ctx: RunContext) -> None:
     maintenance.run(ctx.spark, ctx.lake, ctx.policy, log=ctx.log)
+    dq.prune(ctx, ctx.policy.audit_window_days)
 
 
 STAGE_FUNCS = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pyspark.sql import functions as F
 
@@ -315,6 +315,23 @@ def validate_published(ctx, **run_log_fields) -> None:
     summary["validated_at"] = datetime.now().isoformat(timespec="seconds")
     write_run_log(ctx, dq_summary=json.dumps(summary, default=str, ensure_ascii=False), **run_log_fields)
     print_summary(ctx, summary)
+
+
+def prune(ctx, days: int) -> dict[str, int]:
+    """Keep data quality to the audit window, as Delta time travel is: the expectation results of runs with an
+    as-of more than `days` before this run's, and their validation results and Data Docs pages."""
+    before = ctx.as_of - timedelta(days=days)
+    path = ctx.lake.gold(RESULTS_TABLE)
+    rows = 0
+    if ctx.lake.exists(path):
+        out = ctx.spark.sql(f"DELETE FROM delta.`{path}` WHERE as_of < TIMESTAMP'{before:%Y-%m-%d %H:%M:%S}'")
+        rows = int(out.first()[0] or 0)
+    runs = gx.prune(ctx.lake.root, before)
+    ctx.log(
+        f"data quality: kept to the audit window ({days} days): {rows} expectation result rows and the Data Docs "
+        f"of {runs} suite runs from before {before:%Y-%m-%d %H:%M} removed"
+    )
+    return {"result_rows": rows, "suite_runs": runs}
 
 
 def print_summary(ctx, summary: dict) -> None:

@@ -139,7 +139,7 @@ def expectation(spec: dict, as_of: datetime):
         kwargs["row_condition"] = Column(col) == val
     return get_expectation_impl(kind)(
         **kwargs,
-        notes=why or None,
+        notes=(GATING_NOTE if gate else WARNING_NOTE) + (f" {why}" if why else ""),
         meta={"gate": gate},
         severity=FailureSeverity.CRITICAL if gate else FailureSeverity.WARNING,
     )
@@ -176,10 +176,27 @@ def feed_expectation_specs(feed: str) -> list[dict]:
     return out + list(conf.get("feeds", {}).get(feed, []))
 
 
+# Shown with each expectation in Data Docs (suite and validation pages): whether its failure halts the run.
+GATING_NOTE = "**门控 Gating**: a failure halts the run (gate `feed_suite` or `gold_suite`) unless overridden."
+WARNING_NOTE = "告警 Warning only: a failure is recorded and the run goes on."
+
+
+def suite_notes(name: str, specs: list[dict]) -> list[str]:
+    """The suite page's notes: which expectations gate the run and where a run's gate verdicts are."""
+    gating = sum(1 for s in specs if s.get("gate"))
+    gate = "gold_suite" if name.startswith("gold.") else "feed_suite"
+    return [
+        f"{gating} of {len(specs)} expectations gate the run (gate `{gate}`): when one fails the run halts before "
+        "it publishes, unless an operator overrides the gate with a reason. The others only warn.",
+        "Every gate's verdict for a run (the volume and reject-share gates too, which are not expectations) is in "
+        "the run report's data-quality tables (`<lake>/reports/<run_id>.html`) and in `run_log.dq_summary`.",
+    ]
+
+
 def build_suite(ctx, name: str, specs: list[dict], as_of: datetime, meta: dict | None = None):
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name=name, meta=meta or {})
+    suite = gx.ExpectationSuite(name=name, meta=meta or {}, notes=suite_notes(name, specs))
     for s in specs:
         suite.add_expectation(expectation(s, as_of))
     return ctx.suites.add_or_update(suite)
@@ -330,3 +347,30 @@ def build_docs(ctx, run_id: str, suites: list[str]) -> str:
     urls = ctx.build_data_docs(site_names=[SITE], resource_identifiers=ids)
     localize_docs(Path(ctx.root_directory).parent / "docs", since)
     return urls.get(SITE, "")
+
+
+# A run's folder in the validation store and the Data Docs: <suite parts>/<run_name>/<run_time>/<batch>.
+RUN_NAME = re.compile(r"^[a-z]+-(\d{8}T\d{6})$")
+
+
+def prune(lake_root: Path, before: datetime) -> int:
+    """Delete the validation results and Data Docs pages of runs whose as-of (in the run id) is before `before`,
+    then rebuild the index so it lists only what is left. Returns the run folders removed."""
+    dq = lake_root / "dq"
+    removed = 0
+    for base in (dq / "gx" / "uncommitted" / "validations", dq / "docs" / "validations"):
+        for d in sorted(base.glob("*/*/*")):
+            m = RUN_NAME.match(d.name)
+            if m and d.is_dir() and datetime.strptime(m[1], "%Y%m%dT%H%M%S") < before:
+                shutil.rmtree(d)
+                removed += 1
+    if removed and (dq / "gx").is_dir():
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+        ctx = context(lake_root)
+        suites = [ExpectationSuiteIdentifier(name=s.name) for s in ctx.suites.all()]
+        if suites:  # rendering one page rebuilds the index from the stores; none would render every page
+            since = time.time() - 1
+            ctx.build_data_docs(site_names=[SITE], resource_identifiers=suites[:1])
+            localize_docs(dq / "docs", since)
+    return removed

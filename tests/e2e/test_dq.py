@@ -362,3 +362,45 @@ def test_data_docs_pages_use_the_vendored_assets_and_call_no_one(tmp_path):
         "bootstrap-table.min.js",
         "gx-icons.css",
     }
+
+
+def test_data_docs_say_which_expectations_gate_the_run_and_where_the_verdicts_are(story):
+    docs = story.lake.root / "dq" / "docs"
+    suite = docs.joinpath("expectations", "feed", "telecom_stays.html").read_text(encoding="utf-8")
+    n = len(gx.feed_expectation_specs("telecom_stays"))
+    gating = sum(1 for s in gx.feed_expectation_specs("telecom_stays") if s.get("gate"))
+    assert f"{gating} of {n} expectations gate the run" in suite
+    assert "run report" in suite and "run_log.dq_summary" in suite
+    # each expectation's notes say whether it halts the run
+    assert suite.count("<strong>门控 Gating</strong>: a failure halts the run") == gating
+    assert suite.count("告警 Warning only: a failure is recorded and the run goes on.") == n - gating
+
+
+def test_maintenance_keeps_data_quality_to_the_audit_window(spark, story, tmp_path):
+    import shutil
+
+    from jobs import dq
+    from jobs.runlog import RunContext
+
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(story.lake.root, lake.root)
+    results = lambda: {  # noqa: E731
+        r["run_id"]: r["count"] for r in lake.read_gold(spark, "dq_results").groupBy("run_id").count().collect()
+    }
+    before = results()
+    assert set(before) == {R1_ID, R2_ID}
+    lines: list[str] = []
+    ctx = RunContext(spark, lake, str(story.land), R1 + timedelta(days=30, hours=1), "nightly", log=lines.append)
+    removed = dq.prune(ctx, 30)  # R1 is 30 days and an hour before: out of the window; R2 is inside it
+    assert results() == {R2_ID: before[R2_ID]}
+    docs = lake.root / "dq" / "docs"
+    assert not list(docs.glob(f"validations/*/*/{R1_ID}")) and list(docs.glob(f"validations/*/*/{R2_ID}"))
+    assert not list(lake.root.glob(f"dq/gx/uncommitted/validations/*/*/{R1_ID}"))
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    assert R1_ID not in index and R2_ID in index
+    assert removed == {"result_rows": before[R1_ID], "suite_runs": removed["suite_runs"]}
+    assert removed["suite_runs"] == 2 * len(list(story.lake.root.glob(f"dq/docs/validations/*/*/{R1_ID}")))
+    assert lines == [
+        f"data quality: kept to the audit window (30 days): {before[R1_ID]} expectation result rows and the Data "
+        f"Docs of {removed['suite_runs']} suite runs from before 2022-05-10 01:00 removed"
+    ]
