@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,31 @@ from jobs.spark import each, interpreted
 # code of ingest's plans cost more than it saved (an hour's delivery ingests about 10 % faster without). A day is compiled.
 SMALL_DELIVERY_BYTES = 16 << 20
 KNOWN_AT_FORMAT = "yyyy-MM-dd HH:mm:ss.SSSSSS"  # a knowledge time as a timestamp literal, to the microsecond
+
+
+class Progress:
+    """One line per feed as it finishes, so a long ingest shows where it is (feeds run a few at a time). Quiet for
+    a small delivery (an hour's), which ends in seconds."""
+
+    def __init__(self, log, feeds: int, size: int):
+        self.log = log if size >= SMALL_DELIVERY_BYTES and feeds > 1 else (lambda *_: None)
+        self.feeds, self.size, self.n, self.bytes = feeds, size, 0, 0
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+
+    def run(self, ingest_feed, work: tuple) -> None:
+        feed, todo, rep = work
+        t = time.monotonic()
+        ingest_feed(feed, todo, rep)
+        seconds = time.monotonic() - t
+        with self.lock:
+            self.n += 1
+            self.bytes += sum(p.stat().st_size for p, _ in todo)
+            self.log(
+                f"ingest: {feed} done, {rep.rows:,} rows ({rep.rejected:,} rejected) in {seconds:.0f} s; "
+                f"{self.n} of {self.feeds} feeds, {self.bytes / max(self.size, 1):.0%} of the bytes, "
+                f"{time.monotonic() - self.t0:.0f} s in"
+            )
 
 
 @dataclass
@@ -158,7 +185,8 @@ class Ingestor:
         size = sum(p.stat().st_size for _, todo, _ in work for p, _ in todo)
         with interpreted(self.spark, size < SMALL_DELIVERY_BYTES):
             # Feeds are independent tables: a few at a time, since a small feed is mostly Delta commit latency.
-            each(lambda w: self.ingest_feed(*w), work, settings().ingest_threads)  # feeds ingested at once
+            progress = Progress(self.log, len(work), size)
+            each(lambda w: progress.run(self.ingest_feed, w), work, settings().ingest_threads)
             point("ingest:bronze")
             # One commit each for all feeds' rejects and file records (files last: a crash before re-takes them).
             if self.rejects:
