@@ -176,7 +176,7 @@ def feed_expectation_specs(feed: str) -> list[dict]:
     return out + list(conf.get("feeds", {}).get(feed, []))
 
 
-# Shown with each expectation in Data Docs (suite and validation pages): whether its failure halts the run.
+# Shown with each expectation on its suite page in Data Docs: whether its failure halts the run.
 GATING_NOTE = "**门控 Gating**: a failure halts the run (gate `feed_suite` or `gold_suite`) unless overridden."
 WARNING_NOTE = "告警 Warning only: a failure is recorded and the run goes on."
 
