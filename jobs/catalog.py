@@ -90,7 +90,7 @@ def version_at(path: str, at: datetime) -> int | None:
 
 # Operations that change rows (OPTIMIZE rewrites files, VACUUM deletes them: no row counts for those).
 ROW_OPERATIONS = {"WRITE", "MERGE", "DELETE", "UPDATE", "CREATE TABLE AS SELECT", "REPLACE TABLE AS SELECT"}
-# What a commit did, from Delta's operationMetrics: (column, metric names whose sum it shows).
+# What a commit did, from Delta's operationMetrics: (column, the metrics it shows, the first one present).
 HISTORY_METRICS = (
     ("inserted", ("numTargetRowsInserted", "numOutputRows")),
     ("updated", ("numTargetRowsUpdated", "numUpdatedRows")),

@@ -167,13 +167,12 @@ def describe(args, names: list[str]) -> int:
 
     views = set(VIEWS) | set(BUILT)
     names = _known("describe", names, set(schemas.FEEDS) | set(schemas.GOLD) | views)
-    spark = None
+    wanted = [n for n in names if n in views]
+    shapes = view_schemas(quiet(get_spark("screening-sql")), wanted) if wanted else {}
     for i, n in enumerate(names):
         if n in views:
-            if spark is None:
-                spark = quiet(get_spark("screening-sql"))
             doc = (BUILT.get(n) or VIEWS[n])[0]
-            fields = view_schema(spark, args.lake, n).fields
+            fields = shapes[n].fields
             head = f"{n} (view): {doc}"
             table = format_table(["column", "type"], [(f.name, f.dataType.simpleString()) for f in fields])
         else:
@@ -190,13 +189,17 @@ def describe(args, names: list[str]) -> int:
     return 0
 
 
-def view_schema(spark, lake_dir: str, name: str):
-    """A view's columns: its SQL analysed over the lake's tables (empty ones where the lake has none)."""
+def view_schemas(spark, names: list[str]) -> dict:
+    """The views' columns: their SQL analysed over empty tables of the schemas in schemas/ (registered once for all
+    of them), so a lake made before a column was added still shows what the views give."""
+    import tempfile
+
     from jobs import catalog
     from jobs.lake import Lake
 
-    catalog.register(spark, Lake(lake_dir), name)
-    return spark.table(name).schema
+    with tempfile.TemporaryDirectory() as empty:
+        catalog.register(spark, Lake(empty), " ".join(names))
+        return {n: spark.table(n).schema for n in names}
 
 
 def show_history(args, names: list[str]) -> int:
@@ -237,10 +240,9 @@ def list_names(args) -> int:
         print(f"  {n}{mark}\n      {', '.join(cols)}")
     print("views:")
     docs = {n: doc for n, (doc, _) in BUILT.items()} | {n: doc for n, (doc, _) in VIEWS.items()}
-    spark = quiet(get_spark("screening-sql")) if args.lake else None
+    shapes = view_schemas(quiet(get_spark("screening-sql")), list(docs))
     for n, doc in docs.items():
-        cols = [f.name for f in view_schema(spark, args.lake, n).fields] if spark else []
-        print(f"  {n}: {doc}" + (f"\n      {', '.join(cols)}" if cols else ""))
+        print(f"  {n}: {doc}\n      {', '.join(f.name for f in shapes[n].fields)}")
     return 0
 
 

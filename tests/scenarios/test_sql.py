@@ -314,3 +314,19 @@ def test_views_name_districts_streets_communities_hotels_and_labs(spark, lake):
         spark, lake, "SELECT district_code, district_name FROM popups_by_district_day WHERE day = DATE'2022-05-09'"
     ).collect()
     assert {(r[0], r[1]) for r in days} == {("110101", "东城区"), ("110105", "朝阳区"), ("outside", "京外/未知")}
+
+
+def test_describe_a_view_gives_its_columns_from_the_schemas_whatever_the_lake_holds(spark, tmp_path, capsys):
+    assert sql("describe", "person_area", "--lake", str(tmp_path)) == 0  # no lake there at all
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("person_area (view): person_key → district")
+    assert [line.split(" | ")[0].strip() for line in out[3:-1]] == [
+        "person_key",
+        "district_code",
+        "district_name",
+        "street_code",
+        "street_name",
+        "community_code",
+        "community_name",
+        "hotel_id",
+    ]
