@@ -33,7 +33,7 @@ import socket
 import subprocess
 import sys
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 import pendulum
@@ -95,9 +95,8 @@ LAKE = variable("screening_lake", os.path.join(ROOT, "demo", "lake"))
 PYTHON = variable("screening_python", os.path.join(ROOT, ".venv", "bin", "python"))
 JARS = variable("screening_jars", "")
 DRIVER_MEMORY = variable("screening_driver_memory", "2g")
-# The run's data interval end, as local time with its offset (the `screening` command accepts ISO-8601). A run
-# triggered without a logical date has no data interval: its run_after (fixed when it was created) stands in.
-AS_OF = "{{ shanghai(data_interval_end if data_interval_end is defined and data_interval_end else dag_run.run_after) }}"
+# The run's as-of (`run_as_of`), as local time with its offset (the `screening` command accepts ISO-8601).
+AS_OF = "{{ shanghai(run_as_of(data_interval_end if data_interval_end is defined else None, dag_run, dag)) }}"
 
 
 def in_shanghai(t):
@@ -111,7 +110,26 @@ def shanghai(t) -> str:
     return in_shanghai(t).isoformat()
 
 
-MACROS = {"shanghai": shanghai}  # the DAGs' user_defined_macros
+def last_tick(timetable, t):
+    """The latest time at or before `t` the cron timetable fires (its expression in its time zone)."""
+    from croniter import croniter  # Airflow's own dependency; only when a task renders, not at parse time
+
+    local = in_shanghai(t).in_timezone(timetable.timezone).replace(microsecond=0) + timedelta(seconds=1)
+    return pendulum.instance(croniter(timetable.expression, local).get_prev(datetime)).in_timezone(TZ)
+
+
+def run_as_of(data_interval_end, dag_run, dag):
+    """The instant a run screens as of: its data interval end. A manual run with a logical date screens as of the
+    last schedule time at or before that date, as a UI or REST trigger's data interval ends; `airflow dags trigger
+    --logical-date` gives the run a data interval ending at the trigger moment instead, which would screen today.
+    A run triggered without a logical date has no data interval: its run_after (fixed when it was created)."""
+    logical = _field(dag_run, "logical_date")
+    if logical is not None and _state(_field(dag_run, "run_type"), "") == "manual":
+        return last_tick(dag.timetable, logical)
+    return data_interval_end or _field(dag_run, "run_after")
+
+
+MACROS = {"shanghai": shanghai, "run_as_of": run_as_of}  # the DAGs' user_defined_macros
 
 # Both optional: a type that admits null is what Airflow's Trigger form takes as "not required" (any other type
 # is required, and the Trigger button stays disabled until it is filled in). Given, they are validated: a list of
@@ -152,9 +170,8 @@ def nightly_catchup() -> bool:
 
 
 def interval_end(context):
-    """The run's data interval end; a run triggered without a logical date has none, its run_after stands in
-    (the same choice as the AS_OF template)."""
-    return context.get("data_interval_end") or context["dag_run"].run_after
+    """The run's as-of (`run_as_of`, as the AS_OF template renders it)."""
+    return run_as_of(context.get("data_interval_end"), context.get("dag_run"), context["dag"])
 
 
 def screening_run_id(dag_id: str, as_of) -> str:
@@ -232,10 +249,10 @@ def notice(event: str, context) -> dict:
     task_id = _field(ti, "task_id") if event != "deadline_missed" else None
     try_number = _field(ti, "try_number") if task_id else None
     logical_date = _time(context.get("logical_date") or _field(dag_run, "logical_date"))
-    # the as-of the tasks screen (AS_OF): the data interval end, or the run_after of a run without logical date
-    as_of = _time(
-        context.get("data_interval_end") or _field(dag_run, "data_interval_end") or _field(dag_run, "run_after")
-    )
+    # the as-of the tasks screen (AS_OF); a deadline's context has no DAG object: its data interval end then
+    dag = context.get("dag")
+    end = context.get("data_interval_end") or _field(dag_run, "data_interval_end")
+    as_of = _time(run_as_of(end, dag_run, dag) if dag is not None else end or _field(dag_run, "run_after"))
     ui = _airflow_ui()
     run_url = f"{ui}/dags/{dag_id}/runs/{quote(str(run_id or ''), safe='')}"
     if event == "task_failed":

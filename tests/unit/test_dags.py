@@ -385,6 +385,33 @@ def test_run_without_logical_date_screens_as_of_its_run_after(nightly, common):
     assert common.run_id_of(ctx) == "nightly-20261127T000306"
 
 
+def test_manual_run_with_a_logical_date_screens_as_of_the_last_schedule_time_at_or_before_it(nightly, hourly, common):
+    # `airflow dags trigger --logical-date` gives the run a data interval ending when it was triggered (Airflow
+    # 3.3's CLI; the UI and REST API take it from the logical date): the as-of must still follow the logical date
+    now = pendulum.datetime(2026, 12, 7, 11, 16, tz="UTC")
+    cases = [
+        (nightly, pendulum.datetime(2022, 5, 16, 1, tz="Asia/Shanghai"), "2022-05-16T01:00:00+08:00"),  # on a tick
+        (nightly, pendulum.datetime(2022, 5, 16, 0, 59, tz="Asia/Shanghai"), "2022-05-15T01:00:00+08:00"),
+        (nightly, pendulum.datetime(2022, 5, 15, 17, 0, 30, 500, tz="UTC"), "2022-05-16T01:00:00+08:00"),
+        (hourly, pendulum.datetime(2022, 5, 14, 17, 10, tz="UTC"), "2022-05-15T01:10:00+08:00"),
+        (hourly, pendulum.datetime(2022, 5, 15, 1, 9, 59, tz="Asia/Shanghai"), "2022-05-15T00:10:00+08:00"),
+    ]
+    for dag, logical, as_of in cases:
+        ctx = context_for(dag, now)
+        ctx["dag_run"] = SimpleNamespace(run_after=now, logical_date=logical, run_type="manual")
+        assert rendered(dag.get_task("screen"), ctx)[6:8] == ["--as-of", as_of], (dag.dag_id, logical)
+        assert (
+            common.run_id_of(ctx)
+            == f"{dag.dag_id.removeprefix('screening_')}-{as_of[:19].replace('-', '').replace(':', '')}"
+        )
+    # a scheduled run keeps its data interval end (its logical date is the interval's start)
+    ctx = context_for(nightly, pendulum.datetime(2022, 5, 2, 17, tz="UTC"))
+    ctx["dag_run"] = SimpleNamespace(
+        run_after=now, logical_date=pendulum.datetime(2022, 5, 1, 17, tz="UTC"), run_type="scheduled"
+    )
+    assert rendered(nightly.get_task("screen"), ctx)[6:8] == ["--as-of", "2022-05-03T01:00:00+08:00"]
+
+
 def test_landing_lake_and_python_come_from_variables(nightly):
     task = nightly.get_task("ingest")
     ctx = context_for(nightly, pendulum.datetime(2022, 5, 3, 1, tz="Asia/Shanghai"))
