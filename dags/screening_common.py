@@ -717,11 +717,14 @@ class ScreeningStage(Subprocesses, SparkSubmitOperator):
                 m = re.search(r"halted by gate (\S+): (.*?)(?:\. Nothing was published.*)?$", line)
                 if m:
                     gate, message = m.group(1), m.group(2)
-            date = interval_end(context)
+            # Airflow keeps one run per logical date, and this run's may be the as-of itself: a minute after it
+            # is a free date that screens the same as-of (`run_as_of`: the last schedule time at or before it)
+            date = in_shanghai(interval_end(context)) + timedelta(minutes=1)
             return AirflowFailException(
                 f"run {run_id} halted by data-quality gate {gate}: {message}. Nothing was published and the task "
-                f"is not retried: an operator must look. To publish anyway, trigger {context['dag'].dag_id} for "
-                f'{date.isoformat()} with conf {{"override_gates": ["{gate}"], "override_reason": "..."}} '
+                f"is not retried: an operator must look. To publish anyway, trigger {context['dag'].dag_id} with "
+                f"the logical date {date.isoformat()} (it screens the same as-of) and conf "
+                f'{{"override_gates": ["{gate}"], "override_reason": "..."}} '
                 f"(the same as `screening stage {self.stage.replace('_', '-')} ... --override-gate {gate} "
                 f"--reason TEXT`)"
             )

@@ -493,7 +493,11 @@ def test_gate_halt_fails_the_task_without_retries_and_says_how_to_override(stage
         "run nightly-20220503T010000 halted by data-quality gate feed_volume: telecom_stays has "
         "12% of its usual rows. Nothing was published and the task is not retried"
     )
-    assert '{"override_gates": ["feed_volume"], "override_reason": "..."}' in msg
+    # a minute after the as-of: the same as-of, and not the logical date a manual run for the as-of already holds
+    assert (
+        "trigger screening_nightly with the logical date 2022-05-03T01:01:00+08:00 (it screens the same as-of) and "
+        'conf {"override_gates": ["feed_volume"], "override_reason": "..."}'
+    ) in msg
     assert "--override-gate feed_volume --reason TEXT" in msg
 
 
