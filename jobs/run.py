@@ -56,14 +56,18 @@ class GateHalted(Exception):
 
 
 # -- stages --------------------------------------------------------------------------------------------------
+INGEST_COLUMNS = ("files", "skipped", "rows", "loaded", "rejected", "late")
+INGEST_WIDTHS = (6, 8, 9, 9, 9, 6)  # at least; wider when a number needs it
+
+
 def print_ingest(reports, log=print) -> None:
-    log(f"{'feed':<22}{'files':>6}{'skipped':>8}{'rows':>9}{'loaded':>9}{'rejected':>9}{'late':>6}")
-    for feed, r in sorted(reports.items()):
-        log(f"{feed:<22}{r.files:>6}{r.skipped:>8}{r.rows:>9}{r.loaded:>9}{r.rejected:>9}{r.late:>6}")
-    tot = [
-        sum(getattr(r, k) for r in reports.values()) for k in ("files", "skipped", "rows", "loaded", "rejected", "late")
-    ]
-    log(f"{'total':<22}" + "".join(f"{v:>{w}}" for v, w in zip(tot, (6, 8, 9, 9, 9, 6), strict=True)))
+    """Rows per feed and in total; a column is as wide as its widest number (a city's day has 9-digit feeds)."""
+    rows = [(feed, [getattr(r, k) for k in INGEST_COLUMNS]) for feed, r in sorted(reports.items())]
+    rows.append(("total", [sum(vals[i] for _, vals in rows) for i in range(len(INGEST_COLUMNS))]))
+    widths = [max(w, *(len(str(vals[i])) + 1 for _, vals in rows)) for i, w in enumerate(INGEST_WIDTHS)]
+    log(f"{'feed':<22}" + "".join(f"{k:>{w}}" for k, w in zip(INGEST_COLUMNS, widths, strict=True)))
+    for feed, vals in rows:
+        log(f"{feed:<22}" + "".join(f"{v:>{w}}" for v, w in zip(vals, widths, strict=True)))
 
 
 def stage_ingest(ctx: RunContext) -> None:

@@ -40,3 +40,19 @@ def test_a_small_delivery_ingests_without_progress_lines(tmp_path):
     for w in work:
         progress.run(_ingest({"grid_dwells": 5, "persons": 1}), w)
     assert lines == [] and work[0][2].rows == 5  # the feeds were still ingested
+
+
+def test_the_ingest_table_keeps_a_city_days_nine_digit_counts_apart():
+    from jobs.run import print_ingest
+
+    big = FeedReport(files=14, rows=292_312_583, loaded=292_312_583)
+    small = FeedReport(files=14, rows=334, loaded=322, rejected=12)
+    lines: list[str] = []
+    print_ingest({"grid_dwells": big, "case_reports": small}, lines.append)
+    assert [line.split() for line in lines] == [
+        ["feed", "files", "skipped", "rows", "loaded", "rejected", "late"],
+        ["case_reports", "14", "0", "334", "322", "12", "0"],
+        ["grid_dwells", "14", "0", "292312583", "292312583", "0", "0"],
+        ["total", "28", "0", "292312917", "292312905", "12", "0"],
+    ]
+    assert lines[0].index("rows") + len("rows") == lines[2].index("292312583") + len("292312583")  # right-aligned
