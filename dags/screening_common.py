@@ -114,7 +114,7 @@ def last_tick(timetable, t):
     """The latest time at or before `t` the cron timetable fires (its expression in its time zone)."""
     from croniter import croniter  # Airflow's own dependency; only when a task renders, not at parse time
 
-    local = in_shanghai(t).in_timezone(timetable.timezone).replace(microsecond=0) + timedelta(seconds=1)
+    local = pendulum.instance(t).in_timezone(timetable.timezone).replace(microsecond=0) + timedelta(seconds=1)
     return pendulum.instance(croniter(timetable.expression, local).get_prev(datetime)).in_timezone(TZ)
 
 
@@ -122,9 +122,10 @@ def run_as_of(data_interval_end, dag_run, dag):
     """The instant a run screens as of: its data interval end. A manual run with a logical date screens as of the
     last schedule time at or before that date, as a UI or REST trigger's data interval ends; `airflow dags trigger
     --logical-date` gives the run a data interval ending at the trigger moment instead, which would screen today.
-    A run triggered without a logical date has no data interval: its run_after (fixed when it was created)."""
+    A run triggered without a logical date has no data interval: its run_after (fixed when it was created).
+    Without the DAG (a deadline's context has none) the data interval end stands."""
     logical = _field(dag_run, "logical_date")
-    if logical is not None and _state(_field(dag_run, "run_type"), "") == "manual":
+    if dag is not None and logical is not None and _state(_field(dag_run, "run_type"), "") == "manual":
         return last_tick(dag.timetable, logical)
     return data_interval_end or _field(dag_run, "run_after")
 
@@ -249,10 +250,9 @@ def notice(event: str, context) -> dict:
     task_id = _field(ti, "task_id") if event != "deadline_missed" else None
     try_number = _field(ti, "try_number") if task_id else None
     logical_date = _time(context.get("logical_date") or _field(dag_run, "logical_date"))
-    # the as-of the tasks screen (AS_OF); a deadline's context has no DAG object: its data interval end then
-    dag = context.get("dag")
+    # the as-of the tasks screen (AS_OF)
     end = context.get("data_interval_end") or _field(dag_run, "data_interval_end")
-    as_of = _time(run_as_of(end, dag_run, dag) if dag is not None else end or _field(dag_run, "run_after"))
+    as_of = _time(run_as_of(end, dag_run, context.get("dag")))
     ui = _airflow_ui()
     run_url = f"{ui}/dags/{dag_id}/runs/{quote(str(run_id or ''), safe='')}"
     if event == "task_failed":

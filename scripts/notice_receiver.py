@@ -26,7 +26,7 @@ STYLE = (
 def page() -> str:
     items = []
     for n in reversed(NOTICES):
-        late = "late" if "deadline" in str(n.get("event", "")) or "late" in str(n.get("event", "")) else ""
+        late = "late" if n.get("event") == "deadline_missed" else ""
         items.append(
             f'<div class="n {late}"><div class="t">{html.escape(str(n.get("text", "")))}</div>'
             f'<div class="k">event {html.escape(str(n.get("event", "")))}</div>'
