@@ -71,3 +71,20 @@ def test_the_jvm_compiles_spark_s_large_generated_methods():
     conf = builder_config()
     for key in ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions"):
         assert "-XX:-DontCompileHugeMethods" in conf[key].split()
+
+
+@pytest.mark.parametrize(("partitions", "expected"), [(None, ("8", "128")), ("2000", ("2000", "2000"))])
+def test_a_big_shuffle_starts_split_fine_and_a_cluster_s_partitions_are_never_lowered(
+    monkeypatch, partitions, expected
+):
+    """A shuffle starts at 128 partitions (AQE coalesces the small ones): with 8, one sort of the companion rule held
+    ~8 M rows at SF 0.1 with 28 days and failed for want of one 128 MB array. The pandas buckets keep counting from
+    spark.sql.shuffle.partitions."""
+    if partitions is None:
+        monkeypatch.delenv("SCREENING_SHUFFLE_PARTITIONS", raising=False)
+    else:
+        monkeypatch.setenv("SCREENING_SHUFFLE_PARTITIONS", partitions)
+    conf = builder_config()
+    got = (conf["spark.sql.shuffle.partitions"], conf["spark.sql.adaptive.coalescePartitions.initialPartitionNum"])
+    assert got == expected
+    assert conf["spark.sql.adaptive.enabled"] == "true"
