@@ -39,7 +39,7 @@ from jobs.runlog import (
     write_run_log,
 )
 from jobs.settings import settings
-from jobs.spark import cut, each_of, engine_gone, get_spark, release, remote
+from jobs.spark import cut, each_of, engine_gone, get_spark, release, remote, split_shuffles
 
 STAGES = ("ingest", "dq_feeds", "screen", "dq_results", "publish", "maintain")
 GATE_STAGES = ("dq_feeds", "dq_results")  # the stages whose gates can halt a run (and take --override-gate)
@@ -116,15 +116,16 @@ def stage_dq_feeds(ctx: RunContext) -> None:
 
 def stage_screen(ctx: RunContext) -> None:
     b, inputs, affected = screen_inputs(ctx)
-    if affected is not None and affected.isEmpty():  # a quiet hour: no rule has anyone to look at
-        reasons = ctx.spark.createDataFrame([], staged_schema())
-    else:
-        reasons = screen_mod.screen(ctx.spark, inputs, ctx.as_of, ctx.policy, affected, spans=ctx.policy_spans)
-    if affected is not None:
-        affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
-    else:
-        shutil.rmtree(ctx.scope_path, ignore_errors=True)  # a full recompute after an incremental try of this run
-    reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
+    with split_shuffles(ctx.spark, on=affected is None):  # everyone: the rules' big shuffles
+        if affected is not None and affected.isEmpty():  # a quiet hour: no rule has anyone to look at
+            reasons = ctx.spark.createDataFrame([], staged_schema())
+        else:
+            reasons = screen_mod.screen(ctx.spark, inputs, ctx.as_of, ctx.policy, affected, spans=ctx.policy_spans)
+        if affected is not None:
+            affected.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.scope_path)
+        else:
+            shutil.rmtree(ctx.scope_path, ignore_errors=True)  # a full recompute after an incremental try of this run
+        reasons.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ctx.staging)
     for df in b.values():
         df.unpersist()
 
@@ -152,7 +153,8 @@ def screen_inputs(ctx: RunContext) -> tuple[dict, dict, DataFrame | None]:
                 "data feed); screening everyone"
             )
     if written is None:
-        b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
+        with split_shuffles(ctx.spark):
+            b = screen_mod.inputs(ctx.spark, ctx.lake, ctx.as_of)
         return b, b, None
     # Most of bronze: finding the affected people needs no versions told apart (every version known at T is a
     # safe superset), and only the affected people's rows and phones are then taken as of T.

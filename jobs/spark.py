@@ -77,7 +77,6 @@ NO_CODEGEN = {
 # stage (ingest's checks of a feed, a rule's projections) is often larger: validating a day of grid dwells took
 # 13.3 s interpreted against 4.4 s compiled.
 JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
-SHUFFLE_SPLIT = 128  # the partitions a shuffle starts with (AQE's initial number), at least the shuffle partitions
 
 
 def builder_config(app_name: str = "screening", *, testing: bool = False) -> dict[str, str]:
@@ -85,21 +84,16 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
     if missing:
         sys.exit(f"Delta jars missing ({', '.join(missing)}): run `make setup` once (it needs Maven Central).")
     s = settings()
-    partitions = s.shuffle_partitions or (4 if testing else 8)
     conf = {
         "spark.app.name": app_name,
         "spark.jars": ",".join(str(p) for p in delta_jar_paths()),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "Asia/Shanghai",
-        # 2 cores: a few shuffle partitions (and pandas buckets from them, see `companion`, `episodes`) ...
-        "spark.sql.shuffle.partitions": str(partitions),
+        # 2 cores: a few shuffle partitions; AQE coalesces further. A full screen starts finer (`split_shuffles`).
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions or (4 if testing else 8)),
         "spark.default.parallelism": "2" if testing else "4",
         "spark.sql.adaptive.enabled": "true",
-        # ... but a big shuffle starts split finer and AQE coalesces it back to ~64 MB partitions. With 8, a sort in
-        # the companion rule held ~8 M rows in one task at SF 0.1 with 28 days, and the JVM could not find its
-        # 128 MB pointer array in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY).
-        "spark.sql.adaptive.coalescePartitions.initialPartitionNum": str(max(partitions, SHUFFLE_SPLIT)),
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
         # A debugging check: in a session zone other than UTC, Delta lists every file of the table on each commit
@@ -259,6 +253,32 @@ def interpreted(spark, on: bool = True):
                 spark.conf.unset(k)
             else:
                 spark.conf.set(k, v)
+
+
+INITIAL_PARTITIONS = "spark.sql.adaptive.coalescePartitions.initialPartitionNum"
+
+
+@contextmanager
+def split_shuffles(spark, on: bool = True):
+    """Shuffles inside the block start at SCREENING_SHUFFLE_SPLIT partitions (never fewer than the shuffle
+    partitions), and AQE coalesces them back to ~64 MB each. A full screen's sorts need it: with 8, one sort of
+    the companion rule held ~8 M rows at SF 0.1 with 28 days, and the JVM found no room for its 128 MB pointer array
+    in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). An hourly run's small shuffles stay at 8: 128 slowed its screen by
+    half. Session-wide, like `interpreted`."""
+    if not on:
+        yield
+        return
+    before = spark.conf.get(INITIAL_PARTITIONS, None)
+    spark.conf.set(
+        INITIAL_PARTITIONS, str(max(settings().shuffle_split, int(spark.conf.get("spark.sql.shuffle.partitions"))))
+    )
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(INITIAL_PARTITIONS)
+        else:
+            spark.conf.set(INITIAL_PARTITIONS, before)
 
 
 # A lookup side up to this many rows is broadcast: tens of MB of keys, against the whole of a big feed shuffled and

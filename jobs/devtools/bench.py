@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from jobs import ROOT, engine
-from jobs.spark import cut, get_spark, is_connect
+from jobs.spark import cut, get_spark, is_connect, split_shuffles
 
 # The CLI imports this module at start-up to add its subcommand, and `screening --help` must not load pyspark: the
 # pipeline (run, lake, asof, policy, rules, schemas), the generator and psutil are imported in the functions that
@@ -500,8 +500,9 @@ def bench(
 
         def comp(_i: int) -> int:  # as the screen does: the dwells in case cells materialised once (jobs.screen.inputs:
             # the rule reads them twice), and every column of the candidates, evidence included (screen.screen)
-            mine = cut(companion.dwells_in_case_cells(raw, links, b["case_reports"], t_initial))
-            return cut(companion.rule(spark, mine, links, b["case_reports"], policy_at(t_initial))).count()
+            with split_shuffles(spark):
+                mine = cut(companion.dwells_in_case_cells(raw, links, b["case_reports"], t_initial))
+                return cut(companion.rule(spark, mine, links, b["case_reports"], policy_at(t_initial))).count()
 
         timed("companion rule (3d) alone", dwells, comp, lambda n: n)
         for df in b.values():

@@ -73,18 +73,23 @@ def test_the_jvm_compiles_spark_s_large_generated_methods():
         assert "-XX:-DontCompileHugeMethods" in conf[key].split()
 
 
-@pytest.mark.parametrize(("partitions", "expected"), [(None, ("8", "128")), ("2000", ("2000", "2000"))])
-def test_a_big_shuffle_starts_split_fine_and_a_cluster_s_partitions_are_never_lowered(
-    monkeypatch, partitions, expected
-):
-    """A shuffle starts at 128 partitions (AQE coalesces the small ones): with 8, one sort of the companion rule held
-    ~8 M rows at SF 0.1 with 28 days and failed for want of one 128 MB array. The pandas buckets keep counting from
-    spark.sql.shuffle.partitions."""
-    if partitions is None:
-        monkeypatch.delenv("SCREENING_SHUFFLE_PARTITIONS", raising=False)
-    else:
-        monkeypatch.setenv("SCREENING_SHUFFLE_PARTITIONS", partitions)
-    conf = builder_config()
-    got = (conf["spark.sql.shuffle.partitions"], conf["spark.sql.adaptive.coalescePartitions.initialPartitionNum"])
-    assert got == expected
-    assert conf["spark.sql.adaptive.enabled"] == "true"
+def test_a_full_screen_s_shuffles_start_split_fine_and_a_cluster_s_partitions_are_never_lowered(spark, monkeypatch):
+    """Inside `split_shuffles` a shuffle starts at SCREENING_SHUFFLE_SPLIT partitions (AQE coalesces the small ones):
+    with 8, one sort of the companion rule held ~8 M rows at SF 0.1 with 28 days and failed for want of one 128 MB
+    array. Outside, and with on=False (an hourly run), the session is left as it was."""
+    from jobs.spark import INITIAL_PARTITIONS, split_shuffles
+
+    before = spark.conf.get(INITIAL_PARTITIONS, None)
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        monkeypatch.setenv("SCREENING_SHUFFLE_SPLIT", "128")
+        with split_shuffles(spark):
+            assert spark.conf.get(INITIAL_PARTITIONS) == "128"
+        assert spark.conf.get(INITIAL_PARTITIONS, None) == before
+        with split_shuffles(spark, on=False):
+            assert spark.conf.get(INITIAL_PARTITIONS, None) == before
+        spark.conf.set("spark.sql.shuffle.partitions", "2000")  # a cluster's own number stays
+        with split_shuffles(spark):
+            assert spark.conf.get(INITIAL_PARTITIONS) == "2000"
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", partitions)
