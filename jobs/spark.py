@@ -263,8 +263,8 @@ def split_shuffles(spark, on: bool = True):
     """Shuffles inside the block start at SCREENING_SHUFFLE_SPLIT partitions (never fewer than the shuffle
     partitions), and AQE coalesces them back to ~64 MB each. A full screen's sorts need it: with 8, one sort of
     the companion rule held ~8 M rows at SF 0.1 with 28 days, and the JVM found no room for its 128 MB pointer array
-    in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). An hourly run's small shuffles stay at 8: 128 slowed its screen by
-    half. Session-wide, like `interpreted`."""
+    in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). An hourly run that narrows to the affected people has small shuffles
+    and keeps the shuffle partitions. Session-wide, like `interpreted`."""
     if not on:
         yield
         return
