@@ -118,8 +118,8 @@ class Settings:
     shuffle_partitions: int | None = _setting(
         None, _whole(1), "spark.sql.shuffle.partitions (unset: 8, 4 in the tests)"
     )
-    shuffle_split: int = _setting(
-        128, _whole(1), "partitions a full screen's shuffles start with (AQE coalesces them back)"
+    shuffle_split: int | None = _setting(
+        None, _whole(1), "partitions a full screen's shuffles start with (unset: the shuffle partitions)"
     )
     codegen: str | None = _setting(
         None,

@@ -260,17 +260,18 @@ INITIAL_PARTITIONS = "spark.sql.adaptive.coalescePartitions.initialPartitionNum"
 
 @contextmanager
 def split_shuffles(spark, on: bool = True):
-    """Shuffles inside the block start at SCREENING_SHUFFLE_SPLIT partitions (never fewer than the shuffle
-    partitions), and AQE coalesces them back to ~64 MB each. A full screen's sorts need it: with 8, one sort of
-    the companion rule held ~8 M rows at SF 0.1 with 28 days, and the JVM found no room for its 128 MB pointer array
-    in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). An hourly run that narrows to the affected people has small shuffles
-    and keeps the shuffle partitions. Session-wide, like `interpreted`."""
-    if not on:
+    """With SCREENING_SHUFFLE_SPLIT set, shuffles inside the block start at that many partitions (never fewer than
+    the shuffle partitions), and AQE coalesces them back to ~64 MB each. A big lake's full screen on a small driver
+    needs it: with 8, one sort of the companion rule held ~8 M rows at SF 0.1 with 28 days, and the JVM found no
+    room for its 128 MB pointer array in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). Unset by default: on the demo lake
+    128 doubled the screen stage (39 s to 75 s). An hourly run that narrows to the affected people never splits.
+    Session-wide, like `interpreted`."""
+    if not on or settings().shuffle_split is None:
         yield
         return
     before = spark.conf.get(INITIAL_PARTITIONS, None)
     spark.conf.set(
-        INITIAL_PARTITIONS, str(max(settings().shuffle_split, int(spark.conf.get("spark.sql.shuffle.partitions"))))
+        INITIAL_PARTITIONS, str(max(settings().shuffle_split or 0, int(spark.conf.get("spark.sql.shuffle.partitions"))))
     )
     try:
         yield

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("SCREENING_SHUFFLE_PARTITIONS", "2")
-os.environ.setdefault("SCREENING_SHUFFLE_SPLIT", "2")  # a full screen's shuffles start as few as the others
 # The tests' own session is classic unless `--engine` is given; tests/e2e/test_engine.py and the Airflow end-to-end
 # test start an engine of their own.
 os.environ.pop("SCREENING_SPARK_REMOTE", None)

@@ -25,7 +25,7 @@ def test_unset_variables_give_the_documented_defaults():
         spark_master=None,
         driver_memory="4g",
         shuffle_partitions=None,
-        shuffle_split=128,
+        shuffle_split=None,
         codegen=None,
         spark_ui=False,
         spark_log_level="ERROR",
