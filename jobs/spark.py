@@ -90,7 +90,7 @@ def builder_config(app_name: str = "screening", *, testing: bool = False) -> dic
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "Asia/Shanghai",
-        # 2 cores: a few shuffle partitions; AQE coalesces further. A full screen starts finer (`split_shuffles`).
+        # 2 cores: a few shuffle partitions; AQE coalesces further. A full screen can start finer (`split_shuffles`).
         "spark.sql.shuffle.partitions": str(s.shuffle_partitions or (4 if testing else 8)),
         "spark.default.parallelism": "2" if testing else "4",
         "spark.sql.adaptive.enabled": "true",
@@ -242,8 +242,15 @@ def interpreted(spark, on: bool = True):
     if not on or settings().codegen is not None:
         yield
         return
-    before = {k: spark.conf.get(k, None) for k in NO_CODEGEN}
-    for k, v in NO_CODEGEN.items():
+    with session_conf(spark, NO_CODEGEN):
+        yield
+
+
+@contextmanager
+def session_conf(spark, values: dict[str, str]):
+    """`values` set on the session inside the block; afterwards each key is as it was (unset if it was unset)."""
+    before = {k: spark.conf.get(k, None) for k in values}
+    for k, v in values.items():
         spark.conf.set(k, v)
     try:
         yield
@@ -266,20 +273,14 @@ def split_shuffles(spark, on: bool = True):
     room for its 128 MB pointer array in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). Unset by default: on the demo lake
     128 doubled the screen stage (39 s to 75 s). An hourly run that narrows to the affected people never splits.
     Session-wide, like `interpreted`."""
-    if not on or settings().shuffle_split is None:
+    split = settings().shuffle_split
+    if not on or split is None:
         yield
         return
-    before = spark.conf.get(INITIAL_PARTITIONS, None)
-    spark.conf.set(
-        INITIAL_PARTITIONS, str(max(settings().shuffle_split or 0, int(spark.conf.get("spark.sql.shuffle.partitions"))))
-    )
-    try:
+    with session_conf(
+        spark, {INITIAL_PARTITIONS: str(max(split, int(spark.conf.get("spark.sql.shuffle.partitions"))))}
+    ):
         yield
-    finally:
-        if before is None:
-            spark.conf.unset(INITIAL_PARTITIONS)
-        else:
-            spark.conf.set(INITIAL_PARTITIONS, before)
 
 
 # A lookup side up to this many rows is broadcast: tens of MB of keys, against the whole of a big feed shuffled and

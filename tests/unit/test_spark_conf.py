@@ -74,9 +74,9 @@ def test_the_jvm_compiles_spark_s_large_generated_methods():
 
 
 def test_a_full_screen_s_shuffles_start_split_fine_and_a_cluster_s_partitions_are_never_lowered(spark, monkeypatch):
-    """Inside `split_shuffles` a shuffle starts at SCREENING_SHUFFLE_SPLIT partitions if set (AQE coalesces the small ones):
-    with 8, one sort of the companion rule held ~8 M rows at SF 0.1 with 28 days and failed for want of one 128 MB
-    array. Outside, and with on=False (an hourly run), the session is left as it was."""
+    """Inside `split_shuffles` a shuffle starts at SCREENING_SHUFFLE_SPLIT partitions if set (AQE coalesces the
+    small ones): with 8, one sort of the companion rule held ~8 M rows at SF 0.1 with 28 days and failed for want of
+    one 128 MB array. Unset, outside, and with on=False (an hourly run), the session is left as it was."""
     from jobs.spark import INITIAL_PARTITIONS, split_shuffles
 
     before = spark.conf.get(INITIAL_PARTITIONS, None)
