@@ -194,3 +194,22 @@ def test_a_run_timed_per_stage_reports_each_process_wall_time_and_stops_at_the_f
     walls = [re.fullmatch(r"stage (\w+): (\d+) s", line) for line in (lines[1], lines[3])]
     assert [m[1] for m in walls] == ["ingest", "dq_feeds"] and len(lines) == 4
     assert int(walls[0][2]) < 99, "the process's wall time, not what the process said of itself"
+
+
+def test_a_timed_run_s_copy_shares_the_prepared_lake_s_parquet_files_but_not_the_files_a_run_rewrites(tmp_path):
+    base = tmp_path / "initial"
+    table = base / "lake" / "bronze" / "tickets"
+    (table / "_delta_log").mkdir(parents=True)
+    (base / "landing").mkdir()
+    (table / "part-0.parquet").write_bytes(b"PAR1")
+    (table / "_delta_log" / "00000.json").write_text("{}", encoding="utf-8")
+    (base / "lake" / "run.lock").write_text("free", encoding="utf-8")
+
+    _, lake = bench.restore(base, "h0")
+    (lake / "run.lock").write_text("held", encoding="utf-8")  # a run rewrites files of its copy in place
+    (lake / "bronze" / "tickets" / "_delta_log" / "00000.json").write_text("[]", encoding="utf-8")
+
+    assert (base / "lake" / "run.lock").read_text(encoding="utf-8") == "free"
+    assert (table / "_delta_log" / "00000.json").read_text(encoding="utf-8") == "{}"
+    copied = lake / "bronze" / "tickets" / "part-0.parquet"
+    assert copied.stat().st_ino == (table / "part-0.parquet").stat().st_ino, "a Parquet file is linked, not copied"
