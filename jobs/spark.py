@@ -283,6 +283,15 @@ def split_shuffles(spark, on: bool = True):
         yield
 
 
+def shuffle_width(spark) -> int:
+    """The partitions a shuffle starts with: the shuffle partitions, or more inside `split_shuffles`. The pandas
+    steps (the companion's stretch walk, the episodes) cut their input into buckets by it: each bucket's rows are
+    sorted in one task and held at once by one Python worker, so a split screen needs its buckets as fine as its
+    shuffles (at SF 1 with 14 days, 64 buckets of the walk failed a 6 GB heap in that sort)."""
+    parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    return max(parts, int(spark.conf.get(INITIAL_PARTITIONS, None) or 0))
+
+
 # A lookup side up to this many rows is broadcast: tens of MB of keys, against the whole of a big feed shuffled and
 # sorted for a sort-merge join (tuning only: results do not depend on it).
 BROADCAST_ROWS = 500_000

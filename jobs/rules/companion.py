@@ -34,7 +34,7 @@ from jobs.keys import mask_phone
 from jobs.policy import Policy
 from jobs.rules.common import candidates, evidence_json, least_with_basis
 from jobs.rules.links import registered_only
-from jobs.spark import cut, lookup
+from jobs.spark import cut, lookup, shuffle_width
 
 FEED_GRID_M = 800  # feeds.md: grid_dwells are on the carriers' 800 m grid; the policy cannot ask for another
 SLOT_SECONDS = 3600  # bucket width for the cell/time pre-join (tuning only: results do not depend on it)
@@ -276,8 +276,7 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         ).withColumn("gk", _key(group))
     )
     pair_sides = e.select("gk", *group).distinct()  # joined back to the stretches: the walk reads narrow rows
-    parts = int(e.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    bucket = F.pmod(F.xxhash64("gk"), F.lit(BUCKETS_PER_PARTITION * parts)).alias("_bucket")
+    bucket = F.pmod(F.xxhash64("gk"), F.lit(BUCKETS_PER_PARTITION * shuffle_width(e.sparkSession))).alias("_bucket")
     need = policy.companion_overlap_minutes * 60
     s = (
         e.select(bucket, "gk", "o_lo", "o_hi", "e_known", "e_valid_to", "eid", "record_id", "c_record_id")

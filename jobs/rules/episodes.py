@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.policy import Policy
+from jobs.spark import shuffle_width
 
 CANDIDATE_SCHEMA = T.StructType(
     [
@@ -367,7 +368,7 @@ def build_episodes(cands: pd.DataFrame, events: pd.DataFrame, as_of: datetime, p
 def episodes(candidates: DataFrame, events: DataFrame, as_of: datetime, policy: Policy) -> DataFrame:
     """build_episodes on the people of each of a few buckets of person_id at once: a group per person cost about
     5 ms of pandas each (20,000 people: 104 s on 2 cores), whatever the group's size."""
-    parts = int(candidates.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    parts = shuffle_width(candidates.sparkSession)
     bucket = F.pmod(F.xxhash64("person_id"), F.lit(BUCKETS_PER_PARTITION * parts)).alias("_bucket")
     ev = events.join(candidates.select("person_id").distinct(), "person_id").select(bucket, *EVENT_SCHEMA.fieldNames())
     bundles = bundle(candidates).select(bucket, "*")

@@ -671,3 +671,22 @@ def test_overlap_stretches_held_at_each_instant_match_merging_each_phones_curren
         seen += len(want)
     multi = [r for r in rows if "," in r["record_id"] or "," in r["c_record_id"]]
     assert seen > 20 and len(multi) > 5 and any(r["o_valid_to"] is not None for r in rows)  # the draw has them all
+
+
+def test_a_split_screen_cuts_the_pandas_steps_finer_and_gives_the_same_reasons(spark, lake, monkeypatch):
+    """With SCREENING_SHUFFLE_SPLIT a full screen's shuffles start at that many partitions, and the companion's
+    stretch walk and the episodes cut their rows into as many more buckets (at SF 1, 64 buckets of the walk did not
+    fit one sort in a 6 GB heap). A bucket holds whole pairs of sides and whole people, so the reasons are the same."""
+    from jobs.spark import shuffle_width, split_shuffles
+
+    t = datetime.fromisoformat(T)
+    b = inputs(spark, lake, t)
+    plain = shuffle_width(spark)
+    full = screen(spark, b, t, policy_at(t)).cache()
+    monkeypatch.setenv("SCREENING_SHUFFLE_SPLIT", str(16 * plain))
+    with split_shuffles(spark):
+        assert shuffle_width(spark) == 16 * plain
+        split = screen(spark, b, t, policy_at(t)).cache()
+        assertDataFrameEqual(split, full)
+    assert shuffle_width(spark) == plain
+    assert split.count() > 3
