@@ -272,7 +272,7 @@ def split_shuffles(spark, on: bool = True):
     needs it: with 8, one sort of the companion rule held ~8 M rows at SF 0.1 with 28 days, and the JVM found no
     room for its 128 MB pointer array in a 4 GB heap (UNABLE_TO_ACQUIRE_MEMORY). Unset by default: on the demo lake
     128 doubled the screen stage (39 s to 75 s). An hourly run that narrows to the affected people never splits.
-    Session-wide, like `interpreted`."""
+    The pandas steps' buckets follow (`shuffle_width`). Session-wide, like `interpreted`."""
     split = settings().shuffle_split
     if not on or split is None:
         yield
