@@ -289,6 +289,8 @@ def shuffle_width(spark) -> int:
     sorted in one task and held at once by one Python worker, so a split screen needs its buckets as fine as its
     shuffles (at SF 1 with 14 days, 64 buckets of the walk failed a 6 GB heap in that sort)."""
     parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    if spark.conf.get("spark.sql.adaptive.enabled", "true").lower() != "true":
+        return parts  # without AQE the initial number is not used
     return max(parts, int(spark.conf.get(INITIAL_PARTITIONS, None) or 0))
 
 

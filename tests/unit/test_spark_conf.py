@@ -96,3 +96,21 @@ def test_a_full_screen_s_shuffles_start_split_fine_and_a_cluster_s_partitions_ar
             assert spark.conf.get(INITIAL_PARTITIONS) == "2000"
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", partitions)
+
+
+def test_the_pandas_buckets_follow_a_split_only_where_aqe_starts_shuffles_at_it(spark, monkeypatch):
+    """shuffle_width: the shuffle partitions, the split inside `split_shuffles`, and the shuffle partitions again
+    when AQE is off (Spark then ignores its initial number)."""
+    from jobs.spark import shuffle_width, split_shuffles
+
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    aqe = spark.conf.get("spark.sql.adaptive.enabled")
+    monkeypatch.setenv("SCREENING_SHUFFLE_SPLIT", "96")
+    assert shuffle_width(spark) == partitions
+    try:
+        with split_shuffles(spark):
+            assert shuffle_width(spark) == 96
+            spark.conf.set("spark.sql.adaptive.enabled", "false")
+            assert shuffle_width(spark) == partitions
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", aqe)
