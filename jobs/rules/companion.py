@@ -110,15 +110,16 @@ def _key(cols: list[str]) -> Column:
     return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
 
 
+GK = ["lid", "cid", "grid_id"]  # a pair of sides: a person link (its row id), a case phone row, a cell
 STRETCH_SCHEMA = (
-    "gk string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, eids string, "
-    "record_id string, c_record_id string"
+    "lid long, cid int, grid_id string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, "
+    "eids string, record_id string, c_record_id string"
 )
 BUCKETS_PER_PARTITION = 8  # the walk below: groups per shuffle partition, many pairs of sides each
 
 
 def _stretches(pdf, need: int):
-    """The overlap stretches of >= `need` seconds of the elements of a few pairs of sides (`gk`), each formed at
+    """The overlap stretches of >= `need` seconds of the elements of a few pairs of sides (`GK`), each formed at
     some instant: per run of all the elements' versions, at each instant an element of it became known or was
     withdrawn, the runs of the elements holding then (`overlaps`). A walk in Python: in Spark the same, a window
     and an aggregate over every (instant, element) of a run, cost several times the pairing itself."""
@@ -126,15 +127,24 @@ def _stretches(pdf, need: int):
     import pandas as pd
 
     never = np.iinfo(np.int64).max
-    pdf = pdf.sort_values(["gk", "o_lo", "o_hi", "eid"])
 
     def ns(c: str) -> np.ndarray:
         v = pdf[c].to_numpy("datetime64[ns]")
         return np.where(np.isnat(v), never, v.astype(np.int64))
 
+    # an element's id: its two record versions (a record id and the instant that version became known)
+    pdf = pdf.assign(
+        eid=pdf["record_id"]
+        + "|"
+        + ns("d_known").astype(str)
+        + "|"
+        + pdf["c_record_id"]
+        + "|"
+        + ns("cd_known").astype(str)
+    ).sort_values([*GK, "o_lo", "o_hi", "eid"])
     els = list(
         zip(
-            pdf["gk"],
+            zip(pdf["lid"], pdf["cid"], pdf["grid_id"], strict=True),
             ns("o_lo"),
             ns("o_hi"),
             ns("e_known"),
@@ -151,8 +161,10 @@ def _stretches(pdf, need: int):
         return hi // 10**9 - lo // 10**9 >= need
 
     def emit(part: list[tuple], hi: int, seen: set) -> None:
+        if not long(part[0][1], hi):
+            return
         eids = tuple(sorted(y[5] for y in part))
-        if long(part[0][1], hi) and eids not in seen:
+        if eids not in seen:
             seen.add(eids)
             out.append(
                 (
@@ -195,7 +207,10 @@ def _stretches(pdf, need: int):
         run.append(x)
     if run:
         walk(run, run_hi)
-    df = pd.DataFrame(out, columns=["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "eids", "record_id", "c_record_id"])
+    cols = ["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "eids", "record_id", "c_record_id"]
+    df = pd.DataFrame(out, columns=cols)
+    df = pd.concat([pd.DataFrame(df.pop("gk").tolist(), columns=GK, index=df.index), df], axis=1)
+    df["lid"], df["cid"] = df["lid"].astype(np.int64), df["cid"].astype(np.int32)
     for c in ("o_lo", "o_hi", "o_known", "o_valid_to"):
         v = df[c].to_numpy(np.int64)
         df[c] = np.where(v == never, np.datetime64("NaT"), v.astype("datetime64[ns]"))
@@ -216,7 +231,12 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         F.col("_known_at").alias("d_known"),
         F.col("_valid_to").alias("d_valid_to"),
     )
-    cd = d.join(F.broadcast(cphones), d.phone == cphones.c_phone).drop("phone")
+    # the elements carry row ids of the two sides, joined back to their columns after the walk: at SF 1 the
+    # elements are ~200 M rows, and with every side column each (and string keys) they filled the disk
+    cphones = lookup(cphones.withColumn("cid", F.row_number().over(Window.orderBy(*cphones.columns)).cast("int")))
+    links = cut(links.withColumn("lid", F.monotonically_increasing_id()))  # materialised: the ids stay put
+    cd = d.join(cphones.select("cid", "c_phone", "c_person", "c_from", "c_to"), d.phone == F.col("c_phone"))
+    cd = cd.drop("phone")
     c_lo, c_hi = _clip(F.col("start_at"), F.col("end_at"), F.col("c_from"), F.col("c_to"))
     cd = cd.select(
         F.col("record_id").alias("c_record_id"),
@@ -225,7 +245,9 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         c_hi.alias("c_hi"),
         F.col("d_known").alias("cd_known"),
         F.col("d_valid_to").alias("cd_valid_to"),
-        *cphones.columns,
+        "cid",
+        "c_phone",
+        "c_person",
     )
     cd = cd.where(F.col("c_lo") < F.col("c_hi"))
     cslots = cd.withColumn("slot", _slots("c_lo", "c_hi"))
@@ -242,7 +264,8 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         .where(F.col("o_lo") < F.col("o_hi"))
     )
     # the person's phone counts only inside its link
-    j = j.join(links, "phone").where(F.col("person_id") != F.coalesce(F.col("c_person"), F.lit("")))
+    j = j.join(links.select("lid", "phone", "person_id", "link_from", "link_to"), "phone")
+    j = j.where(F.col("person_id") != F.coalesce(F.col("c_person"), F.lit("")))
     p_lo, p_hi = _clip(F.col("o_lo"), F.col("o_hi"), F.col("link_from"), F.col("link_to"))
     j = j.withColumn("o_lo", p_lo).withColumn("o_hi", p_hi).where(F.col("o_lo") < F.col("o_hi"))
     # Each row is now an *element*: the overlap of one person record and one case record (each a version), inside
@@ -257,33 +280,24 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     # (a piece known at 11:00 joining one known at 10:00 makes the 12 minutes from 11:00, not before; a correction of
     # either piece ends it, and what still holds then is another run, with its own knowledge time). The runs change
     # only when an element becomes known or is withdrawn, so they are formed at those instants, each inside one run
-    # of all the versions: per such run, its instants x its elements (`_stretches`, per pair of sides `gk`). Every
+    # of all the versions: per such run, its instants x its elements (`_stretches`, per pair of sides `GK`). Every
     # stretch so formed is a candidate of its own, held over its own knowledge interval; a shorter one formed before
     # a later piece extended it raises the reason where it alone held, the longer one moves its last exposure.
-    group = ["person_id", "phone", "link_type", "link_from", "link_to", "link_known_at", "grid_id", *cphones.columns]
-    e = cut(
-        j.select(
-            *group,
-            "o_lo",
-            "o_hi",
-            F.greatest("d_known", "cd_known").alias("e_known"),
-            F.least("d_valid_to", "cd_valid_to").alias("e_valid_to"),
-            "record_id",
-            "c_record_id",
-            F.concat_ws(
-                "|", "record_id", F.col("d_known").cast("string"), "c_record_id", F.col("cd_known").cast("string")
-            ).alias("eid"),
-        ).withColumn("gk", _key(group))
+    e = j.select(
+        *GK,
+        "o_lo",
+        "o_hi",
+        F.greatest("d_known", "cd_known").alias("e_known"),
+        F.least("d_valid_to", "cd_valid_to").alias("e_valid_to"),
+        "d_known",
+        "cd_known",
+        "record_id",
+        "c_record_id",
     )
-    pair_sides = e.select("gk", *group).distinct()  # joined back to the stretches: the walk reads narrow rows
-    bucket = F.pmod(F.xxhash64("gk"), F.lit(BUCKETS_PER_PARTITION * shuffle_width(e.sparkSession))).alias("_bucket")
+    bucket = F.pmod(F.xxhash64(*GK), F.lit(BUCKETS_PER_PARTITION * shuffle_width(e.sparkSession))).alias("_bucket")
     need = policy.companion_overlap_minutes * 60
-    s = (
-        e.select(bucket, "gk", "o_lo", "o_hi", "e_known", "e_valid_to", "eid", "record_id", "c_record_id")
-        .groupBy("_bucket")
-        .applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
-    )
-    s = s.join(pair_sides, "gk")
+    s = e.select(bucket, "*").groupBy("_bucket").applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
+    s = s.join(links, "lid").join(cphones, "cid")  # the side columns back, on the stretches only
     s = cut(s)  # the letter is asked about the links of these (person, phone) only, not the whole city's
     s = registered_only(
         s,
@@ -296,13 +310,13 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     limit = F.col("o_hi") + F.make_interval(
         F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0), F.lit(float(-need))
     )
-    pair_key = F.sha2(F.concat_ws("|", "gk", F.concat_ws(",", "eids")), 256)
+    pair_key = F.sha2(F.concat_ws("|", *GK, "eids"), 256)
     return (
         s.withColumn("x0", base)
         .withColumn("x_limit", limit)
         .where(F.col("x0") <= F.col("x_limit"))
         .withColumn("pair_key", pair_key)
-        .drop("gk", "eids")
+        .drop("lid", "cid", "eids")
     )
 
 
