@@ -105,15 +105,10 @@ def _clip(lo: Column, hi: Column, frm: Column, to: Column) -> tuple[Column, Colu
     return F.greatest(lo, F.coalesce(frm, lo)), F.least(hi, F.coalesce(to, far))
 
 
-def _key(cols: list[str]) -> Column:
-    """A string naming the values of `cols` (nulls told apart from values, microseconds kept)."""
-    return F.sha2(F.concat_ws("|", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
-
-
 GK = ["lid", "cid", "grid_id"]  # a pair of sides: a person link (its row id), a case phone row, a cell
 STRETCH_SCHEMA = (
     "lid long, cid int, grid_id string, o_lo timestamp, o_hi timestamp, o_known timestamp, o_valid_to timestamp, "
-    "eids string, record_id string, c_record_id string"
+    "record_id string, c_record_id string"
 )
 BUCKETS_PER_PARTITION = 8  # the walk below: groups per shuffle partition, many pairs of sides each
 
@@ -173,7 +168,6 @@ def _stretches(pdf, need: int):
                     hi,
                     max(y[3] for y in part),
                     min(y[4] for y in part),
-                    ",".join(eids),
                     ",".join(sorted({y[6] for y in part})),
                     ",".join(sorted({y[7] for y in part})),
                 )
@@ -207,7 +201,7 @@ def _stretches(pdf, need: int):
         run.append(x)
     if run:
         walk(run, run_hi)
-    cols = ["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "eids", "record_id", "c_record_id"]
+    cols = ["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "record_id", "c_record_id"]
     df = pd.DataFrame(out, columns=cols)
     df = pd.concat([pd.DataFrame(df.pop("gk").tolist(), columns=GK, index=df.index), df], axis=1)
     df["lid"], df["cid"] = df["lid"].astype(np.int64), df["cid"].astype(np.int32)
@@ -298,7 +292,9 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     need = policy.companion_overlap_minutes * 60
     s = e.select(bucket, "*").groupBy("_bucket").applyInPandas(lambda pdf: _stretches(pdf, need), STRETCH_SCHEMA)
     s = s.join(links, "lid").join(cphones, "cid")  # the side columns back, on the stretches only
-    s = cut(s)  # the letter is asked about the links of these (person, phone) only, not the whole city's
+    # each row is a stretch formed once (its elements differ from every other's): a row id keys it, fixed here
+    s = cut(s.withColumn("pair_key", F.monotonically_increasing_id()))
+    # the letter is asked about the links of these (person, phone) only, not the whole city's
     s = registered_only(
         s,
         links.join(lookup(s.select("person_id", "phone").distinct()), ["person_id", "phone"], "left_semi"),
@@ -310,13 +306,8 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     limit = F.col("o_hi") + F.make_interval(
         F.lit(0), F.lit(0), F.lit(0), F.lit(policy.window_days), F.lit(0), F.lit(0), F.lit(float(-need))
     )
-    pair_key = F.sha2(F.concat_ws("|", *GK, "eids"), 256)
     return (
-        s.withColumn("x0", base)
-        .withColumn("x_limit", limit)
-        .where(F.col("x0") <= F.col("x_limit"))
-        .withColumn("pair_key", pair_key)
-        .drop("lid", "cid", "eids")
+        s.withColumn("x0", base).withColumn("x_limit", limit).where(F.col("x0") <= F.col("x_limit")).drop("lid", "cid")
     )
 
 
