@@ -227,7 +227,9 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
     )
     # the elements, the rule's most numerous rows (5.3 M at SF 0.1 with 14 days), carry row ids of their two sides;
     # the side columns are joined back after the walk, on the stretches only
-    cphones = lookup(cphones.withColumn("cid", F.row_number().over(Window.orderBy(*cphones.columns)).cast("int")))
+    # a few hundred rows, numbered in one partition on purpose (in the order of every column: the same ids each time)
+    cid = F.row_number().over(Window.partitionBy(F.lit(0)).orderBy(*cphones.columns)).cast("int")
+    cphones = F.broadcast(cphones.withColumn("cid", cid))
     links = cut(links.withColumn("lid", F.monotonically_increasing_id()))  # materialised: the ids stay put
     cd = d.join(cphones.select("cid", "c_phone", "c_person", "c_from", "c_to"), d.phone == F.col("c_phone"))
     cd = cd.drop("phone")
