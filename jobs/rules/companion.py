@@ -163,7 +163,7 @@ def _stretches(pdf, need: int):
             seen.add(eids)
             out.append(
                 (
-                    part[0][0],
+                    *part[0][0],
                     part[0][1],
                     hi,
                     max(y[3] for y in part),
@@ -201,9 +201,7 @@ def _stretches(pdf, need: int):
         run.append(x)
     if run:
         walk(run, run_hi)
-    cols = ["gk", "o_lo", "o_hi", "o_known", "o_valid_to", "record_id", "c_record_id"]
-    df = pd.DataFrame(out, columns=cols)
-    df = pd.concat([pd.DataFrame(df.pop("gk").tolist(), columns=GK, index=df.index), df], axis=1)
+    df = pd.DataFrame(out, columns=[*GK, "o_lo", "o_hi", "o_known", "o_valid_to", "record_id", "c_record_id"])
     df["lid"], df["cid"] = df["lid"].astype(np.int64), df["cid"].astype(np.int32)
     for c in ("o_lo", "o_hi", "o_known", "o_valid_to"):
         v = df[c].to_numpy(np.int64)
@@ -225,9 +223,9 @@ def overlaps(grid_dwells: DataFrame, links: DataFrame, cphones: DataFrame, polic
         F.col("_known_at").alias("d_known"),
         F.col("_valid_to").alias("d_valid_to"),
     )
-    # the elements, the rule's most numerous rows (5.3 M at SF 0.1 with 14 days), carry row ids of their two sides;
-    # the side columns are joined back after the walk, on the stretches only
-    # a few hundred rows, numbered in one partition on purpose (in the order of every column: the same ids each time)
+    # The elements, the rule's most numerous rows (5.3 M at SF 0.1 with 14 days), carry row ids of their two sides.
+    # The case phone rows (a few hundred) are numbered in one partition on purpose, in the order of every column:
+    # the same ids each time they are read.
     cid = F.row_number().over(Window.partitionBy(F.lit(0)).orderBy(*cphones.columns)).cast("int")
     cphones = F.broadcast(cphones.withColumn("cid", cid))
     links = cut(links.withColumn("lid", F.monotonically_increasing_id()))  # materialised: the ids stay put
