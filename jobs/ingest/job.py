@@ -126,14 +126,13 @@ def read_raw(spark: SparkSession, files: list[Path], header: list[str], landing:
     parsed = lines.withColumn(
         "_p", F.from_csv("value", ddl, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt", "escape": '"'})
     )
-    # Spark pads a short row and drops extra fields silently: count the fields ourselves (commas outside
-    # quoted sections); a quote left outside them is broken quoting. Most lines hold no quote at all and skip
-    # the regex. (unrolled, possessive: a 200k-character field must not overflow Java's regex stack)
-    quoted = F.instr("value", '"') > 0
+    # Spark marks a row with too few or too many fields `_corrupt` itself. A line with quotes is checked by hand
+    # too: the fields outside quoted sections are counted, and a quote left outside them is broken quoting.
+    # Most lines hold no quote and skip the regex. (unrolled, possessive: a 200k-character field must not
+    # overflow Java's regex stack)
+    quoted = F.col("value").contains('"')
     unquoted = F.regexp_replace("value", r'"[^"]*+(?:""[^"]*+)*+"', "")
-    broken = F.when(quoted, (F.size(F.split(unquoted, ",")) != len(fields)) | (F.instr(unquoted, '"') > 0)).otherwise(
-        F.size(F.split("value", ",")) != len(fields)
-    )
+    broken = F.when(quoted, (F.size(F.split(unquoted, ",")) != len(fields)) | unquoted.contains('"'))
     parsed = parsed.withColumn(
         "_p", F.col("_p").withField("_corrupt", F.coalesce(F.col("_p._corrupt"), F.when(broken, F.col("value"))))
     )
@@ -277,19 +276,10 @@ class Ingestor:
                 F.lit(self.run_id).alias("run_id"),
             )
             rejects.append(bad)
-            kt = F.when(F.col("_reject_reason").isNull(), F.col(spec["knowledge_time"]))
-            stats = (
-                validated.groupBy("_file")
-                .agg(
-                    F.count("*").alias("n"),
-                    F.count("_reject_reason").alias("r"),
-                    F.min(F.date_format(kt, KNOWN_AT_FORMAT)).alias("lo"),
-                )
-                .collect()
-            )
+            stats, repeats = batch_stats(validated, feed)
             counts = {r["_file"]: (r["n"], r["r"]) for r in stats}
             # the earliest knowledge time of the good rows (fixed-width text: its min is the earliest instant)
-            self.merge_bronze(feed, good, rep, min((r["lo"] for r in stats if r["lo"]), default=None))
+            self.merge_bronze(feed, good, rep, min((r["lo"] for r in stats if r["lo"]), default=None), repeats)
         rows = self.file_rows
         for feed_, rel, digest, n, r, status, run_id, floor in file_rows:
             n, r = counts.get(rel, (n or 0, r or 0))
@@ -298,7 +288,7 @@ class Ingestor:
             rows.append((feed_, rel, digest, n, r, status, run_id, floor))
         rep.loaded = rep.rows - rep.rejected
 
-    def merge_bronze(self, feed: str, good: DataFrame, rep: FeedReport, earliest: str | None) -> None:
+    def merge_bronze(self, feed: str, good: DataFrame, rep: FeedReport, earliest: str | None, repeats: bool) -> None:
         spec = schemas.feed_spec(feed)
         floor = F.lit(self.floor).cast("timestamp") if self.floor else None
         kt = F.col(spec["knowledge_time"])
@@ -325,8 +315,8 @@ class Ingestor:
             keys = list(spec["key"]) + ["_source_known_at"]
         df = df.withColumn("_line", F.col("_line").cast("int")).withColumn("_run_id", F.lit(self.run_id))
         # Within this batch: one row per merge key, the later file then the later line. A key twice in one
-        # delivery is rare: a hash of the keys finds out cheaply whether the whole batch must be sorted by key.
-        if repeated_keys(df, keys):
+        # delivery is rare (`batch_stats` finds out), so the whole batch is sorted by key only when it happens.
+        if repeats:
             w = Window.partitionBy(*keys).orderBy(F.col("_file").desc(), F.col("_line").desc())
             df = df.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
         # A row is late if known before the floor; when even the earliest is not, the count (a Spark job) is 0.
@@ -355,15 +345,32 @@ class Ingestor:
             update_when=later,
             update_set=update,
             prune=prune,
-            properties=CHANGE_FEED,
+            properties=CHANGE_FEED | {"delta.dataSkippingStatsColumns": ",".join(schemas.bronze_stats_columns(feed))},
             partition_by=part if dated else None,
         )
 
 
-def repeated_keys(df: DataFrame, keys: list[str]) -> bool:
-    """Whether two rows of `df` may share `keys`: their 64-bit hashes collide (a false alarm only costs the sort)."""
-    h = F.xxhash64(*[F.col(k) for k in keys]).alias("_h")
-    return bool(df.groupBy(h).count().where("count > 1").limit(1).collect())
+def batch_stats(validated: DataFrame, feed: str) -> tuple[list, bool]:
+    """Per file: rows (`n`), rejected rows (`r`) and the earliest knowledge time of its good rows (`lo`, as text);
+    and whether two good rows may share a bronze merge key (their 64-bit hashes collide: a false alarm only costs
+    a sort of the batch)."""
+    spec = schemas.feed_spec(feed)
+    good = F.col("_reject_reason").isNull()
+    # min of a timestamp, not of its text: a text aggregate cannot be hashed, so Spark sorted the whole batch
+    stats = (
+        validated.groupBy("_file")
+        .agg(
+            F.count("*").alias("n"),
+            F.count("_reject_reason").alias("r"),
+            F.min(F.when(good, F.col(spec["knowledge_time"]))).alias("lo"),
+        )
+        .select("_file", "n", "r", F.date_format("lo", KNOWN_AT_FORMAT).alias("lo"))
+        .collect()
+    )
+    keys = list(spec["key"]) + ([] if schemas.is_two_event(feed) else [spec["knowledge_time"]])
+    per_key = validated.where(good).groupBy(F.xxhash64(*keys).alias("_h")).count()
+    most = per_key.agg(F.max("count")).collect()[0][0]
+    return stats, bool(most and most > 1)
 
 
 def ingest_counts(spark: SparkSession, lake: Lake, run_id: str) -> tuple[dict[str, int], dict[str, int]]:

@@ -126,6 +126,31 @@ def test_each_known_hostile_line_is_rejected_or_loaded_intact_and_nothing_is_los
     assert not set(bronze) & set(rejects)
 
 
+def test_an_unquoted_line_with_a_field_too_many_or_too_few_is_malformed_even_an_empty_one(spark, tmp_path):
+    landing = tmp_path / "landing"
+
+    def line(pid: str) -> str:  # no quotes: Spark's CSV parser alone counts its fields
+        return f"{pid},张三,1990-01-01,13800000001,110101001001,,,2022-05-01T08:00:00"
+
+    ok = new_id()
+    lines = [
+        HEADER,
+        line(ok),  # 2 good
+        line(new_id()) + ",x",  # 3 a field too many
+        line(new_id()) + ",",  # 4 an empty field too many
+        line(new_id()).replace(",,,", ",,"),  # 5 an empty field too few
+        line(new_id()).rsplit(",", 1)[0],  # 6 the last field missing
+    ]
+    write(landing, "part-001.csv", "\n".join(lines).encode() + b"\n")
+    lake = ingest(spark, landing, tmp_path / "lake")
+
+    bronze, rejects, expected = accounted(spark, lake, landing)
+    f = "persons/part-001.csv"
+    assert bronze == {(f, 2): "张三"}
+    assert rejects == {(f, n): "malformed_row" for n in (3, 4, 5, 6)}
+    assert set(bronze) | set(rejects) == expected
+
+
 # -- random mixes ------------------------------------------------------------------------------------------
 NASTY = st.sampled_from(
     [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -667,6 +668,29 @@ def test_redelivery_merge_reads_only_the_days_that_can_hold_its_versions(spark, 
         ("V1", "VEN8", "venue_scans/part-004.csv"),
         ("V2", "VEN7", "venue_scans/part-003.csv"),
     ]
+
+
+def test_bronze_keeps_file_statistics_on_times_and_run_only_so_one_runs_rows_skip_other_runs_files(spark, tmp_path):
+    """The feed checks read one run's rows: they skip the files other runs wrote (a file moved away does not fail
+    the read). Identifiers get no statistics."""
+    landing, lake = tmp_path / "landing", Lake(tmp_path / "lake")
+    table = Path(lake.bronze("venue_scans"))
+    write_feed(landing, "venue_scans", [SCAN], name="part-001.csv")
+    Ingestor(spark, lake, landing, run_id="r1", floor=None, log=quiet).run()
+    [r1_file] = table.glob("*/*.parquet")
+    write_feed(landing, "venue_scans", [dict(SCAN, scan_id="V2")], name="part-002.csv")
+    Ingestor(spark, lake, landing, run_id="r2", floor=None, log=quiet).run()
+
+    stats = [
+        json.loads(json.loads(line)["add"]["stats"])
+        for log in sorted((table / "_delta_log").glob("*.json"))
+        for line in log.read_text().splitlines()
+        if '"add"' in line
+    ]
+    assert [sorted(st["minValues"]) for st in stats] == [["_known_at", "_run_id", "_source_known_at", "scanned_at"]] * 2
+    r1_file.rename(tmp_path / "aside.parquet")
+    rows = lake.read_bronze(spark, "venue_scans").where("_run_id = 'r2'").collect()
+    assert [(r["scan_id"], r["_file"]) for r in rows] == [("V2", "venue_scans/part-002.csv")]
 
 
 def test_two_event_row_end_known_at_its_own_time(spark, env):
